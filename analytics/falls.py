@@ -1,0 +1,320 @@
+"""Fall detection for one track: a FALL event per fall, and a LONG_LIE event if the person stays down.
+
+Owns the fall rules, the per-track state machine and the events' evidence; the body
+measurements come from analytics.falls_body and every number from analytics.thresholds
+(docs/analytics.md gives the reasons).
+
+A fall is an uncontrolled descent: the body's centre of mass drops far, faster than a
+person lowers themselves on purpose, the trunk goes from upright to near horizontal, and
+the person stays down. How fast is "uncontrolled" depends on the height fallen from
+(gravity gives v = sqrt(2 g h)), so a fall from a chair needs less speed than one from
+standing. Controlled movements (sitting, lying down, kneeling, bending, exercising) fail
+at least one test: they are slow for their height, or shallow, or keep the trunk up, or
+start from lying, or end with the person back up within a second.
+
+States: WATCHING (looking for such a descent ending with the trunk down), LANDED (it ended;
+the person must stay down for FALL_CONFIRM_S), FALLEN (reported; a LONG_LIE follows if the
+person stays down, getting up returns to WATCHING). A track that ends while LANDED (the
+person left the frame, the video ended) is reported on what was seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal
+
+from analytics import thresholds as th
+from analytics.config import AnalyticsConfig
+from analytics.events import Event, EventType
+from analytics.falls_body import BodySample
+from analytics.track import TrackedPose
+
+log = logging.getLogger(__name__)
+
+# The BodySample heights a speed can be measured on.
+Height = Literal["com_y", "hip_y", "head_y"]
+
+# Timestamps are floats (2.4 - 2.1 is 0.2999...): durations compare with this slack.
+_EPS_S = 1e-6
+
+
+class FallState(str, Enum):
+    WATCHING = "watching"
+    LANDED = "landed"
+    FALLEN = "fallen"
+
+
+class Confirmation(str, Enum):
+    STAYED_DOWN = "stayed_down"
+    TRACK_ENDED = "track_ended"
+
+
+@dataclass(frozen=True)
+class Descent:
+    """A descent that qualifies as a fall. Heights are image y (image heights, down is +);
+    speeds are downward in torso lengths per second; the drop is in torso lengths; trunk
+    angles are from vertical in degrees (0 upright, 90 horizontal)."""
+
+    onset_s: float
+    landed_s: float
+    top_com_y: float
+    top_hip_y: float
+    top_feet_y: float
+    torso_ih: float
+    start_height_torso: float
+    drop_torso: float
+    peak_com_speed: float
+    peak_hip_speed: float
+    peak_head_speed: float
+    trunk_before_deg: float
+    trunk_after_deg: float
+
+    @property
+    def freefall_fraction(self) -> float:
+        """Peak centre-of-mass speed as a fraction of free fall from the starting height."""
+        return self.peak_com_speed / freefall_speed_torso_per_s(self.start_height_torso)
+
+    @property
+    def strength(self) -> float:
+        """How far past the tests the descent is: 1 just passes, 2 is twice as fast and deep."""
+        return min(
+            self.freefall_fraction / th.FALL_MIN_FREEFALL_FRACTION,
+            self.drop_torso / (th.FALL_MIN_DROP_FRACTION * self.start_height_torso),
+        )
+
+    def hip_height_fraction(self, sample: BodySample) -> float:
+        """The pelvis's height above the feet now, as a fraction of what it was before the descent."""
+        before = self.top_feet_y - self.top_hip_y
+        return (self.top_feet_y - sample.hip_y) / before if before > 1e-9 else 0.0
+
+    def is_down(self, sample: BodySample) -> bool:
+        """Still on the ground: trunk not upright, or centre of mass still well below its start."""
+        low = self.top_com_y + th.FALL_STAYS_DOWN_FRACTION * self.drop_torso * self.torso_ih
+        return sample.trunk_rise < th.FALL_UPRIGHT_RISE or sample.com_y >= low
+
+
+def freefall_speed_torso_per_s(height_torso: float) -> float:
+    """Speed after falling freely from `height_torso` (torso lengths), in torso lengths/s."""
+    g_torso = th.GRAVITY_M_PER_S2 / th.WORLD_TORSO_M
+    return math.sqrt(2.0 * g_torso * max(height_torso, 0.0))
+
+
+def downward_speed(samples: list[BodySample], i: int, height: Height) -> float:
+    """Downward speed of `height` (a BodySample field) at samples[i] in torso lengths per
+    second, over the shortest span of at least FALL_SPEED_SPAN_S ending there, so that every
+    analysis rate measures over about the same time (0 if there is no such span, or only
+    across a gap longer than FALL_SPEED_MAX_SPAN_S)."""
+    now = samples[i]
+    j = i - 1
+    while j >= 0 and now.t_s - samples[j].t_s < th.FALL_SPEED_SPAN_S - _EPS_S:
+        j -= 1
+    if j < 0 or now.t_s - samples[j].t_s > th.FALL_SPEED_MAX_SPAN_S:
+        return 0.0
+    then = samples[j]
+    return (getattr(now, height) - getattr(then, height)) / (now.t_s - then.t_s) / then.torso_ih
+
+
+def start_height_torso(samples: list[BodySample], top: int) -> float:
+    """Height of the centre of mass above the feet before a descent from samples[top], in torso
+    lengths: the most it was in the FALL_START_LOOKBACK_S up to `top` (so a window that
+    begins mid-descent cannot lower it), within the plausible range of a seat to standing."""
+    t_top = samples[top].t_s
+    heights = [
+        (s.feet_y - s.com_y) / s.torso_ih
+        for s in samples[: top + 1]
+        if t_top - s.t_s <= th.FALL_START_LOOKBACK_S
+    ]
+    return min(max(max(heights), th.FALL_MIN_START_HEIGHT_TORSO), th.FALL_MAX_START_HEIGHT_TORSO)
+
+
+def find_descent(samples: list[BodySample]) -> Descent | None:
+    """The fall ending at the last sample, if the trunk is down there and the samples before
+    show it upright, then a drop of the centre of mass fast and deep enough for a fall."""
+    now = samples[-1]
+    if now.trunk_rise > th.FALL_DOWN_RISE:
+        return None
+    first = 0
+    while now.t_s - samples[first].t_s > th.FALL_MAX_DURATION_S:
+        first += 1
+    upright = [k for k in range(first, len(samples) - 1) if samples[k].trunk_rise >= th.FALL_UPRIGHT_RISE]
+    if not upright:
+        return None
+    # The drop is measured from the highest the centre of mass was while the trunk was still
+    # up: knees can buckle before the trunk tips.
+    top = min(range(first, upright[-1] + 1), key=lambda k: samples[k].com_y)
+    speeds = {k: downward_speed(samples, k, "com_y") for k in range(top + 1, len(samples))}
+    if not speeds:
+        return None
+    peak_at = max(speeds, key=lambda k: speeds[k])
+    ref, height = samples[top], start_height_torso(samples, top)
+    drop = (now.com_y - ref.com_y) / ref.torso_ih
+    fraction = speeds[peak_at] / freefall_speed_torso_per_s(height)
+    if drop < th.FALL_MIN_DROP_FRACTION * height or fraction < th.FALL_MIN_FREEFALL_FRACTION:
+        log.debug(
+            "t=%.2f too slow or shallow for a fall: drop %.2f of %.2f torso, %.2f of free-fall speed",
+            now.t_s, drop, height, fraction,
+        )  # fmt: skip
+        return None
+    # Onset: the last still moment before the descent that reached the peak. Landing: the
+    # middle of the first still span after it (a speed covers the span before its sample).
+    slow = th.FALL_ONSET_SPEED_TORSO_PER_S
+    onset = next((k for k in range(peak_at, top, -1) if speeds[k] < slow), top)
+    still = next((k for k in range(peak_at, len(samples)) if speeds[k] < slow), len(samples) - 1)
+    landed_by = samples[still].t_s - th.FALL_SPEED_SPAN_S / 2
+    landed = max([peak_at] + [k for k in range(peak_at, still + 1) if samples[k].t_s <= landed_by + _EPS_S])
+    steps = [samples[k].com_y - samples[k - 1].com_y for k in range(onset + 1, len(samples))]
+    if max(steps) > th.FALL_MAX_ONE_STEP_FRACTION * (now.com_y - samples[onset].com_y):
+        log.debug("t=%.2f down in one step from upright: the tracker followed someone else", now.t_s)
+        return None
+    span = range(top + 1, len(samples))
+    return Descent(
+        onset_s=samples[onset].t_s,
+        landed_s=samples[landed].t_s,
+        top_com_y=ref.com_y,
+        top_hip_y=ref.hip_y,
+        top_feet_y=ref.feet_y,
+        torso_ih=ref.torso_ih,
+        start_height_torso=height,
+        drop_torso=drop,
+        peak_com_speed=speeds[peak_at],
+        peak_hip_speed=max(downward_speed(samples, k, "hip_y") for k in span),
+        peak_head_speed=max(downward_speed(samples, k, "head_y") for k in span),
+        trunk_before_deg=min(samples[k].trunk_angle_deg for k in range(top, upright[-1] + 1)),
+        trunk_after_deg=now.trunk_angle_deg,
+    )
+
+
+class FallDetector:
+    """Per-track fall detector (TrackDetector protocol). Picklable: plain data only."""
+
+    def __init__(self, track_id: int, config: AnalyticsConfig) -> None:
+        self.track_id = track_id
+        self.long_lie_after_s = config.long_lie_after_s
+        self.state = FallState.WATCHING
+        self._samples: deque[BodySample] = deque()
+        self._descent: Descent | None = None
+        self._up_since_s: float | None = None
+        self._long_lie_reported = False
+
+    def update(self, pose: TrackedPose) -> list[Event]:
+        return self.step(BodySample.from_tracked(pose))
+
+    def step(self, sample: BodySample) -> list[Event]:
+        """The state machine on one body sample (what `update` does after measuring the pose)."""
+        self._samples.append(sample)
+        while sample.t_s - self._samples[0].t_s > th.FALL_HISTORY_S:
+            self._samples.popleft()
+        if self.state == FallState.WATCHING:
+            self._descent = find_descent(list(self._samples))
+            if self._descent is not None:
+                self.state = FallState.LANDED
+                self._up_since_s = None
+            return []
+        if self.state == FallState.LANDED:
+            return self._landed(sample)
+        return self._fallen(sample)
+
+    def finish(self, t_s: float) -> list[Event]:
+        d = self._descent
+        if self.state == FallState.LANDED and d is not None and self._on_ground(self._samples[-1], d):
+            # The person left the frame or the video ended while down: report what was seen.
+            return [self._fall_event(t_s, Confirmation.TRACK_ENDED)]
+        return []
+
+    def _landed(self, sample: BodySample) -> list[Event]:
+        d = self._descent
+        assert d is not None
+        if self._got_up(sample, d):
+            log.debug("track=%s t=%.2f up again soon after a descent: not a fall", self.track_id, sample.t_s)
+            self.state, self._descent = FallState.WATCHING, None
+            return []
+        # While the body is still going down the descent's measures grow: keep the fullest.
+        again = find_descent(list(self._samples))
+        if again is not None and again.onset_s <= d.landed_s and again.drop_torso >= d.drop_torso:
+            self._descent = d = again
+        if sample.t_s - d.landed_s >= th.FALL_CONFIRM_S - _EPS_S and self._on_ground(sample, d):
+            self.state = FallState.FALLEN
+            return [self._fall_event(sample.t_s, Confirmation.STAYED_DOWN)]
+        return []
+
+    def _fallen(self, sample: BodySample) -> list[Event]:
+        d = self._descent
+        assert d is not None
+        if self._got_up(sample, d):
+            self.state, self._descent, self._long_lie_reported = FallState.WATCHING, None, False
+            return []
+        if (
+            self._up_since_s is None
+            and not self._long_lie_reported
+            and sample.t_s - d.landed_s >= self.long_lie_after_s - _EPS_S
+        ):
+            self._long_lie_reported = True
+            return [self._long_lie_event(sample.t_s, d)]
+        return []
+
+    def _on_ground(self, sample: BodySample, d: Descent) -> bool:
+        """Down with the pelvis low: someone bent over or kneeling keeps the hips up and is not
+        on the ground (yet)."""
+        return (
+            self._up_since_s is None
+            and d.is_down(sample)
+            and d.hip_height_fraction(sample) <= th.FALL_MAX_HIP_HEIGHT_FRACTION
+        )
+
+    def _got_up(self, sample: BodySample, d: Descent) -> bool:
+        """True once the person has been up for FALL_GETUP_S (a single upright frame is noise)."""
+        if d.is_down(sample):
+            self._up_since_s = None
+            return False
+        if self._up_since_s is None:
+            self._up_since_s = sample.t_s
+        return sample.t_s - self._up_since_s >= th.FALL_GETUP_S - _EPS_S
+
+    def _fall_event(self, t_detected_s: float, confirmed_by: Confirmation) -> Event:
+        d = self._descent
+        assert d is not None
+        # Confidence grows with how far past the tests the descent is; a fall whose track
+        # ended before the person was seen staying down has less evidence.
+        confidence = 1.0 - 0.5 / d.strength
+        if confirmed_by == Confirmation.TRACK_ENDED:
+            confidence *= th.FALL_TRACK_ENDED_CONFIDENCE
+        return Event(
+            type=EventType.FALL,
+            t_start_s=d.onset_s,
+            t_end_s=d.landed_s,
+            track_id=self.track_id,
+            confidence=round(min(max(confidence, 0.0), 1.0), 3),
+            data={
+                "t_detected_s": round(t_detected_s, 3),
+                "confirmed_by": confirmed_by.value,
+                "trunk_before_deg": round(d.trunk_before_deg, 1),
+                "trunk_after_deg": round(d.trunk_after_deg, 1),
+                "peak_com_speed_torso_per_s": round(d.peak_com_speed, 2),
+                "peak_hip_speed_torso_per_s": round(d.peak_hip_speed, 2),
+                "peak_head_speed_torso_per_s": round(d.peak_head_speed, 2),
+                "freefall_fraction": round(d.freefall_fraction, 3),
+                "start_height_torso": round(d.start_height_torso, 2),
+                "drop_torso": round(d.drop_torso, 2),
+                "on_ground_s": round(max(0.0, t_detected_s - d.landed_s), 2),
+                "got_up": False,
+                "got_up_t_s": None,
+            },
+        )
+
+    def _long_lie_event(self, t_s: float, d: Descent) -> Event:
+        return Event(
+            type=EventType.LONG_LIE,
+            t_start_s=d.landed_s,
+            t_end_s=t_s,
+            track_id=self.track_id,
+            confidence=1.0,
+            data={
+                "t_detected_s": round(t_s, 3),
+                "fall_onset_s": round(d.onset_s, 3),
+                "down_s": round(t_s - d.landed_s, 2),
+            },
+        )

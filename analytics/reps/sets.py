@@ -1,0 +1,170 @@
+"""Sets of repetitions on one track: which exercise is going on, and the REP / EXERCISE_SET events.
+
+Owns recognition over time and the event payloads; does not look at poses. With the
+exercise given, every counted repetition is reported at once. Recognising automatically,
+candidates of each exercise wait until REP_SET_MIN_REPS_AUTO of them follow one another
+(gaps under REP_SET_MAX_GAP_S); then they are all reported and the set is open, so
+everyday movements that happen to complete one cycle (a crouch, sitting down) never
+surface. A set closes after REP_SET_MAX_GAP_S without a repetition, when another
+exercise's run is confirmed, or when the track ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from analytics import thresholds as th
+from analytics.events import Event, EventType, Exercise
+
+
+@dataclass(frozen=True)
+class Rep:
+    """One complete repetition, before it is reported. Angles in degrees, times in seconds."""
+
+    exercise: Exercise
+    side: str
+    driving_angle: str
+    t_start_s: float
+    t_peak_s: float
+    t_end_s: float
+    peak_angle_deg: float
+    top_angle_deg: float
+    rom_deg: float
+    form_flags: tuple[str, ...]
+    form_checked: bool
+    quality: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.t_end_s - self.t_start_s
+
+    def overlap_fraction(self, other: Rep) -> float:
+        """Shared time as a fraction of the shorter of the two."""
+        shared = min(self.t_end_s, other.t_end_s) - max(self.t_start_s, other.t_start_s)
+        shorter = min(self.duration_s, other.duration_s)
+        return max(shared, 0.0) / shorter if shorter > 0 else 0.0
+
+
+@dataclass
+class _OpenSet:
+    exercise: Exercise
+    index: int
+    reps: list[Rep] = field(default_factory=list)
+
+    @property
+    def last_end_s(self) -> float:
+        return self.reps[-1].t_end_s
+
+
+class SetTracker:
+    """Per track. `given`: the exercise the user named, or None to recognise it."""
+
+    def __init__(self, track_id: int, given: Exercise | None) -> None:
+        self.track_id = track_id
+        self.given = given
+        self._pending: list[Rep] = []
+        self._open: _OpenSet | None = None
+        self._sets_done = 0
+
+    @property
+    def open_exercise(self) -> Exercise | None:
+        return None if self._open is None else self._open.exercise
+
+    def add(self, rep: Rep) -> list[Event]:
+        events: list[Event] = []
+        if self._open is not None and self._open.exercise == rep.exercise:
+            if rep.t_start_s - self._open.last_end_s <= th.REP_SET_MAX_GAP_S:
+                self._open.reps.append(rep)
+                return [self._rep_event(rep, self._open)]
+            events.extend(self._close())
+        if self.given is not None:
+            events.extend(self._close())
+            events.extend(self._open_set([rep]))
+            return events
+        # A run of one exercise is broken by a long gap, not by another exercise's candidate
+        # (an odd cycle misread as something else must not hide a real set).
+        run = [p for p in self._pending if p.exercise == rep.exercise]
+        if run and rep.t_start_s - run[-1].t_end_s > th.REP_SET_MAX_GAP_S:
+            self._pending = [p for p in self._pending if p.exercise != rep.exercise]
+            run = []
+        self._pending.append(rep)
+        if len(run) + 1 >= th.REP_SET_MIN_REPS_AUTO:
+            confirmed = run + [rep]
+            events.extend(self._close())
+            self._pending = []
+            events.extend(self._open_set(confirmed))
+        return events
+
+    def tick(self, t_s: float, cycle_open_since_s: float | None) -> list[Event]:
+        """Close the open set once it has been idle too long. `cycle_open_since_s`: start of a
+        cycle of the set's exercise still in progress (it may yet continue the set)."""
+        if self._open is None or t_s - self._open.last_end_s <= th.REP_SET_MAX_GAP_S:
+            return []
+        if (
+            cycle_open_since_s is not None
+            and cycle_open_since_s - self._open.last_end_s <= th.REP_SET_MAX_GAP_S
+        ):
+            return []
+        return self._close()
+
+    def finish(self) -> list[Event]:
+        self._pending = []
+        return self._close()
+
+    def _open_set(self, reps: list[Rep]) -> list[Event]:
+        self._sets_done += 1
+        self._open = _OpenSet(reps[0].exercise, self._sets_done, list(reps))
+        return [self._rep_event(rep, self._open, i + 1) for i, rep in enumerate(reps)]
+
+    def _close(self) -> list[Event]:
+        open_set, self._open = self._open, None
+        if open_set is None:
+            return []
+        return [self._set_event(open_set)]
+
+    def _rep_event(self, rep: Rep, open_set: _OpenSet, index: int | None = None) -> Event:
+        return Event(
+            type=EventType.REP, t_start_s=rep.t_start_s, t_end_s=rep.t_end_s, track_id=self.track_id,
+            confidence=_unit(rep.quality),
+            data={
+                "exercise": rep.exercise.value,
+                "rep_index": index if index is not None else len(open_set.reps),
+                "set_index": open_set.index,
+                "side": rep.side,
+                "t_peak_s": round(rep.t_peak_s, 3),
+                "driving_angle": rep.driving_angle,
+                "peak_angle_deg": round(rep.peak_angle_deg, 1),
+                "top_angle_deg": round(rep.top_angle_deg, 1),
+                "rom_deg": round(rep.rom_deg, 1),
+                "duration_s": round(rep.duration_s, 3),
+                "form_flags": list(rep.form_flags),
+                "form_checked": rep.form_checked,
+                "recognised": self.given is None,
+            },
+        )  # fmt: skip
+
+    def _set_event(self, open_set: _OpenSet) -> Event:
+        reps = open_set.reps
+        t0, t1 = reps[0].t_start_s, reps[-1].t_end_s
+        flags: dict[str, int] = {}
+        for rep in reps:
+            for flag in rep.form_flags:
+                flags[flag] = flags.get(flag, 0) + 1
+        return Event(
+            type=EventType.EXERCISE_SET, t_start_s=t0, t_end_s=t1, track_id=self.track_id,
+            confidence=_unit(sum(r.quality for r in reps) / len(reps)),
+            data={
+                "exercise": open_set.exercise.value,
+                "set_index": open_set.index,
+                "reps": len(reps),
+                "mean_rom_deg": round(sum(r.rom_deg for r in reps) / len(reps), 1),
+                "mean_rep_duration_s": round(sum(r.duration_s for r in reps) / len(reps), 3),
+                "reps_per_min": round(60.0 * len(reps) / (t1 - t0), 1) if t1 > t0 else 0.0,
+                "form_flag_counts": flags,
+                "recognised": self.given is None,
+            },
+        )  # fmt: skip
+
+
+def _unit(x: float) -> float:
+    return float(min(1.0, max(0.0, x)))

@@ -1,0 +1,228 @@
+"""Every tunable number of the analytics, with its unit and the reason for its value.
+
+Thresholds are in body-relative units (torso lengths, degrees, seconds), never pixels, and
+are chosen from how bodies move, not fitted to particular clips: docs/analytics.md gives
+the reasoning for each.
+"""
+
+# --- landmarks
+# A landmark below this visibility is treated as not seen: MediaPipe still places it, but
+# by guessing, and an angle through a guessed joint is noise.
+VISIBLE = 0.5
+
+# --- smoothing (1€ filter; positions in image heights, world landmarks in metres)
+# 1.5 Hz at rest removes MediaPipe's frame-to-frame jitter; beta lets the cutoff rise with
+# speed so a fast movement is followed within one or two frames at 10 fps.
+SMOOTH_MIN_CUTOFF_HZ = 1.5
+SMOOTH_BETA = 0.5
+SMOOTH_DERIVATIVE_CUTOFF_HZ = 1.0
+
+# --- per-run defaults (overridable by settings)
+# A fallen person still down this long is reported again (long_lie): long enough that a
+# person who can get up has done so, short enough to matter (lying long after a fall is the
+# harm falls detection exists to catch).
+LONG_LIE_AFTER_S = 30.0
+
+# --- tracks
+# How long a person may be unseen before their track ends (overridable per run).
+TRACK_LOST_AFTER_S = 1.5
+# Torso length (mid-shoulder to mid-hip) of MediaPipe's world skeleton, which has about the
+# same size for everyone (0.47-0.50 m on standing people in the shared clips): converts the
+# world fit's image-heights-per-metre into torso lengths.
+WORLD_TORSO_M = 0.5
+# The body's size is the median of this many frames' fits: MediaPipe's world skeleton
+# glitches for a frame or two (mostly when tracking restarts), the median ignores that.
+TRACK_TORSO_MEDIAN_FRAMES = 5
+# Fastest plausible movement of the body's median landmark, in torso lengths per second.
+# Walking is ~3 (1.5 m/s); the fastest is a fall, whose upper body reaches ~4 m/s (8) just
+# before impact, and when the legs are hidden the median is an upper-body point. A switch
+# to another person moves every landmark at once by the distance between the two people.
+TRACK_MAX_BODY_SPEED_TORSO_PER_S = 8.0
+# Allowed on top at any interval: landmark noise, a stuttering video (a frame repeated,
+# then a jump), and MediaPipe lagging behind a fast movement and catching up in one frame
+# (seen up to ~1.2 torso lengths within 0.06 s in a fall toward the camera).
+TRACK_MIN_JUMP_TORSO = 0.8
+# A body's size in the image changes only with its distance to the camera: by a factor of
+# at most ~2 per second even close to a lens. The floor is wide because MediaPipe's world
+# skeleton can misjudge one frame by up to ~2.4x (seen when tracking restarts on a person
+# lying down); movement, not size, is what catches most switches.
+TRACK_MAX_SCALE_RATIO = 2.5
+TRACK_MAX_SCALE_RATE_PER_S = 2.0
+# Below this pose score (the backend's confidence: torso visibility, or the multi backend's
+# presence times it) a pose may continue a track but never start one, and is matched only after
+# the confident poses (ByteTrack's two-stage association). Half a torso seen is the line.
+TRACK_NEW_MIN_SCORE = 0.5
+
+# --- falls (analytics/falls.py; docs/analytics.md gives the reasoning at length)
+# Heights and speeds are in torso lengths (WORLD_TORSO_M = 0.5 m, so 1 torso length/s is
+# 0.5 m/s); the trunk's "rise" is how far the shoulders are above the hips, in torso lengths.
+#
+# Trunk upright and trunk down. Rise 0.6 is a trunk within ~55 deg of vertical: standing,
+# walking, sitting, slouching forward on a seat. Rise 0.5 is ~60 deg or more from vertical,
+# or a torso pointing at the camera: lying, in any direction.
+FALL_UPRIGHT_RISE = 0.6
+FALL_DOWN_RISE = 0.5
+# Longest time from the last upright moment to the trunk down. Falls take 0.4-1 s; 2 s
+# leaves room for knees buckling first or a slide off a chair; slower is lying down.
+FALL_MAX_DURATION_S = 2.0
+# Samples kept per track: a whole fall plus the second before it (its starting height).
+FALL_HISTORY_S = 4.0
+# Speeds are measured over the shortest span of at least this: 2 frames at 10 fps, 3 at 15.
+# One frame is too noisy; a longer span averages a fall's peak away. Across a gap in the
+# poses longer than the max span there is no speed (an average over it means little).
+FALL_SPEED_SPAN_S = 0.2
+FALL_SPEED_MAX_SPAN_S = 0.6
+# Moving down faster than this (0.25 m/s) is descending: slower than any part of a fall,
+# faster than sway or breathing. It marks the fall's onset and its landing.
+FALL_ONSET_SPEED_TORSO_PER_S = 0.5
+# A fall is gravity winning: the centre of mass's peak downward speed must reach this
+# fraction of the speed of a free fall from its starting height above the feet,
+# sqrt(2 g h). Measured (smoothed, projected, 10 fps) speeds read low: the shared falls
+# reach 0.25-0.60; getting down on the floor, kneeling, lying down prone reach 0.20 at most
+# (pose confidence 0.3 or 0.5, 10 or 15 fps). A slide off a chair slowed by the hands and
+# knees reads 0.21 and is missed: from a seat, nothing in the poses tells it from getting
+# down on purpose (docs/analytics.md), so the threshold stays where the ADLs put it.
+FALL_MIN_FREEFALL_FRACTION = 0.22
+GRAVITY_M_PER_S2 = 9.81
+# The starting height is the most it was over this long before the descent (someone who
+# slumps on a chair before sliding off still started from the seat), clamped to a seat's
+# height (~1 torso length) to standing (~1.7): a misplaced ankle cannot make a slow
+# descent count as a fall from a low seat.
+FALL_START_LOOKBACK_S = 1.0
+FALL_MIN_START_HEIGHT_TORSO = 0.9
+FALL_MAX_START_HEIGHT_TORSO = 2.0
+# How far the centre of mass must come down, as a fraction of its starting height: a fall
+# ends on the floor (all of it, less if the person falls out of view); bending over to
+# pick something up lowers it by about a third.
+FALL_MIN_DROP_FRACTION = 0.4
+# Most of a fall's drop that one frame may hold: a body takes 0.3 s or more to reach the
+# ground, several frames at any analysis rate (MediaPipe catching up on a fast fall puts
+# up to ~60 % in one frame). All of it between two frames is the tracker following someone
+# else who was already down.
+FALL_MAX_ONE_STEP_FRACTION = 0.8
+# Confirmation: down for this long after landing, with the pelvis at most this fraction of
+# its height above the feet before the fall. A fall leaves the person on the ground for
+# more than a second (a stumble or an exercise move is up again sooner); on the ground the
+# pelvis is at 0-40 % (lying, sitting on the floor), bent over or kneeling it stays at 55 %+.
+FALL_CONFIRM_S = 1.0
+FALL_MAX_HIP_HEIGHT_FRACTION = 0.6
+# Still down while the centre of mass has not come back up by half the drop, or the trunk
+# is not upright (sitting up on the floor is still down).
+FALL_STAYS_DOWN_FRACTION = 0.5
+# Up (trunk upright and centre of mass back up) for this long means the person got up: a
+# single upright frame can be a landmark glitch.
+FALL_GETUP_S = 0.3
+# Confidence factor for a fall reported because its track ended (the person left the frame
+# or the video ended) before they were seen staying down.
+FALL_TRACK_ENDED_CONFIDENCE = 0.8
+
+# --- repetitions (analytics/reps/)
+# Angles are joint angles (180 = straight) or trunk inclination (0 = upright, 90 = lying);
+# distances are torso lengths. docs/analytics.md gives the reasoning at length.
+#
+# Visibility a landmark needs to drive a repetition. MediaPipe gives a limb hidden behind
+# the body (the far arm in a side view) 0.2-0.6 while still placing it from the body's
+# context, and a landmark out of the frame below ~0.2. A cycle only needs the limb to be
+# followed, so the floor sits between the two, below the 0.5 used for stored angles. Fully
+# behind the body (the far elbow at the top of a curl: 0.08-0.30 at pose confidence 0.3)
+# the placement is a guess (that elbow then reads anywhere from 60 to 120 deg) and the
+# sample is dropped; the cycle's dwell is measured across the gap (REP_MIN_PEAK_DWELL_S).
+REP_MIN_VISIBILITY = 0.3
+# Time the signal must spend in the peak zone, from its crossing in to its last crossing
+# out (each interpolated between the samples either side of the threshold, also across a
+# short loss of sight, so a top hidden behind the body still has a duration). A single
+# wrong sample crosses in and out within one sampling interval and reads less than that
+# (0.1 s at 10 fps, 0.07 s at 15 fps), or 0 next to a sample at rest; the top of a real
+# repetition takes a third of the cycle or more, >= 0.2 s even for an all-out 0.6 s jumping
+# jack. Measured on the shared clips: counted reps 0.31 s and up, one-sample excursions of
+# everyday movement 0.00-0.10 s.
+REP_MIN_PEAK_DWELL_S = 0.15
+# Shortest and longest plausible repetition (rest -> peak -> rest). The quickest exercise,
+# a jumping jack, takes ~0.6 s at an all-out pace; holding a bottom for more than ~10 s is
+# a different activity (sitting, kneeling), not a repetition.
+REP_MIN_DURATION_S = 0.4
+REP_MAX_DURATION_S = 10.0
+# A signal unseen for longer than this may have crossed both thresholds unseen: the cycle
+# in progress is dropped (never guessed), and counting resumes with the next full cycle.
+REP_MAX_GAP_S = 1.0
+# Two cycles of the two arms (or legs) that overlap this much in time are one repetition
+# done with both at once; less overlap means they alternate and each counts.
+REP_SAME_REP_OVERLAP = 0.5
+# A set (bout) ends when no repetition follows for this long: rest between sets is longer
+# (30 s and more), while a pause inside a set, even to change grip, is a few seconds.
+REP_SET_MAX_GAP_S = 5.0
+# Automatic recognition reports an exercise only after this many consecutive repetitions of
+# it: a single squat-like crouch, bend or sit-down is everyday life; three in a row, each a
+# full cycle with gaps under REP_SET_MAX_GAP_S, are exercise. Given exercise: each rep counts.
+REP_SET_MIN_REPS_AUTO = 3
+#
+# Rest and peak zones of each exercise's driving angle. Peak thresholds sit at the point
+# the movement passes only when done on purpose; rest thresholds leave ~40 deg for the
+# world estimate, which reads a straight limb as 145-165 deg. The band between is hysteresis.
+# Squat and lunge: knee angle. A bottom is at or below 90-100 deg; 110 is well past the top
+# third of the range, which walking (knee >= ~120 deg) and standing sway never reach.
+SQUAT_LUNGE_PEAK_KNEE_DEG = 110.0
+SQUAT_LUNGE_REST_KNEE_DEG = 140.0
+# Push-up: elbow angle, ~90 deg at the standard bottom, straight at the top.
+PUSHUP_PEAK_ELBOW_DEG = 110.0
+PUSHUP_REST_ELBOW_DEG = 140.0
+# Curl: elbow angle; 90 deg puts the forearm above horizontal with the upper arm hanging.
+CURL_PEAK_ELBOW_DEG = 90.0
+CURL_REST_ELBOW_DEG = 140.0
+# Jumping jack: shoulder angle (upper arm to trunk side), 30 deg either side of horizontal.
+JUMPING_JACK_PEAK_SHOULDER_DEG = 120.0
+JUMPING_JACK_REST_SHOULDER_DEG = 60.0
+# Sit-up: trunk inclination, within 30 deg of upright at the top, of lying at the bottom.
+SITUP_PEAK_TRUNK_INCLINATION_DEG = 30.0
+SITUP_REST_TRUNK_INCLINATION_DEG = 60.0
+#
+# Postures that let each signal be read (outside them the machine pauses).
+# Standing exercises: trunk closer to upright than this. A squat or lunge leans forward up
+# to ~45-50 deg at the bottom; curls and jumping jacks are done upright (a lean of 30 deg
+# is already a bent-over row or a stumble).
+LEGS_MAX_TRUNK_INCLINATION_DEG = 60.0
+UPRIGHT_MAX_TRUNK_INCLINATION_DEG = 30.0
+# Push-up: body closer to horizontal than to vertical, forearm within 60 deg of hanging
+# straight down (cos 60 = 0.5): the hands are on the floor under the shoulders.
+PUSHUP_MIN_TRUNK_INCLINATION_DEG = 45.0
+PUSHUP_MIN_FOREARM_DOWN = 0.5
+# Push-up: the body held in a line from shoulders through hips (hip angle ~180 in a plank,
+# 155-170 on the knees); on hands and knees, crawling or reaching down it is ~90-130.
+PUSHUP_MIN_HIP_DEG = 140.0
+# Curl: the upper arm stays along the body (shoulder angle below this); with the arm
+# raised, an elbow bend is a press, a wave or a phone call.
+CURL_MAX_SHOULDER_DEG = 50.0
+# Sit-up: knees not far below the hips (standing puts them a thigh, ~1 torso length,
+# below; lying or sitting on the floor with bent knees puts them level or above).
+SITUP_MIN_THIGH_RISE_TORSO = -0.5
+#
+# Telling the exercises apart at a cycle's peak (automatic recognition).
+# Lunge vs squat: in a lunge the back knee drops near the floor while the front knee stays
+# about a shin length (~0.9 torso lengths) up; squatting knees are level.
+LUNGE_MIN_KNEE_GAP_TORSO = 0.3
+# Jumping jack: feet apart at the peak. Jumping out puts the ankles ~1.5 torso lengths
+# apart (about three hip widths), feet together are 0.2-0.4; 1.0 is a clear jump apart.
+JUMPING_JACK_MIN_ANKLE_SPREAD_TORSO = 1.0
+# Sit-up: the trunk comes up toward the thighs (hip angle below this at the top); sitting
+# up with straight legs or on a chair stays near 90 deg or more.
+SITUP_MAX_HIP_AT_PEAK_DEG = 80.0
+#
+# Form checks (flags on a counted repetition).
+# Squat depth: thighs about parallel puts the knee near 90-100 deg.
+SQUAT_DEPTH_KNEE_MAX_DEG = 100.0
+# Push-up: straight arms at the top (allowing ~25 deg of landmark error), elbows at or
+# below ~90 deg (+10) at the bottom.
+PUSHUP_LOCKOUT_ELBOW_MIN_DEG = 155.0
+PUSHUP_DEPTH_ELBOW_MAX_DEG = 100.0
+# Curl: arm (nearly) straight at the bottom; at the top a full curl brings the weight to
+# the shoulder (elbow ~30-50 deg), while stopping above 70 deg is a half rep.
+CURL_EXTENDED_ELBOW_MIN_DEG = 150.0
+CURL_CONTRACTED_ELBOW_MAX_DEG = 70.0
+# Jumping jack: arms overhead means both wrists above the head (the nose's height) at the peak.
+JUMPING_JACK_MIN_WRIST_ABOVE_NOSE_TORSO = 0.0
+# Lunge: the front knee at a right angle at the bottom, give or take the tolerance (the
+# angle is estimated; from the front it reads 10-20 deg open).
+LUNGE_FRONT_KNEE_TARGET_DEG = 90.0
+LUNGE_FRONT_KNEE_TOLERANCE_DEG = 25.0
+# Sit-up: trunk within this of upright at the top.
+SITUP_REACH_TRUNK_INCLINATION_MAX_DEG = 20.0

@@ -1,0 +1,123 @@
+"""Live capacity: N simultaneous RTSP streams (a shared clip looped by a real GStreamer RTSP server)
+analysed at 10 fps each on this machine by the real services (`posepipe ingest` and
+`posepipe worker -n 2`) against Redis and PostgreSQL.
+
+For each N: frames sampled, analysed and dropped (with causes), capture-to-pose-row latency
+(from a frame's capture to the commit of its chunk) and capture-to-event latency (from the
+capture of the frame that confirmed a fall to the event's row), p50 and p95, peak Redis
+memory and peak worker RSS. N is sustained in real time when under 1 % of the sampled frames
+were dropped and analysis kept pace (analysed ≈ sampled).
+
+    .venv/bin/python -m bench.live [--streams 2,4,6,8] [--seconds 45] [--clip falls/urfall_ds04_...mp4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import psycopg
+
+from bench.common import RedisMemoryPeak, ensure_redis, live_stack, tree_rss_mb
+
+REDIS_BENCH_DB = 12
+WARMUP_S = 15.0
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+
+def run(n: int, clip: Path, seconds: float, redis_url: str) -> dict[str, object]:
+    with live_stack(n, clip, redis_url) as stack:
+        time.sleep(WARMUP_S)
+        t_from = time.time()
+        peak_rss = 0.0
+        with RedisMemoryPeak(redis_url) as memory:
+            while time.time() - t_from < seconds:
+                time.sleep(1)
+                peak_rss = max(peak_rss, tree_rss_mb(stack.worker.pid))
+        t_to = time.time()
+        time.sleep(3)  # let the last chunks of the window land
+        result = measure(stack.pg_url, n, t_from, t_to)
+    return result | {
+        "redis_peak_mb": round(memory.peak_bytes / 1e6, 1),
+        "worker_rss_peak_mb": round(peak_rss, 1),
+    }
+
+
+def measure(pg_url: str, n: int, t_from: float, t_to: float) -> dict[str, object]:
+    with psycopg.connect(pg_url) as conn:
+        sessions = {
+            vid: started.timestamp()
+            for vid, started in conn.execute("SELECT id, started_at FROM videos WHERE started_at IS NOT NULL")
+        }
+        pose_lat, analysed = [], 0
+        rows = conn.execute(
+            "SELECT f.video_id, f.t_s, c.finished_at FROM frames f JOIN chunks c "
+            "ON c.video_id = f.video_id AND f.seq >= c.seq_from AND f.seq < c.seq_to"
+        )
+        for vid, t_s, finished in rows:
+            captured = sessions[vid] + t_s
+            if t_from <= captured <= t_to:
+                analysed += 1
+                pose_lat.append(finished.timestamp() - captured)
+        event_lat = []
+        for vid, created, data in conn.execute(
+            "SELECT video_id, created_at, data FROM events WHERE type = 'fall'"
+        ):
+            captured = sessions[vid] + float(data["t_detected_s"])
+            if t_from <= captured <= t_to:
+                event_lat.append(created.timestamp() - captured)
+        dropped: dict[str, int] = {}
+        for (drops,) in conn.execute("SELECT dropped FROM camera_status"):
+            for cause, count in (drops or {}).items():
+                dropped[cause] = dropped.get(cause, 0) + int(count)
+    sampled = n * 10 * (t_to - t_from)
+    total_dropped = sum(dropped.values())
+    return {
+        "streams": n,
+        "seconds": round(t_to - t_from, 1),
+        "frames_sampled_expected": int(sampled),
+        "frames_analysed": analysed,
+        "analysed_fraction": round(analysed / sampled, 3) if sampled else None,
+        "dropped_total_incl_warmup": total_dropped,
+        "dropped_by_cause": dropped,
+        "pose_row_latency_p50_s": percentile(pose_lat, 0.5),
+        "pose_row_latency_p95_s": percentile(pose_lat, 0.95),
+        "event_latency_p50_s": percentile(event_lat, 0.5),
+        "event_latency_p95_s": percentile(event_lat, 0.95),
+        "fall_events": len(event_lat),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--streams", default="2,4,6,8")
+    parser.add_argument("--seconds", type=float, default=45.0)
+    parser.add_argument("--clip", default="falls/urfall_ds04_fall_while_walking.mp4")
+    args = parser.parse_args()
+    media = Path(os.environ.get("POSEPIPE_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))
+    redis_url = f"{ensure_redis()}/{REDIS_BENCH_DB}"
+    results = []
+    for n in (int(x) for x in args.streams.split(",")):
+        result = run(n, media / args.clip, args.seconds, redis_url)
+        results.append(result)
+        print(json.dumps(result), flush=True)
+    sustained = [r["streams"] for r in results if (r["analysed_fraction"] or 0) >= 0.99]
+    print(
+        "largest N analysed in real time (>= 99% of sampled frames):",
+        max(sustained) if sustained else "none",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Soak: four live streams for ten minutes; do Redis memory, worker and ingester RSS and open file
+descriptors stay flat?
+
+Samples every `--every` seconds after a warm-up and fits a least-squares line to each series;
+prints the samples' first/last values and the slope per minute, over the whole run and over its
+second half. A leak shows as a slope that is a visible fraction of the value per minute in both;
+flat is a slope near zero.
+
+    .venv/bin/python -m bench.soak [--streams 4] [--minutes 10] [--every 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import redis
+
+from bench.common import ensure_redis, live_stack, tree_open_fds, tree_rss_mb
+
+REDIS_BENCH_DB = 12
+WARMUP_S = 30.0
+
+
+def slope_per_minute(ts: list[float], values: list[float]) -> float:
+    n = len(ts)
+    mean_t, mean_v = sum(ts) / n, sum(values) / n
+    var = sum((t - mean_t) ** 2 for t in ts)
+    cov = sum((t - mean_t) * (v - mean_v) for t, v in zip(ts, values, strict=True))
+    return cov / var * 60 if var else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--streams", type=int, default=4)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--every", type=float, default=10.0)
+    parser.add_argument("--clip", default="falls/urfall_ds04_fall_while_walking.mp4")
+    args = parser.parse_args()
+    media = Path(os.environ.get("POSEPIPE_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))
+    redis_url = f"{ensure_redis()}/{REDIS_BENCH_DB}"
+    client = redis.Redis.from_url(redis_url)
+    series: dict[str, list[float]] = {
+        k: [] for k in ("redis_mb", "worker_rss_mb", "ingest_rss_mb", "open_fds")
+    }
+    times: list[float] = []
+    with live_stack(args.streams, media / args.clip, redis_url) as stack:
+        time.sleep(WARMUP_S)
+        started = time.time()
+        while time.time() - started < args.minutes * 60:
+            times.append(time.time() - started)
+            series["redis_mb"].append(int(client.info("memory")["used_memory"]) / 1e6)
+            series["worker_rss_mb"].append(tree_rss_mb(stack.worker.pid))
+            series["ingest_rss_mb"].append(tree_rss_mb(stack.ingest.pid))
+            series["open_fds"].append(tree_open_fds(stack.worker.pid) + tree_open_fds(stack.ingest.pid))
+            time.sleep(args.every)
+    report = {
+        name: {
+            "first": round(values[0], 1),
+            "last": round(values[-1], 1),
+            "max": round(max(values), 1),
+            "slope_per_min": round(slope_per_minute(times, values), 3),
+            # Warm-up growth that levels off shows here as a much smaller slope; a leak does not.
+            "second_half_slope_per_min": round(
+                slope_per_minute(times[len(times) // 2 :], values[len(values) // 2 :]), 3
+            ),
+        }
+        for name, values in series.items()
+    }
+    print(
+        json.dumps(
+            {"streams": args.streams, "minutes": args.minutes, "samples": len(times), **report}, indent=1
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

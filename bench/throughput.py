@@ -1,0 +1,155 @@
+"""Throughput of the pipeline against a bare loop, on the same sampled frames of a looped real clip.
+
+(a) bare loop: PyAV decode + sampling + mp.solutions.pose in one process, no queue;
+(b) the pipeline (ingest -> Redis -> RQ -> pose -> PostgreSQL) with 1 worker process;
+(c) the same with 2 worker processes on that one file.
+Prints frames/s, the ratios b/a and c/b, and peak Redis memory of (b) and (c); with
+--bound-check, (b) again on a file three times longer, to show the peak does not grow.
+
+    .venv/bin/python -m bench.throughput [--clip exercise/ex_pushup_side_full_then_knee.mp4] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+from rq import Queue, Worker
+
+from bench.common import (
+    RedisMemoryPeak,
+    ensure_postgres,
+    ensure_redis,
+    fresh_pg_database,
+    looped_clip,
+    wait_for,
+)
+from pipeline import keys
+from pipeline.sampler import FrameSampler
+from pipeline.source import VideoFile
+from posepipe import analyze as analysis
+from posepipe.services import Services
+from posepipe.settings import Settings
+from storage.models import Video
+from workers.estimator import create_estimator
+from workers.runtime import WorkerProcesses
+
+REDIS_BENCH_DB = 12
+
+
+def bare_loop(path: Path, settings: Settings) -> tuple[int, float]:
+    estimator = create_estimator(settings.pose_backend, settings.pose_min_confidence)
+    sampler = FrameSampler(settings.analysis_fps)
+    with VideoFile(path.with_name("warmup.mp4")) as warm:  # first inference outside the clock, as in (b), (c)
+        for frame in warm.sampled_frames(
+            FrameSampler(settings.analysis_fps).take, max_side=settings.frame_max_side
+        ):
+            estimator.estimate(frame)
+    estimator.reset()
+    started = time.perf_counter()
+    frames = 0
+    with VideoFile(path) as video:
+        for frame in video.sampled_frames(sampler.take, max_side=settings.frame_max_side):
+            estimator.estimate(frame)
+            frames += 1
+    return frames, time.perf_counter() - started
+
+
+def pipeline_run(path: Path, settings: Settings, workers: int) -> tuple[int, float, int]:
+    """Frames, seconds, peak Redis bytes. Workers are started (and their model loaded) first."""
+    client = redis.Redis.from_url(str(settings.redis_url))
+    client.flushdb()
+    services = Services.open(settings)
+    procs = WorkerProcesses(settings, workers)
+    procs.start()
+    try:
+        wait_for(lambda: len(Worker.all(queue=Queue(keys.QUEUE_POSE, connection=client))) >= workers, 120)
+        warm = path.with_name("warmup.mp4")
+        _analyse(services, warm, settings)  # loads each worker's model outside the timed run
+        with RedisMemoryPeak(str(settings.redis_url)) as memory:
+            started = time.perf_counter()
+            video = _analyse(services, path, settings)
+            elapsed = time.perf_counter() - started
+        return video.frames_done, elapsed, memory.peak_bytes
+    finally:
+        procs.stop()
+        services.close()
+
+
+def _analyse(services: Services, path: Path, settings: Settings) -> Video:
+    opts = analysis.AnalyzeOptions(fps=settings.analysis_fps, workers=0, force=True)
+    target = analysis.plan(services, str(path), opts)
+    analysis.run(services, [target], opts)
+    with services.db.session() as session:
+        video = session.get(Video, target.video_id)
+        if video is None or video.status.value != "done":
+            raise RuntimeError(f"benchmark analysis failed: {video.error if video else target.error}")
+        return video
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clip", default="exercise/ex_pushup_side_full_then_knee.mp4")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--fps", type=float, default=10.0)
+    parser.add_argument("--bound-check", action="store_true", help="also run (b) on a 3x longer file")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    media = Path(os.environ.get("POSEPIPE_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))
+    redis_url = f"{ensure_redis()}/{REDIS_BENCH_DB}"
+    with tempfile.TemporaryDirectory() as tmp, fresh_pg_database(ensure_postgres()) as pg_url:
+        tmpdir = Path(tmp)
+        clip = looped_clip(media / args.clip, tmpdir / "looped.mp4", args.seconds)
+        looped_clip(media / args.clip, tmpdir / "warmup.mp4", 1)
+        settings = Settings(
+            redis_url=redis_url,
+            database_url=pg_url,
+            data_dir=tmpdir,
+            analysis_fps=args.fps,
+            log_level="WARNING",
+        )
+        with VideoFile(clip) as video:
+            info = video.info
+        a_frames, a_s = bare_loop(clip, settings)
+        b_frames, b_s, b_mem = pipeline_run(clip, settings, workers=1)
+        c_frames, c_s, c_mem = pipeline_run(clip, settings, workers=2)
+        result = {
+            "clip": args.clip,
+            "video_s": round(info.duration_s or 0, 1),
+            "resolution": f"{info.width}x{info.height}",
+            "fps_target": args.fps,
+            "frames": a_frames,
+            "frame_encoding": settings.frame_encoding.value,
+            "max_queued_mb": settings.max_queued_mb,
+            "a_bare_fps": round(a_frames / a_s, 2),
+            "b_pipeline_1w_fps": round(b_frames / b_s, 2),
+            "c_pipeline_2w_fps": round(c_frames / c_s, 2),
+            "b_over_a": round((b_frames / b_s) / (a_frames / a_s), 3),
+            "c_over_b": round((c_frames / c_s) / (b_frames / b_s), 3),
+            "redis_peak_mb_b": round(b_mem / 1e6, 1),
+            "redis_peak_mb_c": round(c_mem / 1e6, 1),
+        }
+        if not a_frames == b_frames == c_frames:
+            raise RuntimeError(f"runs analysed different frame counts: {a_frames}, {b_frames}, {c_frames}")
+        if args.bound_check:
+            longer = looped_clip(media / args.clip, tmpdir / "longer.mp4", args.seconds * 3)
+            l_frames, l_s, l_mem = pipeline_run(longer, settings, workers=1)
+            result.update({"longer_video_frames": l_frames, "redis_peak_mb_longer": round(l_mem / 1e6, 1)})
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return
+    for key, value in result.items():
+        print(f"{key:24} {value}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

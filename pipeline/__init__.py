@@ -1,0 +1,1 @@
+"""Ingest: open videos with PyAV, sample frames to the analysis rate, hand them to Redis by reference."""

@@ -1,0 +1,143 @@
+"""Frames in Redis by reference: write with a TTL, bound how many one run may have queued, read, release.
+
+Jobs carry only (video, run, seq range); pixels live under keys from pipeline.keys. The
+ingester waits for room rather than dropping (files never lose a sampled frame), so Redis
+holds at most `limit` frames per run whatever the video's length. Release deletes the keys
+and shrinks the window in one Lua call, so a worker killed half-way never leaves the
+counter wrong; releasing twice is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from redis import Redis
+
+from pipeline import keys, payload
+from pipeline.errors import FramesMissingError
+from pipeline.frames import Frame
+from posepipe.settings import FrameEncoding
+
+log = logging.getLogger(__name__)
+
+# How often a blocked ingester looks at the window again: short against a chunk's
+# posing time (~0.7 s for 32 frames), long enough to cost Redis nothing.
+WINDOW_POLL_S = 0.02
+
+# Store a frame only if it is not there yet, and count it in the window only then: an ingest
+# resumed after an outage may put a frame again, and the window must not drift upward.
+_PUT = """
+if redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX') then
+  redis.call('INCR', KEYS[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_RELEASE = """
+local n = 0
+if #KEYS > 1 then n = redis.call('DEL', unpack(KEYS, 2)) end
+if n > 0 then
+  local left = redis.call('DECRBY', KEYS[1], n)
+  if left <= 0 then redis.call('DEL', KEYS[1]) end
+end
+return n
+"""
+
+
+class FrameStore:
+    def __init__(self, redis: Redis, *, ttl_s: int, encoding: FrameEncoding, jpeg_quality: int = 90) -> None:
+        self.redis = redis
+        self.ttl_s = ttl_s
+        self.encoding = encoding
+        self.jpeg_quality = jpeg_quality
+        self._release = redis.register_script(_RELEASE)
+        self._put = redis.register_script(_PUT)
+
+    def put(self, video_id: int, run: str, frame: Frame) -> int:
+        """Store one frame; returns its payload size in bytes."""
+        data = payload.encode(frame, self.encoding, self.jpeg_quality)
+        self._put(
+            keys=[keys.frame(video_id, run, frame.seq), keys.queued_frames(video_id, run)],
+            args=[data, self.ttl_s],
+        )
+        return len(data)
+
+    def queued(self, video_id: int, run: str) -> int:
+        return int(self.redis.get(keys.queued_frames(video_id, run)) or 0)
+
+    def wait_for_room(
+        self, video_id: int, run: str, limit: int, should_stop: Callable[[], bool] = lambda: False
+    ) -> float:
+        """Block until fewer than `limit` frames of this run are queued; returns seconds waited."""
+        started = time.monotonic()
+        while self.queued(video_id, run) >= limit:
+            if should_stop():
+                break
+            time.sleep(WINDOW_POLL_S)
+        return time.monotonic() - started
+
+    def get(self, video_id: int, run: str, seqs: range) -> list[Frame]:
+        """The frames of `seqs`, in order; FramesMissingError if any has gone."""
+        if not seqs:
+            return []
+        blobs = self.redis.mget([keys.frame(video_id, run, s) for s in seqs])
+        missing = [s for s, blob in zip(seqs, blobs, strict=True) if blob is None]
+        if missing:
+            raise FramesMissingError(video_id, missing)
+        return [payload.decode(blob) for blob in blobs]
+
+    def release(self, video_id: int, run: str, seqs: range) -> int:
+        """Delete the frames of `seqs` and shrink the window by as many as were there."""
+        frame_keys = [keys.frame(video_id, run, s) for s in seqs]
+        return int(self._release(keys=[keys.queued_frames(video_id, run), *frame_keys]))
+
+    def purge(self, video_id: int, run: str) -> int:
+        """Drop every frame of a run (a failed or superseded analysis)."""
+        deleted = 0
+        batch: list[str] = []
+        for key in self.redis.scan_iter(match=keys.frame_pattern(video_id, run), count=500):
+            batch.append(key)
+            if len(batch) >= 500:
+                deleted += int(self.redis.delete(*batch))
+                batch.clear()
+        if batch:
+            deleted += int(self.redis.delete(*batch))
+        self.redis.delete(keys.queued_frames(video_id, run))
+        if deleted:
+            log.info("video=%s purged %d queued frames of run %s", video_id, deleted, run)
+        return deleted
+
+
+class Lease:
+    """Exclusive right to ingest one run, held in Redis with a TTL the holder refreshes.
+
+    A lease that vanished (Redis restarted, or the holder stopped refreshing) means the run's
+    queued work may be lost: whoever takes the lease next resumes it.
+    """
+
+    def __init__(self, redis: Redis, video_id: int, run: str, owner: str, ttl_s: int) -> None:
+        self.redis = redis
+        self.key = keys.ingest_lease(video_id, run)
+        self.owner = owner
+        self.ttl_s = ttl_s
+
+    def acquire(self) -> bool:
+        return bool(self.redis.set(self.key, self.owner, nx=True, ex=self.ttl_s))
+
+    def holder(self) -> str | None:
+        value = self.redis.get(self.key)
+        return None if value is None else value.decode()
+
+    def refresh(self) -> bool:
+        """Extend the lease; False if it is no longer ours (lost, or taken over)."""
+        if self.holder() != self.owner:
+            return False
+        return bool(self.redis.expire(self.key, self.ttl_s))
+
+    def release(self) -> None:
+        if self.holder() == self.owner:
+            self.redis.delete(self.key)

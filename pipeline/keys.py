@@ -1,0 +1,64 @@
+"""Every Redis key and queue name posepipe uses, in one place (RQ's own keys are RQ's business).
+
+Keys of one analysis run share a hash tag `{v<video>:<run>}` so a Redis Cluster keeps them
+on one node, which the frame store's Lua script needs.
+"""
+
+from __future__ import annotations
+
+PREFIX = "posepipe"
+
+QUEUE_INGEST = f"{PREFIX}:ingest"
+QUEUE_POSE = f"{PREFIX}:pose"
+# Analytics jobs are short and unblock progress, so workers listen to this queue first.
+QUEUE_ANALYTICS = f"{PREFIX}:analytics"
+# Live chunks are latency-bound: workers take them before anything else.
+QUEUE_LIVE = f"{PREFIX}:live"
+WORKER_QUEUES = (QUEUE_LIVE, QUEUE_ANALYTICS, QUEUE_POSE)
+
+
+def _run_tag(video_id: int, run: str) -> str:
+    return f"{{v{video_id}:{run}}}"
+
+
+def frame(video_id: int, run: str, seq: int) -> str:
+    """One sampled frame's payload."""
+    return f"{PREFIX}:frame:{_run_tag(video_id, run)}:{seq}"
+
+
+def frame_pattern(video_id: int, run: str) -> str:
+    return f"{PREFIX}:frame:{_run_tag(video_id, run)}:*"
+
+
+def queued_frames(video_id: int, run: str) -> str:
+    """Counter of this run's frames written and not yet released: the ingest window."""
+    return f"{PREFIX}:queued:{_run_tag(video_id, run)}"
+
+
+def ingest_lease(video_id: int, run: str) -> str:
+    """Held (with a TTL, refreshed) by the one process ingesting this run. Gone after a
+    Redis restart or when its holder died: the run must then be resumed."""
+    return f"{PREFIX}:lease:{_run_tag(video_id, run)}"
+
+
+def analytics_rate_limit(video_id: int) -> str:
+    """RQ RateLimit key: one analytics job per video at a time, so frames are seen in order."""
+    return f"{PREFIX}-analytics-v{video_id}"
+
+
+def live_rate_limit(video_id: int) -> str:
+    """RQ RateLimit key: a live session's jobs one at a time, in order (tracking, reps, falls)."""
+    return f"{PREFIX}-live-v{video_id}"
+
+
+def live_drops(video_id: int) -> str:
+    """Hash of frames a live session's workers dropped, by cause (read by the ingester)."""
+    return f"{PREFIX}:live-drops:v{video_id}"
+
+
+def pose_job_id(video_id: int, run: str, chunk: int) -> str:
+    return f"{PREFIX}-pose-v{video_id}-{run}-c{chunk}"
+
+
+def ingest_job_id(video_id: int, run: str) -> str:
+    return f"{PREFIX}-ingest-v{video_id}-{run}"

@@ -1,0 +1,178 @@
+"""Video files: open with PyAV, describe the video stream, and decode it frame by frame in time order.
+
+Owns every way a file can be unusable (not a container, no video stream, undecodable) and
+turns each into a typed error naming the file and the reason. Does not sample or queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from pipeline.errors import CorruptVideoError, NoVideoStreamError, SourceOpenError
+from pipeline.frames import Frame
+
+log = logging.getLogger(__name__)
+
+# A file whose decoder fails this many packets in a row is treated as corrupt rather than
+# as a good file with a damaged spot (isolated broken packets are skipped and counted).
+MAX_CONSECUTIVE_DECODE_ERRORS = 25
+# Bounds the decoder's frame buffers for huge frames (an 8K file must not need GBs).
+DECODE_THREADS = 2
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about its first video stream, with sizes as displayed (upright)."""
+
+    container: str
+    codec: str
+    width: int
+    height: int
+    rotation_deg: int
+    fps_native: float | None
+    duration_s: float | None
+    frame_count: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedFrame:
+    """A decoded frame before sampling: cheap to make, converted to RGB only if it is kept."""
+
+    av_frame: av.VideoFrame
+    pts_s: float
+
+
+class VideoFile:
+    """An open video file. Use as a context manager; `frames()` decodes in presentation order."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.decode_errors = 0
+        p = Path(path)
+        if not p.exists():
+            raise SourceOpenError(self.path, "file does not exist")
+        if not p.is_file():
+            raise SourceOpenError(self.path, "not a regular file")
+        if p.stat().st_size == 0:
+            raise SourceOpenError(self.path, "file is empty (0 bytes)")
+        try:
+            self._container = av.open(self.path, mode="r", metadata_errors="ignore")
+        except av.error.FFmpegError as exc:
+            raise SourceOpenError(self.path, f"not a readable media file ({_ffmpeg_reason(exc)})") from exc
+        if not self._container.streams.video:
+            kinds = sorted({s.type for s in self._container.streams}) or ["no streams"]
+            self._container.close()
+            raise NoVideoStreamError(self.path, f"no video stream (contains: {', '.join(kinds)})")
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        self._stream.thread_count = DECODE_THREADS
+        # Decode the first frame now: it proves the file is decodable before anything is
+        # queued, and it carries the display rotation (PyAV exposes it per frame only).
+        self._decoded = self._decode()
+        try:
+            self._first: DecodedFrame | None = next(self._decoded)
+        except StopIteration:
+            self._container.close()
+            raise CorruptVideoError(self.path, "no frame could be decoded") from None
+        except CorruptVideoError:
+            self._container.close()
+            raise
+        self.info = self._describe(self._first.av_frame.rotation)
+
+    def __enter__(self) -> VideoFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+
+    def _describe(self, rotation_ccw: float) -> VideoInfo:
+        stream = self._stream
+        ctx = stream.codec_context
+        rotation = int(round(rotation_ccw / 90.0)) * 90 % 360
+        width, height = (ctx.height, ctx.width) if rotation % 180 else (ctx.width, ctx.height)
+        rate = stream.average_rate or stream.guessed_rate
+        duration_s = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration_s = float(stream.duration * stream.time_base)
+        elif self._container.duration is not None:
+            duration_s = self._container.duration / av.time_base
+        return VideoInfo(
+            container=self._container.format.name,
+            codec=ctx.name,
+            width=width,
+            height=height,
+            rotation_deg=rotation,
+            fps_native=float(rate) if rate else None,
+            duration_s=duration_s,
+            frame_count=stream.frames or None,
+        )
+
+    def frames(self) -> Iterator[DecodedFrame]:
+        """Decoded frames in order, with pts in seconds from the stream's start. Once only.
+
+        An isolated undecodable packet is skipped and counted in `decode_errors`; a run of
+        them raises CorruptVideoError.
+        """
+        if self._first is None:
+            raise RuntimeError(f"{self.path}: frames() can be iterated once")
+        first, self._first = self._first, None
+        yield first
+        yield from self._decoded
+
+    def _decode(self) -> Iterator[DecodedFrame]:
+        stream = self._stream
+        time_base = stream.time_base or Fraction(1, 90000)
+        start = stream.start_time or 0
+        consecutive_errors = 0
+        for packet in self._demux():
+            try:
+                decoded = packet.decode()
+            except av.error.FFmpegError as exc:
+                self.decode_errors += 1
+                consecutive_errors += 1
+                log.warning("video=%s skipped undecodable packet: %s", self.path, _ffmpeg_reason(exc))
+                if consecutive_errors >= MAX_CONSECUTIVE_DECODE_ERRORS:
+                    raise CorruptVideoError(
+                        self.path, f"{consecutive_errors} packets in a row failed to decode"
+                    ) from exc
+                continue
+            consecutive_errors = 0
+            for frame in decoded:
+                if frame.pts is None:
+                    continue
+                yield DecodedFrame(frame, float((frame.pts - start) * time_base))
+
+    def _demux(self) -> Iterator[av.Packet]:
+        try:
+            yield from self._container.demux(self._stream)
+        except av.error.FFmpegError as exc:
+            # A truncated or damaged container ends the read; what was decoded stays valid.
+            self.decode_errors += 1
+            log.warning("video=%s stopped reading early: %s", self.path, _ffmpeg_reason(exc))
+
+    def sampled_frames(self, sampler_take, *, max_side: int) -> Iterator[Frame]:
+        """Frames kept by `sampler_take(pts_s)`, numbered from 0 and converted to upright RGB."""
+        seq = 0
+        for decoded in self.frames():
+            if sampler_take(decoded.pts_s):
+                yield Frame.from_av(
+                    decoded.av_frame,
+                    seq=seq,
+                    pts_s=decoded.pts_s,
+                    rotation_deg=self.info.rotation_deg,
+                    max_side=max_side,
+                )
+                seq += 1
+
+
+def _ffmpeg_reason(exc: av.error.FFmpegError) -> str:
+    return getattr(exc, "strerror", None) or str(exc)

@@ -1,0 +1,5 @@
+"""`python -m posepipe` runs the CLI."""
+
+from posepipe.cli import main
+
+main()

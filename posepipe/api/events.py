@@ -1,0 +1,259 @@
+"""Event routes: filtered, sorted, paged lists (JSON or CSV); one event with its evidence, picture, clip."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy import Select, func, select
+from starlette.concurrency import run_in_threadpool
+
+from analytics.events import EventType
+from posepipe.api import media
+from posepipe.api.auth import require_read
+from posepipe.api.common import (
+    NOT_FOUND,
+    MaxSide,
+    Offset,
+    RowId,
+    RowIdFilter,
+    load_video,
+    skeleton_style,
+    utc,
+)
+from posepipe.api.schemas import EventDetail, EventOut, EventPage, EventSort
+from posepipe.api.state import ApiState, get_api
+from posepipe.api.streaming import stream_text
+from posepipe.api.videos import jpeg_response
+from posepipe.export import write_events
+from posepipe.render import SkeletonStyle
+from storage.models import EventRow, Source, SourceKind
+from storage.webhooks import event_document
+
+router = APIRouter(prefix="/api", tags=["events"], dependencies=[Depends(require_read)])
+
+MAX_PAGE = 500
+MAX_CSV_ROWS = 100_000
+
+SORTS = {
+    EventSort.NEWEST: (EventRow.id.desc(),),
+    EventSort.OLDEST: (EventRow.id,),
+    EventSort.START: (EventRow.video_id, EventRow.t_start_s, EventRow.id),
+    EventSort.START_DESC: (EventRow.video_id.desc(), EventRow.t_start_s.desc(), EventRow.id.desc()),
+    EventSort.CONFIDENCE: (EventRow.confidence, EventRow.id),
+    EventSort.CONFIDENCE_DESC: (EventRow.confidence.desc(), EventRow.id.desc()),
+}
+
+
+@dataclass(frozen=True)
+class EventFilters:
+    source_id: int | None
+    camera: str | None
+    video_id: int | None
+    types: list[EventType] | None
+    track_id: int | None
+    t_from: float | None
+    t_to: float | None
+    after: datetime | None
+    before: datetime | None
+    min_confidence: float | None
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        if self.source_id is not None:
+            query = query.where(EventRow.source_id == self.source_id)
+        if self.camera is not None:
+            query = query.where(Source.kind == SourceKind.CAMERA, Source.name == self.camera)
+        if self.video_id is not None:
+            query = query.where(EventRow.video_id == self.video_id)
+        if self.types:
+            query = query.where(EventRow.type.in_([t.value for t in self.types]))
+        if self.track_id is not None:
+            query = query.where(EventRow.track_id == self.track_id)
+        if self.t_from is not None:
+            query = query.where(EventRow.t_end_s >= self.t_from)
+        if self.t_to is not None:
+            query = query.where(EventRow.t_start_s <= self.t_to)
+        when = func.coalesce(EventRow.started_at, EventRow.created_at)
+        if self.after is not None:
+            query = query.where(when >= utc(self.after))
+        if self.before is not None:
+            query = query.where(when <= utc(self.before))
+        if self.min_confidence is not None:
+            query = query.where(EventRow.confidence >= self.min_confidence)
+        return query
+
+
+def event_filters(
+    source_id: RowIdFilter = None,
+    camera: Annotated[str | None, Query(description="Events of this camera's sessions.")] = None,
+    video_id: RowIdFilter = None,
+    type: Annotated[list[EventType] | None, Query(description="Repeat for several types.")] = None,  # noqa: A002
+    track_id: RowIdFilter = None,
+    t_from: Annotated[
+        float | None, Query(alias="from", description="Overlapping [from, to], in video seconds.")
+    ] = None,
+    t_to: Annotated[float | None, Query(alias="to")] = None,
+    after: Annotated[
+        datetime | None, Query(description="Happened (live) or found (files) at or after this time.")
+    ] = None,
+    before: Annotated[datetime | None, Query(description="... at or before this time.")] = None,
+    min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+) -> EventFilters:
+    return EventFilters(
+        source_id, camera, video_id, type, track_id, t_from, t_to, after, before, min_confidence
+    )
+
+
+def _base() -> Any:
+    return select(EventRow, Source).join(Source, Source.id == EventRow.source_id)
+
+
+def event_view(row: EventRow, source: Source) -> EventOut:
+    document = event_document(row, source)
+    live = source.kind is SourceKind.CAMERA
+    return EventOut(
+        **document,
+        snapshot_url=f"/api/events/{row.id}/snapshot" if row.video_id is not None else None,
+        clip_url=None if live or row.video_id is None else f"/api/events/{row.id}/clip",
+    )
+
+
+@router.get("/events", response_model=EventPage, summary="Events, filtered, sorted and paged")
+def list_events(
+    filters: Annotated[EventFilters, Depends(event_filters)],
+    *,
+    sort: Annotated[
+        EventSort, Query(description="A field; a leading - sorts descending.")
+    ] = EventSort.NEWEST,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    offset: Offset = 0,
+    api: Annotated[ApiState, Depends(get_api)],
+) -> EventPage:
+    query = filters.apply(_base())
+    with api.db.session() as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.execute(query.order_by(*SORTS[sort]).limit(limit).offset(offset)).all()
+        items = [event_view(row, source) for row, source in rows]
+    return EventPage(total=total, limit=limit, offset=offset, items=items)
+
+
+@router.get(
+    "/events.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "The columns of `posepipe events`."}},
+    summary="Events as CSV (same filters)",
+)
+def events_csv(
+    filters: Annotated[EventFilters, Depends(event_filters)],
+    *,
+    sort: Annotated[EventSort, Query()] = EventSort.START,
+    limit: Annotated[int, Query(ge=1, le=MAX_CSV_ROWS)] = MAX_CSV_ROWS,
+    api: Annotated[ApiState, Depends(get_api)],
+) -> StreamingResponse:
+    query = filters.apply(select(EventRow).join(Source, Source.id == EventRow.source_id))
+
+    def produce(out: Any) -> None:
+        with api.db.session() as session:
+            write_events(out, list(session.scalars(query.order_by(*SORTS[sort]).limit(limit))), "csv")
+
+    return StreamingResponse(
+        stream_text(produce, "events-export"),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="events.csv"'},
+    )
+
+
+@router.get(
+    "/events/{event_id}",
+    response_model=EventDetail,
+    responses=NOT_FOUND,
+    summary="One event and its evidence",
+)
+def get_event(event_id: RowId, api: Annotated[ApiState, Depends(get_api)]) -> EventDetail:
+    """`data` holds what the detector measured (speeds, angles, times); the snapshot shows the
+    key moment and the clip the seconds around it."""
+    with api.db.session() as session:
+        found = session.execute(_base().where(EventRow.id == event_id)).first()
+        if found is None:
+            raise HTTPException(404, f"no event {event_id}")
+        row, source = found
+        view = event_view(row, source)
+        key_time = media.event_key_time(row)
+        video = load_video(session, row.video_id) if row.video_id is not None else None
+    return EventDetail(
+        **view.model_dump(),
+        key_time_s=round(key_time, 3),
+        video=video,
+        clip_unavailable=media.clip_unavailable(api.db, event_id),
+    )
+
+
+@router.get(
+    "/events/{event_id}/snapshot",
+    response_class=Response,
+    responses={**NOT_FOUND, 200: {"content": {"image/jpeg": {}}, "description": "JPEG of the key moment."}},
+    summary="The event's key moment with the skeleton",
+)
+def event_snapshot(
+    event_id: RowId,
+    *,
+    t: Annotated[
+        float | None, Query(ge=0, description="Another moment (video seconds) instead of the key one.")
+    ] = None,
+    max_side: MaxSide = None,
+    style: Annotated[SkeletonStyle, Depends(skeleton_style)],
+    api: Annotated[ApiState, Depends(get_api)],
+) -> Response:
+    with api.db.session() as session:
+        row = session.get(EventRow, event_id)
+        if row is None:
+            raise HTTPException(404, f"no event {event_id}")
+        video_id, key_time = row.video_id, media.event_key_time(row)
+    if video_id is None:
+        raise HTTPException(404, f"event {event_id} belongs to no video")
+    try:
+        shot = media.snapshot(api.db, video_id, key_time if t is None else t, style, max_side)
+    except media.MediaUnavailable as exc:
+        raise HTTPException(exc.status_code, exc.detail) from exc
+    return jpeg_response(shot)
+
+
+@router.get(
+    "/events/{event_id}/clip",
+    response_class=Response,
+    responses={
+        **NOT_FOUND,
+        200: {
+            "content": {"video/mp4": {}},
+            "description": "MP4 (H.264 when available; header X-Codec) with the skeleton on every frame.",
+        },
+        409: {"description": "A live session's event: live sessions keep no video."},
+    },
+    summary="A short MP4 around the event, skeleton drawn",
+)
+async def event_clip(
+    event_id: RowId,
+    *,
+    pad_s: Annotated[
+        float, Query(ge=0, le=10, description="Seconds before and after the event.")
+    ] = media.CLIP_PAD_S,
+    style: Annotated[SkeletonStyle, Depends(skeleton_style)],
+    api: Annotated[ApiState, Depends(get_api)],
+) -> Response:
+    try:
+        clip = await run_in_threadpool(media.event_clip, api.db, event_id, style, api.render_dir, pad_s)
+    except media.MediaUnavailable as exc:
+        raise HTTPException(exc.status_code, exc.detail) from exc
+    return Response(
+        clip.mp4,
+        media_type="video/mp4",
+        headers={
+            "X-Codec": clip.codec,
+            "X-Clip-From-S": f"{clip.t_from_s:.3f}",
+            "X-Clip-To-S": f"{clip.t_to_s:.3f}",
+            "Content-Disposition": f'inline; filename="event-{event_id}.mp4"',
+        },
+    )

@@ -1,0 +1,148 @@
+"""Exports for the query side: pose rows and events as CSV or JSON, streamed to a text handle."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
+
+from analytics.angles import ANGLE_COLUMNS, JointAngles
+from storage.models import EventRow
+from storage.poses import StoredPose
+from workers.poses import LANDMARK_NAMES
+
+LANDMARK_FIELDS = ("x", "y", "z", "visibility")
+
+
+def pose_csv_header(landmarks: Sequence[int]) -> list[str]:
+    header = ["video_id", "seq", "t_s", "person", "track_id", "score"]
+    for i in landmarks:
+        header.extend(f"{LANDMARK_NAMES[i]}_{field}" for field in LANDMARK_FIELDS)
+    return header + list(ANGLE_COLUMNS)
+
+
+def _angles(row: StoredPose, resolution_wh: tuple[int, int]) -> JointAngles:
+    # From the raw stored landmarks (not smoothed): the export shows what was measured.
+    return JointAngles.from_pose(row.pose.landmarks_xyzv, resolution_wh, row.pose.world_xyz_m)
+
+
+def write_poses_csv(
+    out: TextIO,
+    video_id: int,
+    rows: Iterable[StoredPose],
+    landmarks: Sequence[int],
+    resolution_wh: tuple[int, int],
+) -> int:
+    """Landmarks, then joint angles in degrees (empty where a joint was not visible enough)."""
+    writer = csv.writer(out)
+    writer.writerow(pose_csv_header(landmarks))
+    count = 0
+    for row in rows:
+        lm = row.pose.landmarks_xyzv
+        values: list[Any] = [
+            video_id,
+            row.seq,
+            f"{row.t_s:.4f}",
+            row.person,
+            _blank(row.track_id),
+            f"{row.pose.score:.4f}",
+        ]
+        for i in landmarks:
+            values.extend(f"{v:.5f}" for v in lm[i])
+        values.extend("" if math.isnan(a) else f"{a:.1f}" for a in _angles(row, resolution_wh).as_row())
+        writer.writerow(values)
+        count += 1
+    return count
+
+
+def write_poses_json(
+    out: TextIO,
+    video_id: int,
+    rows: Iterable[StoredPose],
+    landmarks: Sequence[int],
+    resolution_wh: tuple[int, int],
+) -> int:
+    """One JSON document, written row by row so a long video never sits in memory."""
+    names = [LANDMARK_NAMES[i] for i in landmarks]
+    out.write(json.dumps({"video_id": video_id, "landmarks": names, "fields": list(LANDMARK_FIELDS)})[:-1])
+    out.write(', "poses": [')
+    count = 0
+    for row in rows:
+        lm = row.pose.landmarks_xyzv
+        item: dict[str, Any] = {
+            "seq": row.seq,
+            "t_s": round(row.t_s, 4),
+            "person": row.person,
+            "track_id": row.track_id,
+            "score": round(row.pose.score, 4),
+            "landmarks": [[round(float(v), 5) for v in lm[i]] for i in landmarks],
+        }
+        if row.pose.world_xyz_m is not None:
+            item["world_landmarks_m"] = [
+                [round(float(v), 5) for v in row.pose.world_xyz_m[i]] for i in landmarks
+            ]
+        item["angles_deg"] = {
+            name: None if math.isnan(v) else round(v, 1)
+            for name, v in zip(ANGLE_COLUMNS, _angles(row, resolution_wh).as_row(), strict=True)
+        }
+        out.write(("," if count else "") + "\n" + json.dumps(item))
+        count += 1
+    out.write("\n]}\n")
+    return count
+
+
+EVENT_FIELDS = (
+    "id",
+    "video_id",
+    "source_id",
+    "type",
+    "track_id",
+    "t_start_s",
+    "t_end_s",
+    "confidence",
+    "data",
+)
+
+
+def event_dict(row: EventRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "video_id": row.video_id,
+        "source_id": row.source_id,
+        "type": row.type,
+        "track_id": row.track_id,
+        "t_start_s": round(row.t_start_s, 3),
+        "t_end_s": round(row.t_end_s, 3),
+        "confidence": round(row.confidence, 3),
+        "data": row.data or {},
+    }
+
+
+def write_events(out: TextIO, rows: Sequence[EventRow], fmt: str) -> None:
+    items = [event_dict(r) for r in rows]
+    if fmt == "json":
+        json.dump({"events": items}, out, indent=1)
+        out.write("\n")
+    elif fmt == "csv":
+        writer = csv.writer(out)
+        writer.writerow(EVENT_FIELDS)
+        for item in items:
+            writer.writerow([json.dumps(item[f]) if f == "data" else _blank(item[f]) for f in EVENT_FIELDS])
+    else:
+        out.write(
+            f"{'id':>6} {'video':>5} {'type':<13} {'track':>5} {'start_s':>8} {'end_s':>8} "
+            f"{'conf':>5}  data\n"
+        )
+        for i in items:
+            data = json.dumps(i["data"], separators=(",", ":"))
+            out.write(
+                f"{i['id']:>6} {_blank(i['video_id']):>5} {i['type']:<13} {_blank(i['track_id']):>5} "
+                f"{i['t_start_s']:>8.2f} {i['t_end_s']:>8.2f} {i['confidence']:>5.2f}  "
+                f"{data if len(data) <= 100 else data[:97] + '...'}\n"
+            )
+
+
+def _blank(value: Any) -> Any:
+    return "" if value is None else value

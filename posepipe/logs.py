@@ -1,0 +1,96 @@
+"""Logging setup for every posepipe process: one format, to stderr, with secrets masked."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+import sys
+import threading
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# user:password@ in any URL-looking text; the password is replaced, never logged.
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
+
+
+def mask_secrets(text: str) -> str:
+    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+
+
+class SecretMaskingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_secrets(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def setup_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(SecretMaskingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Libraries' routine chatter (migrations checked, jobs picked up) is noise at INFO.
+    for name in ("alembic", "rq.worker", "rq.scheduler"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+# MediaPipe's C++ side logs through absl straight to file descriptor 2, ignoring every
+# log-level setting; these lines say nothing a user can act on and repeat per chunk.
+NATIVE_NOISE = (
+    b"inference_feedback_manager.cc",
+    b"All log messages before absl::InitializeLog() is called",
+    b"Created TensorFlow Lite XNNPACK delegate",
+    b"gl_context.cc",
+)
+_filter_installed = False
+# Worker processes this one spawned share the pipe; do not wait for them at exit.
+STDERR_DRAIN_TIMEOUT_S = 2.0
+
+
+def filter_native_noise() -> None:
+    """Route fd 2 through a pipe and drop MediaPipe's known noise lines; everything else
+    (Python logging, progress bars, real native errors) passes through unchanged."""
+    global _filter_installed
+    if _filter_installed:
+        return
+    _filter_installed = True
+    real_stderr = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump() -> None:
+        pending = b""
+        while True:
+            chunk = os.read(read_end, 65536)
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            out = b"".join(line + b"\n" for line in lines if not any(n in line for n in NATIVE_NOISE))
+            # A partial line is forwarded at once (progress bars end lines with \r only).
+            if pending and not pending.startswith((b"W0000", b"I0000", b"E0000", b"INFO: ", b"WARNING: All")):
+                out += pending
+                pending = b""
+            if out:
+                os.write(real_stderr, out)
+        if pending:
+            os.write(real_stderr, pending)
+
+    thread = threading.Thread(target=pump, name="posepipe-stderr-filter", daemon=True)
+    thread.start()
+
+    def drain() -> None:
+        # Put the real stderr back on fd 2 (closing our end of the pipe) and let the pump
+        # forward what is still in the pipe, or the last words of the process are lost.
+        sys.stderr.flush()
+        os.dup2(real_stderr, 2)
+        thread.join(timeout=STDERR_DRAIN_TIMEOUT_S)
+
+    atexit.register(drain)

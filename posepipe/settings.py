@@ -1,0 +1,192 @@
+"""Settings: the one model of configuration, read from the environment when a command starts.
+
+Environment variables use the POSEPIPE_ prefix; REDIS_URL and DATABASE_URL are also accepted
+unprefixed because every deployment tool speaks them. An unknown POSEPIPE_ variable is an
+error (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from analytics import thresholds as th
+
+ENV_PREFIX = "POSEPIPE_"
+
+
+class FrameEncoding(str, Enum):
+    """How a frame's pixels are stored in Redis (see docs/architecture.md for the measurement)."""
+
+    RAW = "raw"
+    JPEG = "jpeg"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "posepipe"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, populate_by_name=True
+    )
+
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where the default SQLite database lives ($XDG_DATA_HOME/posepipe).",
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("POSEPIPE_DATABASE_URL", "DATABASE_URL"),
+        description="SQLAlchemy URL; unset means SQLite at <data_dir>/posepipe.db.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("POSEPIPE_REDIS_URL", "REDIS_URL"),
+        description="Redis for the queue and frames; unset means the embedded in-process queue.",
+    )
+    analysis_fps: float = Field(
+        default=10.0, ge=0.0, le=240.0, description="Target analysis rate; 0 = every frame."
+    )
+    chunk_frames: int = Field(default=32, ge=1, le=2048, description="Sampled frames per pose job.")
+    max_queued_mb: float = Field(
+        default=384,
+        gt=0,
+        le=65536,
+        description="Redis memory one video's waiting frames may take (never less than two chunks).",
+    )
+    frame_max_side: int = Field(
+        default=1280, ge=0, le=8192, description="Longer side of frames sent to pose (0 = native size)."
+    )
+    frame_encoding: FrameEncoding = Field(default=FrameEncoding.RAW, description="Pixel payload in Redis.")
+    jpeg_quality: int = Field(default=90, ge=30, le=100)
+    frame_ttl_s: int = Field(default=6 * 3600, ge=60, description="Safety expiry of frames nobody consumed.")
+    pose_backend: str = Field(default="mediapipe", description="Pose backend name.")
+    pose_min_confidence: float = Field(
+        default=0.3,
+        ge=0.05,
+        le=0.95,
+        description="MediaPipe's detection and tracking confidence. Its default 0.5 drops people in "
+        "exactly the frames a fall happens in (fast motion, odd orientation); 0.3 keeps them.",
+    )
+    job_retries: int = Field(default=3, ge=0, le=20, description="Retries of a failed or abandoned job.")
+    job_timeout_s: int = Field(default=120, ge=5, description="Longest a pose or analytics job may run.")
+    db_outage_s: float = Field(
+        default=300,
+        gt=0,
+        le=86400,
+        description="How long `analyze` waits for an unreachable database before it gives up.",
+    )
+    track_lost_s: float = Field(
+        default=th.TRACK_LOST_AFTER_S,
+        gt=0,
+        le=600,
+        description="A person unseen this long gets a new track id when seen again.",
+    )
+    long_lie_s: float = Field(
+        default=th.LONG_LIE_AFTER_S,
+        gt=0,
+        le=3600,
+        description="A fallen person still down after this long raises long_lie.",
+    )
+    media_dir: Path = Field(
+        default=Path("../shared/media"),
+        validation_alias=AliasChoices("POSEPIPE_MEDIA", "POSEPIPE_MEDIA_DIR"),
+        description="Shared real clips used by the tests and benchmarks.",
+    )
+    live_chunk_frames: int = Field(
+        default=3, ge=1, le=64, description="Frames per live pose job (few: each waits for its last frame)."
+    )
+    live_chunk_max_wait_s: float = Field(
+        default=0.25, gt=0, le=5, description="A live chunk is queued when this old even if not full."
+    )
+    live_max_queued_mb: float = Field(
+        default=32, gt=0, le=4096, description="Redis memory one camera's waiting frames may take."
+    )
+    live_max_lag_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="A live chunk older than this when a worker takes it is dropped.",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="Fernet key encrypting camera URLs at rest; unset: <data_dir>/secret.key (made once).",
+    )
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    api_max_upload_mb: float = Field(
+        default=4096,
+        gt=0,
+        le=1_048_576,
+        description="Largest video file the API accepts in one upload, in MB (10^6 bytes); more gets 413.",
+    )
+    api_cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Browser origins (comma-separated, e.g. https://ops.example.com) allowed to call the API "
+        "from their pages; empty = CORS off (the bundled web UI is same-origin and needs none).",
+    )
+    api_analysis_workers: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Without REDIS_URL: pose worker threads the `api` process runs for uploaded videos.",
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="Longest a webhook receiver may take to answer one delivery."
+    )
+    webhook_max_attempts: int = Field(
+        default=12, ge=1, le=100, description="Attempts before a webhook delivery is given up as failed."
+    )
+    webhook_retry_base_s: float = Field(
+        default=2.0, gt=0, le=3600, description="Wait before the first retry; doubled each retry (jittered)."
+    )
+    webhook_retry_cap_s: float = Field(
+        default=900.0, gt=0, le=86400, description="Longest wait between two attempts of one delivery."
+    )
+
+    @field_validator("api_cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'posepipe.db'}"
+
+    @property
+    def embedded(self) -> bool:
+        """True when no Redis is configured: jobs run on an in-process queue."""
+        return not self.redis_url
+
+
+def _known_env_names() -> set[str]:
+    names: set[str] = set()
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(str(choice).upper() for choice in alias.choices)
+        else:
+            names.add(f"{ENV_PREFIX}{name}".upper())
+    return names
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment (plus explicit overrides from command-line flags)."""
+    unknown = sorted(
+        key for key in os.environ if key.startswith(ENV_PREFIX) and key not in _known_env_names()
+    )
+    if unknown:
+        raise ValueError(
+            f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(_known_env_names()))}"
+        )
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy 2 models, migrations, and the reads and writes every other stage makes."""

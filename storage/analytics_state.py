@@ -1,0 +1,99 @@
+"""The analytics cursor of a video: the next chunk to analyse and the engine's saved state.
+
+`advance` is a compare-and-set on `next_chunk`: the caller's transaction (which also holds
+that chunk's events and track ids) commits only if nobody advanced the cursor meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from analytics.engine import ANALYTICS_VERSION, AnalyticsEngine
+from storage.models import AnalyticsState, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class CursorMoved(Exception):
+    """Another analytics job advanced this video meanwhile; this one's work is discarded."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    next_chunk: int
+    finished: bool
+    engine: AnalyticsEngine | None
+    # False when a state exists from another analytics version (its events must be redone).
+    current_version: bool
+
+
+def load(session: Session, video_id: int) -> Cursor:
+    state = session.scalar(select(AnalyticsState).where(AnalyticsState.video_id == video_id))
+    if state is None:
+        return Cursor(next_chunk=0, finished=False, engine=None, current_version=True)
+    if state.version != ANALYTICS_VERSION or state.engine is None:
+        return Cursor(
+            state.next_chunk, state.finished, None, current_version=state.version == ANALYTICS_VERSION
+        )
+    return Cursor(state.next_chunk, state.finished, pickle.loads(state.engine), current_version=True)
+
+
+def advance(
+    session: Session,
+    video_id: int,
+    expected_next: int,
+    engine: AnalyticsEngine,
+    *,
+    finished: bool = False,
+    new_next: int | None = None,
+) -> None:
+    """Move the cursor from `expected_next` to `new_next` (default: the chunk after it), or
+    mark it finished. A live session passes a later chunk when chunks were dropped.
+
+    Raises CursorMoved if the cursor is no longer at `expected_next`; the caller's
+    transaction must then be rolled back.
+    """
+    blob = pickle.dumps(engine, protocol=pickle.HIGHEST_PROTOCOL)
+    if new_next is None:
+        new_next = expected_next if finished else expected_next + 1
+    exists = session.scalar(select(AnalyticsState.video_id).where(AnalyticsState.video_id == video_id))
+    if exists is None:
+        if expected_next != 0:
+            raise CursorMoved(f"video {video_id}: analytics state vanished (the run was restarted)")
+        try:
+            with session.begin_nested():
+                session.add(
+                    AnalyticsState(
+                        video_id=video_id,
+                        next_chunk=new_next,
+                        finished=finished,
+                        engine=blob,
+                        version=ANALYTICS_VERSION,
+                    )
+                )
+        except IntegrityError as exc:
+            raise CursorMoved(f"video {video_id}: another job started its analytics") from exc
+        return
+    result = session.execute(
+        update(AnalyticsState)
+        .where(
+            AnalyticsState.video_id == video_id,
+            AnalyticsState.next_chunk == expected_next,
+            AnalyticsState.finished.is_(False),
+        )
+        .values(
+            next_chunk=new_next,
+            finished=finished,
+            engine=blob,
+            version=ANALYTICS_VERSION,
+            updated_at=utcnow(),
+        )
+    )
+    if result.rowcount != 1:
+        raise CursorMoved(f"video {video_id}: analytics cursor is no longer at chunk {expected_next}")

@@ -1,0 +1,201 @@
+"""Analysed frames and pose rows: idempotent chunk writes, ordered reads, track ids."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from storage.models import AnalysedFrame, Chunk, ChunkStatus, PoseRow, Video, utcnow
+from workers.poses import FramePoses, Pose
+
+
+@dataclass(frozen=True)
+class ChunkWrite:
+    video_id: int
+    chunk_idx: int
+    seq_from: int
+    seq_to: int
+    frames: Sequence[FramePoses]
+    pose_s: float
+    worker: str
+
+
+def write_chunk(session: Session, chunk: ChunkWrite) -> None:
+    """Store a posed chunk so that writing it twice leaves exactly one copy.
+
+    The chunk's previous rows (a retried job) are replaced in the same transaction, and
+    the video's counters move by the difference, not by the whole chunk.
+    """
+    in_range = (AnalysedFrame.video_id == chunk.video_id) & AnalysedFrame.seq.between(
+        chunk.seq_from, chunk.seq_to - 1
+    )
+    old_frames, old_with_person = session.execute(
+        select(func.count(), func.count().filter(AnalysedFrame.persons > 0)).where(in_range)
+    ).one()
+    old_pose_s = session.scalar(
+        select(Chunk.pose_s).where(Chunk.video_id == chunk.video_id, Chunk.idx == chunk.chunk_idx)
+    )
+    attempts = session.scalar(
+        select(Chunk.attempts).where(Chunk.video_id == chunk.video_id, Chunk.idx == chunk.chunk_idx)
+    )
+    session.execute(
+        delete(PoseRow).where(
+            PoseRow.video_id == chunk.video_id, PoseRow.seq.between(chunk.seq_from, chunk.seq_to - 1)
+        )
+    )
+    session.execute(delete(AnalysedFrame).where(in_range))
+    session.execute(delete(Chunk).where(Chunk.video_id == chunk.video_id, Chunk.idx == chunk.chunk_idx))
+    session.flush()
+
+    frame_rows = [
+        {"video_id": chunk.video_id, "seq": f.seq, "t_s": f.pts_s, "persons": len(f.poses)}
+        for f in chunk.frames
+    ]
+    pose_rows = []
+    for f in chunk.frames:
+        for person, pose in enumerate(f.poses):
+            landmarks, world = pose.to_bytes()
+            pose_rows.append(
+                {
+                    "video_id": chunk.video_id,
+                    "seq": f.seq,
+                    "person": person,
+                    "t_s": f.pts_s,
+                    "track_id": None,
+                    "score": pose.score,
+                    "landmarks": landmarks,
+                    "world_landmarks": world,
+                }
+            )
+    if frame_rows:
+        session.execute(AnalysedFrame.__table__.insert(), frame_rows)
+    if pose_rows:
+        session.execute(PoseRow.__table__.insert(), pose_rows)
+    session.add(
+        Chunk(
+            video_id=chunk.video_id,
+            idx=chunk.chunk_idx,
+            seq_from=chunk.seq_from,
+            seq_to=chunk.seq_to,
+            status=ChunkStatus.DONE,
+            attempts=(attempts or 0) + 1,
+            pose_s=chunk.pose_s,
+            worker=chunk.worker[:128],
+            finished_at=utcnow(),
+        )
+    )
+    with_person = sum(1 for f in chunk.frames if f.poses)
+    session.execute(
+        update(Video)
+        .where(Video.id == chunk.video_id)
+        .values(
+            frames_done=Video.frames_done + (len(frame_rows) - old_frames),
+            frames_with_person=Video.frames_with_person + (with_person - old_with_person),
+            pose_s=Video.pose_s + (chunk.pose_s - (old_pose_s or 0.0)),
+        )
+    )
+
+
+def chunk_done(session: Session, video_id: int, chunk_idx: int) -> bool:
+    status = session.scalar(select(Chunk.status).where(Chunk.video_id == video_id, Chunk.idx == chunk_idx))
+    return status == ChunkStatus.DONE
+
+
+def chunk_range(session: Session, video_id: int, chunk_idx: int) -> tuple[int, int] | None:
+    row = session.execute(
+        select(Chunk.seq_from, Chunk.seq_to).where(
+            Chunk.video_id == video_id, Chunk.idx == chunk_idx, Chunk.status == ChunkStatus.DONE
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def read_frames(
+    session: Session, video_id: int, seq_from: int, seq_to: int, resolution_wh: tuple[int, int]
+) -> list[FramePoses]:
+    """Frames [seq_from, seq_to) in order, each with its poses in person order."""
+    frames = session.execute(
+        select(AnalysedFrame.seq, AnalysedFrame.t_s)
+        .where(AnalysedFrame.video_id == video_id, AnalysedFrame.seq.between(seq_from, seq_to - 1))
+        .order_by(AnalysedFrame.seq)
+    ).all()
+    poses: dict[int, list[Pose]] = {}
+    rows = session.execute(
+        select(PoseRow.seq, PoseRow.score, PoseRow.landmarks, PoseRow.world_landmarks)
+        .where(PoseRow.video_id == video_id, PoseRow.seq.between(seq_from, seq_to - 1))
+        .order_by(PoseRow.seq, PoseRow.person)
+    )
+    for seq, score, landmarks, world in rows:
+        poses.setdefault(seq, []).append(Pose.from_bytes(landmarks, world, score))
+    return [FramePoses.of(seq, t_s, resolution_wh, poses.get(seq, ())) for seq, t_s in frames]
+
+
+def set_track_ids(
+    session: Session, video_id: int, assignments: Iterable[tuple[int, int, int | None]]
+) -> None:
+    """(seq, person, track_id) triples from the tracker."""
+    params = [{"v": video_id, "s": seq, "p": person, "t": track} for seq, person, track in assignments]
+    if not params:
+        return
+    stmt = (
+        update(PoseRow.__table__)
+        .where(
+            PoseRow.__table__.c.video_id == bindparam("v"),
+            PoseRow.__table__.c.seq == bindparam("s"),
+            PoseRow.__table__.c.person == bindparam("p"),
+        )
+        .values(track_id=bindparam("t"))
+    )
+    session.execute(stmt, params)
+
+
+@dataclass(frozen=True)
+class StoredPose:
+    seq: int
+    t_s: float
+    person: int
+    track_id: int | None
+    pose: Pose
+
+
+def iter_poses(
+    session: Session, video_id: int, t_from: float | None = None, t_to: float | None = None, batch: int = 2000
+) -> Iterator[StoredPose]:
+    """Pose rows in time order, streamed in batches (an export must not load a whole video)."""
+    query = select(PoseRow).where(PoseRow.video_id == video_id)
+    if t_from is not None:
+        query = query.where(PoseRow.t_s >= t_from)
+    if t_to is not None:
+        query = query.where(PoseRow.t_s <= t_to)
+    query = query.order_by(PoseRow.seq, PoseRow.person).execution_options(yield_per=batch)
+    for row in session.scalars(query):
+        yield StoredPose(
+            row.seq,
+            row.t_s,
+            row.person,
+            row.track_id,
+            Pose.from_bytes(row.landmarks, row.world_landmarks, row.score),
+        )
+
+
+def nearest_frame(session: Session, video_id: int, t_s: float) -> tuple[int, float] | None:
+    """The analysed frame closest in time to `t_s`: (seq, t_s)."""
+    after = session.execute(
+        select(AnalysedFrame.seq, AnalysedFrame.t_s)
+        .where(AnalysedFrame.video_id == video_id, AnalysedFrame.t_s >= t_s)
+        .order_by(AnalysedFrame.t_s)
+        .limit(1)
+    ).first()
+    before = session.execute(
+        select(AnalysedFrame.seq, AnalysedFrame.t_s)
+        .where(AnalysedFrame.video_id == video_id, AnalysedFrame.t_s < t_s)
+        .order_by(AnalysedFrame.t_s.desc())
+        .limit(1)
+    ).first()
+    candidates = [tuple(r) for r in (after, before) if r is not None]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda r: abs(r[1] - t_s))  # type: ignore[return-value]

@@ -1,0 +1,153 @@
+"""The `posepipe` command as a user runs it (subprocesses, embedded mode, a fresh data folder)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from workers.poses import LANDMARK_NAMES
+
+CLIP = "falls/urfall_ds22_fall_toward_camera.mp4"
+
+
+def clean_env(data_dir: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("POSEPIPE_") and k not in ("REDIS_URL", "DATABASE_URL")
+    }
+    env["POSEPIPE_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def posepipe(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "posepipe", *args], env=env, capture_output=True, text=True, timeout=600
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"posepipe {' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}"
+        )
+    return result
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory: pytest.TempPathFactory, media_dir: Path) -> tuple[dict[str, str], dict]:
+    env = clean_env(tmp_path_factory.mktemp("data"))
+    result = posepipe(env, "analyze", "--json", str(media_dir / CLIP))
+    return env, json.loads(result.stdout)  # stdout is exactly one JSON document
+
+
+def test_analyze_json_is_the_only_stdout(analysed) -> None:
+    _env, doc = analysed
+    (video,) = doc["videos"]
+    assert video["status"] == "done" and video["error"] is None
+    assert video["frames_analyzed"] == 25 and video["fps_analyzed"] == pytest.approx(10, abs=0.5)
+    assert isinstance(video["events"], list) and isinstance(video["reps"], dict)
+    assert len(video["sha256"]) == 64
+
+
+def test_analyze_again_is_served_from_the_cache(analysed, media_dir: Path) -> None:
+    env, doc = analysed
+    again = json.loads(posepipe(env, "analyze", "--json", str(media_dir / CLIP)).stdout)
+    assert again["videos"][0]["video_id"] == doc["videos"][0]["video_id"]
+    assert again["videos"][0]["frames_analyzed"] == doc["videos"][0]["frames_analyzed"]
+
+
+def test_poses_csv_with_a_landmark_subset(analysed) -> None:
+    env, doc = analysed
+    vid = str(doc["videos"][0]["video_id"])
+    out = posepipe(env, "poses", vid, "--format", "csv", "--landmarks", "lower_body").stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == doc["videos"][0]["frames_with_person"]
+    assert "left_knee_x" in rows[0] and "nose_x" not in rows[0]
+    assert 0 <= float(rows[0]["left_hip_y"]) <= 1.2
+    # Joint angles come with every row; a visible, standing knee is far from folded.
+    knees = [float(r["left_knee_deg"]) for r in rows if r["left_knee_deg"]]
+    assert knees and all(0 <= k <= 180 for k in knees) and max(knees) > 120
+    assert "trunk_inclination_deg" in rows[0]
+    named = posepipe(env, "poses", vid, "--format", "csv", "--landmarks", "nose,left_wrist").stdout
+    header = next(csv.reader(io.StringIO(named)))
+    assert header[6:14] == [f"{n}_{f}" for n in ("nose", "left_wrist") for f in ("x", "y", "z", "visibility")]
+
+
+def test_poses_json_and_bad_landmark_names(analysed) -> None:
+    env, doc = analysed
+    vid = str(doc["videos"][0]["video_id"])
+    data = json.loads(posepipe(env, "poses", vid, "--format", "json").stdout)
+    assert (
+        data["landmarks"] == list(LANDMARK_NAMES)
+        and len(data["poses"]) == doc["videos"][0]["frames_with_person"]
+    )
+    assert len(data["poses"][0]["landmarks"]) == 33 and len(data["poses"][0]["world_landmarks_m"]) == 33
+    assert set(data["poses"][0]["angles_deg"]) >= {
+        "left_knee_deg",
+        "right_elbow_deg",
+        "trunk_inclination_deg",
+    }
+    bad = posepipe(env, "poses", vid, "--landmarks", "elbow_of_doom", check=False)
+    assert bad.returncode != 0 and "elbow_of_doom" in bad.stderr
+
+
+def test_snapshot_draws_red_joints_and_white_bones(analysed, tmp_path: Path) -> None:
+    env, doc = analysed
+    vid = str(doc["videos"][0]["video_id"])
+    poses = json.loads(posepipe(env, "poses", vid, "--format", "json").stdout)["poses"]
+    pose = max(poses, key=lambda p: sum(lm[3] for lm in p["landmarks"]))
+    out = tmp_path / "snap.jpg"
+    posepipe(env, "snapshot", vid, "--t", str(pose["t_s"]), "-o", str(out))
+    image = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
+    h, w = image.shape[:2]
+    lm = np.array(pose["landmarks"])
+    shoulder, hip = lm[11], lm[23]
+    assert shoulder[3] > 0.5 and hip[3] > 0.5
+    jx, jy = int(shoulder[0] * w), int(shoulder[1] * h)
+    r, g, b = image[jy - 1 : jy + 2, jx - 1 : jx + 2].reshape(-1, 3).mean(axis=0)
+    assert r > 170 and g < 110 and b < 110, (r, g, b)
+    mx, my = int((shoulder[0] + hip[0]) / 2 * w), int((shoulder[1] + hip[1]) / 2 * h)
+    assert image[my, mx].min() > 170, image[my, mx]
+    green = tmp_path / "green.jpg"
+    posepipe(env, "snapshot", vid, "--t", str(pose["t_s"]), "-o", str(green), "--joint-color", "0,255,0")
+    r, g, b = (
+        cv2.cvtColor(cv2.imread(str(green)), cv2.COLOR_BGR2RGB)[jy - 1 : jy + 2, jx - 1 : jx + 2]
+        .reshape(-1, 3)
+        .mean(axis=0)
+    )
+    assert g > 170 and r < 110
+
+
+def test_status_and_events_commands(analysed) -> None:
+    env, doc = analysed
+    vid = doc["videos"][0]["video_id"]
+    status = json.loads(posepipe(env, "status", str(vid), "--json").stdout)["videos"][0]
+    assert status["status"] == "done" and status["progress"] == 1.0 and status["frames_total"] == 25
+    listing = posepipe(env, "status").stdout
+    assert CLIP.split("/")[-1] in listing
+    events = json.loads(posepipe(env, "events", "--video", str(vid), "--format", "json").stdout)["events"]
+    assert len(events) == len(doc["videos"][0]["events"])
+    missing = posepipe(env, "status", "9999", check=False)
+    assert missing.returncode != 0 and "no video 9999" in missing.stderr
+
+
+def test_queue_commands_refuse_without_redis(tmp_path: Path, media_dir: Path) -> None:
+    env = clean_env(tmp_path)
+    result = posepipe(env, "enqueue", str(media_dir / CLIP), check=False)
+    assert result.returncode != 0 and "REDIS_URL" in result.stderr
+    result = posepipe(env, "worker", check=False)
+    assert result.returncode != 0 and "REDIS_URL" in result.stderr
+
+
+def test_a_typo_in_settings_is_reported(tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    env["POSEPIPE_ANALYSYS_FPS"] = "5"
+    result = posepipe(env, "status", check=False)
+    assert result.returncode != 0 and "POSEPIPE_ANALYSYS_FPS" in result.stderr

@@ -1,0 +1,65 @@
+"""The frame store on a real Redis: frames by reference, a bounded window, idempotent release."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import redis
+
+from pipeline import keys
+from pipeline.errors import FramesMissingError
+from pipeline.frames import Frame
+from pipeline.framestore import FrameStore
+from posepipe.settings import FrameEncoding
+
+
+@pytest.fixture
+def store(redis_url: str) -> FrameStore:
+    return FrameStore(redis.Redis.from_url(redis_url), ttl_s=60, encoding=FrameEncoding.RAW)
+
+
+def frame(seq: int) -> Frame:
+    return Frame(seq=seq, pts_s=seq / 10, rgb=np.full((24, 32, 3), seq, dtype=np.uint8))
+
+
+def test_put_get_release(store: FrameStore) -> None:
+    for s in range(4):
+        store.put(1, "run", frame(s))
+    assert store.queued(1, "run") == 4
+    got = store.get(1, "run", range(1, 3))
+    assert [f.seq for f in got] == [1, 2] and int(got[1].rgb[0, 0, 0]) == 2
+    assert store.redis.ttl(keys.frame(1, "run", 0)) > 0
+    assert store.release(1, "run", range(2)) == 2
+    assert store.release(1, "run", range(2)) == 0  # a retried job releasing again changes nothing
+    assert store.queued(1, "run") == 2
+
+
+def test_missing_frames_are_reported_not_skipped(store: FrameStore) -> None:
+    store.put(1, "run", frame(0))
+    with pytest.raises(FramesMissingError, match="1 frame"):
+        store.get(1, "run", range(2))
+
+
+def test_writer_blocks_while_the_window_is_full(store: FrameStore) -> None:
+    for s in range(3):
+        store.put(1, "run", frame(s))
+    released = threading.Event()
+
+    def consumer() -> None:
+        time.sleep(0.3)
+        store.release(1, "run", range(1))
+        released.set()
+
+    threading.Thread(target=consumer, daemon=True).start()
+    waited = store.wait_for_room(1, "run", limit=3)
+    assert released.is_set() and waited >= 0.25
+    assert store.queued(1, "run") == 2
+
+
+def test_purge_drops_only_that_run(store: FrameStore) -> None:
+    for s in range(3):
+        store.put(1, "a", frame(s))
+        store.put(1, "b", frame(s))
+    assert store.purge(1, "a") == 3
+    assert store.queued(1, "a") == 0 and store.queued(1, "b") == 3

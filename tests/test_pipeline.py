@@ -1,0 +1,168 @@
+"""The whole spine on real clips: ingest -> Redis -> RQ -> MediaPipe -> SQL, embedded and with servers."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import redis
+from rq.job import Job
+from sqlalchemy import func, select
+
+from pipeline import keys
+from pipeline.sampler import FrameSampler
+from pipeline.source import VideoFile
+from posepipe import analyze as analysis
+from posepipe.report import video_report
+from posepipe.services import Services
+from storage.models import AnalysedFrame, Chunk, PoseRow, Video, VideoStatus
+
+SINGLE_PERSON = "exercise/ex_squat_side_woman.mp4"  # 13.8 s, one person in every frame
+MULTI_CHUNK = "adl_negatives/urfall_ds59_get_down_on_floor.mp4"  # 13.3 s: five chunks at 10 fps
+
+
+def sampled_times(path: Path, fps: float) -> list[float]:
+    """The frames the pipeline must analyse, found independently of it."""
+    with VideoFile(path) as video:
+        sampler = FrameSampler(fps)
+        return [f.pts_s for f in video.frames() if sampler.take(f.pts_s)]
+
+
+def analyse(services: Services, paths: list[Path], **options: object) -> list[analysis.Target]:
+    options.setdefault("fps", services.settings.analysis_fps)
+    opts = analysis.AnalyzeOptions(**options)  # type: ignore[arg-type]
+    targets = [analysis.plan(services, str(p), opts) for p in paths]
+    analysis.run(services, targets, opts)
+    return targets
+
+
+def analyse_in_background(
+    services: Services, target: analysis.Target, opts: analysis.AnalyzeOptions
+) -> threading.Thread:
+    """`analysis.run` on a daemon thread: a test that fails while the analysis still waits (for a
+    server the test has already taken down) must not leave a thread that keeps pytest from exiting."""
+    runner = threading.Thread(target=analysis.run, args=(services, [target], opts), daemon=True)
+    runner.start()
+    return runner
+
+
+def stored_rows(services: Services, video_id: int) -> list[tuple[int, int, bytes, bytes | None]]:
+    with services.db.session() as s:
+        rows = s.execute(
+            select(PoseRow.seq, PoseRow.person, PoseRow.landmarks, PoseRow.world_landmarks)
+            .where(PoseRow.video_id == video_id)
+            .order_by(PoseRow.seq, PoseRow.person)
+        )
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def test_embedded_mode_accounts_for_every_sampled_frame(
+    make_settings, open_services, media_dir: Path
+) -> None:
+    services = open_services(make_settings())
+    assert services.embedded
+    clip = media_dir / SINGLE_PERSON
+    expected = sampled_times(clip, 10)
+    (target,) = analyse(services, [clip])
+    with services.db.session() as s:
+        video = s.get(Video, target.video_id)
+        assert video.status is VideoStatus.DONE, video.error
+        frames = s.execute(
+            select(AnalysedFrame.seq, AnalysedFrame.t_s)
+            .where(AnalysedFrame.video_id == video.id)
+            .order_by(AnalysedFrame.seq)
+        ).all()
+        assert video.frames_total == video.frames_done == len(expected)
+        assert video.chunks_total == s.scalar(
+            select(func.count()).select_from(Chunk).where(Chunk.video_id == video.id)
+        )
+    assert [seq for seq, _ in frames] == list(range(len(expected)))
+    assert [round(t, 4) for _, t in frames] == [round(t, 4) for t in expected]
+    assert video.frames_with_person >= 0.95 * len(expected)  # a single, fully visible person
+    report = video_report(services.db, target)
+    assert report["status"] == "done" and report["frames_analyzed"] == len(expected)
+    assert report["fps_analyzed"] == pytest.approx(10.0, abs=0.2)
+    assert set(report) == {
+        "video_id",
+        "path",
+        "sha256",
+        "status",
+        "error",
+        "duration_s",
+        "fps_analyzed",
+        "frames_analyzed",
+        "frames_with_person",
+        "events",
+        "reps",
+    }
+
+
+def test_two_workers_store_the_same_rows_as_one(
+    make_settings, open_services, media_dir, redis_url, pg_admin, tmp_path
+) -> None:
+    from tests.services import fresh_pg_database
+
+    clip = media_dir / MULTI_CHUNK
+    results = {}
+    for workers in (1, 2):
+        redis.Redis.from_url(redis_url).flushdb()
+        with fresh_pg_database(pg_admin) as pg_url:
+            services = open_services(
+                make_settings(redis_url=redis_url, database_url=pg_url, max_queued_mb=24)
+            )
+            assert not services.embedded
+            (target,) = analyse(services, [clip], workers=workers)
+            with services.db.session() as s:
+                video = s.get(Video, target.video_id)
+                assert video.status is VideoStatus.DONE, video.error
+                chunk_workers = set(s.scalars(select(Chunk.worker).where(Chunk.video_id == video.id)))
+            rows = stored_rows(services, target.video_id)
+            estimators = {}
+            for idx in range(video.chunks_total):
+                job = Job.fetch(keys.pose_job_id(video.id, video.run_token, idx), connection=services.redis)
+                value = job.return_value()
+                estimators.setdefault(value["worker"], set()).add(value["estimator_id"])
+            services.close()
+        results[workers] = rows
+        assert len(chunk_workers) == workers  # with two workers, both took chunks
+        # One model per worker process for all of its jobs.
+        assert all(len(ids) == 1 for ids in estimators.values()), estimators
+        assert len(estimators) == workers
+    assert len(results[1]) > 50  # the test compares real poses, not two empty lists
+    assert results[2] == results[1]
+
+
+def test_bad_files_fail_alone_and_the_batch_completes(
+    make_settings, open_services, media_dir, tmp_path
+) -> None:
+    services = open_services(make_settings())
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n" * 50)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes((media_dir / SINGLE_PERSON).read_bytes()[:20_000])
+    good = media_dir / "falls" / "urfall_ds22_fall_toward_camera.mp4"
+    targets = analyse(services, [text, good, truncated, tmp_path / "missing.mp4"])
+    reports = [video_report(services.db, t) for t in targets]
+    assert [r["status"] for r in reports] == ["failed", "done", "failed", "failed"]
+    assert "not a readable media file" in reports[0]["error"]
+    assert "truncated.mp4" in reports[2]["error"]
+    assert "does not exist" in reports[3]["error"]
+    assert reports[1]["frames_analyzed"] == len(sampled_times(good, 10))
+
+
+def test_same_content_is_reused_unless_forced(make_settings, open_services, media_dir, tmp_path) -> None:
+    services = open_services(make_settings())
+    clip = media_dir / "falls" / "urfall_ds13_fall_from_chair_2persons.mp4"
+    copy = tmp_path / "renamed copy.mp4"
+    copy.write_bytes(clip.read_bytes())
+    (first,) = analyse(services, [clip])
+    rows = stored_rows(services, first.video_id)
+    (again,) = analyse(services, [copy])
+    assert again.action is analysis.Action.CACHED and again.video_id == first.video_id
+    (forced,) = analyse(services, [copy], force=True)
+    assert forced.action is analysis.Action.INGEST and forced.video_id == first.video_id
+    assert forced.run != first.run
+    assert stored_rows(services, first.video_id) == rows  # same content, same poses, stored once
+    (other_fps,) = analyse(services, [clip], fps=5.0)
+    assert other_fps.action is analysis.Action.INGEST and other_fps.video_id != first.video_id

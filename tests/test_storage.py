@@ -1,0 +1,113 @@
+"""Storage on SQLite and PostgreSQL: migrations, idempotent chunk writes, the analytics cursor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import func, inspect, select
+
+from analytics.config import AnalyticsConfig
+from analytics.engine import AnalyticsEngine
+from analytics.events import Event, EventType
+from storage import analytics_state, events, poses, videos
+from storage.db import Database
+from storage.models import AnalysedFrame, PoseRow, Video
+from workers.poses import FramePoses, Pose
+
+
+@pytest.fixture
+def db(db_url: str) -> Database:
+    database = Database(db_url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+def a_pose(shift: float = 0.0) -> Pose:
+    rng = np.random.default_rng(int(shift * 1000))
+    lm = np.column_stack([rng.random((33, 2)) * 0.5 + shift, rng.random(33) * 0.1, np.full(33, 0.9)])
+    return Pose(landmarks_xyzv=lm, world_xyz_m=rng.random((33, 3)), score=0.9)
+
+
+def a_video(db: Database) -> Video:
+    with db.session() as s:
+        source = videos.file_source(s, "/tmp/clip.mp4")
+        params = videos.AnalysisParams(10.0, "mediapipe", 1280, 0.3)
+        video = videos.create_video(s, source, "/tmp/clip.mp4", "ab" * 32, 123, params, None)
+        video.width, video.height = 640, 480
+        return video
+
+
+def chunk(video_id: int, frames: list[FramePoses]) -> poses.ChunkWrite:
+    return poses.ChunkWrite(video_id, 0, 0, len(frames), frames, pose_s=0.5, worker="test")
+
+
+def test_migration_creates_every_table_and_is_repeatable(db: Database) -> None:
+    db.migrate()  # a second run is a no-op, not an error
+    tables = set(inspect(db.engine).get_table_names())
+    assert {"sources", "videos", "chunks", "frames", "poses", "events", "analytics_state"} <= tables
+
+
+def test_writing_a_chunk_twice_stores_it_once(db: Database) -> None:
+    video = a_video(db)
+    frames = [FramePoses.of(i, i / 10, (640, 480), [a_pose(i / 100)] if i != 2 else []) for i in range(4)]
+    for _ in range(2):  # a retried job writes the same chunk again
+        with db.session() as s:
+            poses.write_chunk(s, chunk(video.id, frames))
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(PoseRow)) == 3
+        assert s.scalar(select(func.count()).select_from(AnalysedFrame)) == 4
+        stored = s.get(Video, video.id)
+        assert (stored.frames_done, stored.frames_with_person) == (4, 3)
+        assert stored.pose_s == pytest.approx(0.5)
+        back = poses.read_frames(s, video.id, 0, 4, (640, 480))
+    assert [len(f.poses) for f in back] == [1, 1, 0, 1]  # the empty frame is explicit
+    assert np.array_equal(back[3].poses[0].landmarks_xyzv, frames[3].poses[0].landmarks_xyzv)
+    assert np.array_equal(back[3].poses[0].world_xyz_m, frames[3].poses[0].world_xyz_m)
+
+
+def test_track_ids_are_written_per_person(db: Database) -> None:
+    video = a_video(db)
+    frames = [FramePoses.of(i, i / 10, (640, 480), [a_pose(), a_pose(0.3)]) for i in range(2)]
+    with db.session() as s:
+        poses.write_chunk(s, chunk(video.id, frames))
+    with db.session() as s:
+        poses.set_track_ids(s, video.id, [(0, 0, 1), (0, 1, 2), (1, 0, 1), (1, 1, None)])
+    with db.session() as s:
+        rows = s.execute(
+            select(PoseRow.seq, PoseRow.person, PoseRow.track_id).order_by(PoseRow.seq, PoseRow.person)
+        )
+        assert [tuple(r) for r in rows] == [(0, 0, 1), (0, 1, 2), (1, 0, 1), (1, 1, None)]
+
+
+def test_analytics_cursor_is_compare_and_set(db: Database) -> None:
+    video = a_video(db)
+    engine = AnalyticsEngine(AnalyticsConfig(), detectors=[])
+    event = Event(EventType.FALL, 1.0, 2.0, 1, 0.9, {"t_detected_s": 1.5})
+    with db.session() as s:
+        events.add_events(s, video.id, video.source_id, [event])
+        analytics_state.advance(s, video.id, 0, engine)
+    # A second job that also thought the cursor was at 0 must not write its events.
+    with pytest.raises(analytics_state.CursorMoved), db.session() as s:
+        events.add_events(s, video.id, video.source_id, [event])
+        analytics_state.advance(s, video.id, 0, engine)
+    with db.session() as s:
+        assert len(events.list_events(s, video_id=video.id)) == 1
+        cursor = analytics_state.load(s, video.id)
+    assert cursor.next_chunk == 1 and not cursor.finished
+    assert isinstance(cursor.engine, AnalyticsEngine)
+
+
+def test_restart_clears_results_and_changes_run(db: Database) -> None:
+    video = a_video(db)
+    with db.session() as s:
+        poses.write_chunk(s, chunk(video.id, [FramePoses.of(0, 0.0, (640, 480), [a_pose()])]))
+    with db.session() as s:
+        row = s.get(Video, video.id)
+        old_run = row.run_token
+        videos.restart(s, row, "/tmp/clip.mp4", "squat")
+    with db.session() as s:
+        row = s.get(Video, video.id)
+        assert row.run_token != old_run and row.frames_done == 0 and row.exercise == "squat"
+        assert s.scalar(select(func.count()).select_from(PoseRow)) == 0
+        assert videos.current(s, video.id, old_run) is None

@@ -1,0 +1,136 @@
+"""What a job runs with: settings, database, Redis, frame store, queue, and this worker's pose model.
+
+One WorkerContext exists per worker (a process, or a thread in embedded mode) and is bound
+while that worker executes a job; jobs reach it with `current()`. The pose model is built
+on first use and then kept for every later job of the worker.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from redis import Redis
+
+from analytics.config import AnalyticsConfig
+from analytics.events import Exercise
+from pipeline.framestore import FrameStore
+from pipeline.queue import JobQueue
+from posepipe.settings import Settings
+from storage.db import Database
+from workers.estimator import PoseEstimator, create_estimator
+
+# Pose models a worker keeps for live sessions (each ~100 MB); the least recently used goes.
+MAX_SESSION_MODELS = 8
+
+
+@dataclass
+class _SessionModel:
+    estimator: PoseEstimator
+    next_seq: int
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    db: Database
+    redis: Redis
+    frames: FrameStore
+    queue: JobQueue
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}")
+    _estimator: PoseEstimator | None = None  # the model the last file chunk used
+    _estimators: dict[str, PoseEstimator] = field(default_factory=dict)
+    _sessions: OrderedDict[int, _SessionModel] = field(default_factory=OrderedDict)
+
+    @classmethod
+    def create(
+        cls, settings: Settings, db: Database, redis: Redis, *, retry_intervals: bool = True
+    ) -> WorkerContext:
+        frames = FrameStore(
+            redis,
+            ttl_s=settings.frame_ttl_s,
+            encoding=settings.frame_encoding,
+            jpeg_quality=settings.jpeg_quality,
+        )
+        queue = JobQueue(
+            redis,
+            job_timeout_s=settings.job_timeout_s,
+            retries=settings.job_retries,
+            retry_intervals=retry_intervals,
+        )
+        return cls(settings=settings, db=db, redis=redis, frames=frames, queue=queue)
+
+    def estimator(self, backend: str | None = None) -> PoseEstimator:
+        """This worker's model for `backend` (the video's; default the settings'), built once and kept."""
+        name = backend or self.settings.pose_backend
+        if name not in self._estimators:
+            self._estimators[name] = create_estimator(name, self.settings.pose_min_confidence)
+        self._estimator = self._estimators[name]
+        return self._estimator
+
+    def session_estimator(self, video_id: int, seq_from: int, backend: str | None = None) -> PoseEstimator:
+        """This worker's pose model for a live session (`backend`: the camera's); tracking continues
+        only if this chunk follows the last one the model posed (else it starts afresh, like a
+        file's chunk)."""
+        entry = self._sessions.pop(video_id, None)
+        if entry is None:
+            name = backend or self.settings.pose_backend
+            estimator = create_estimator(name, self.settings.pose_min_confidence)
+            entry = _SessionModel(estimator, next_seq=-1)
+        if entry.next_seq != seq_from:
+            entry.estimator.reset()
+        self._sessions[video_id] = entry  # most recently used last
+        while len(self._sessions) > MAX_SESSION_MODELS:
+            _, evicted = self._sessions.popitem(last=False)
+            evicted.estimator.close()
+        return entry.estimator
+
+    def note_session_seq(self, video_id: int, next_seq: int) -> None:
+        if video_id in self._sessions:
+            self._sessions[video_id].next_seq = next_seq
+
+    def forget_session(self, video_id: int) -> None:
+        entry = self._sessions.pop(video_id, None)
+        if entry is not None:
+            entry.estimator.close()
+
+    def analytics_config(self, exercise: str | None) -> AnalyticsConfig:
+        return AnalyticsConfig(
+            exercise=Exercise(exercise) if exercise else None,
+            track_lost_after_s=self.settings.track_lost_s,
+            long_lie_after_s=self.settings.long_lie_s,
+        )
+
+    def close(self) -> None:
+        for estimator in self._estimators.values():
+            estimator.close()
+        self._estimators.clear()
+        self._estimator = None
+        for entry in self._sessions.values():
+            entry.estimator.close()
+        self._sessions.clear()
+
+
+_current: ContextVar[WorkerContext | None] = ContextVar("posepipe_worker_context", default=None)
+
+
+def current() -> WorkerContext:
+    ctx = _current.get()
+    if ctx is None:
+        raise RuntimeError("no worker context bound: jobs run inside a posepipe worker")
+    return ctx
+
+
+@contextmanager
+def bound(ctx: WorkerContext) -> Iterator[WorkerContext]:
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)

@@ -1,0 +1,204 @@
+"""RQ jobs: pose one chunk of frames; advance a video's analytics; record a job's final failure.
+
+Every job is idempotent. A pose job replaces its chunk's rows; an analytics job moves a
+compare-and-set cursor in the same transaction as the events it writes; jobs of a run that
+was restarted or has failed do nothing. So a retried, duplicated or abandoned job never
+doubles or loses a row.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from analytics.engine import ANALYTICS_VERSION, AnalyticsEngine
+from analytics.events import Event
+from pipeline import keys
+from pipeline.errors import FramesMissingError
+from pipeline.queue import LIVE_JOB
+from storage import analytics_state, events, poses, videos
+from storage.models import Video, VideoStatus, utcnow
+from workers.context import WorkerContext, current
+from workers.poses import FramePoses
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PoseChunkResult:
+    video_id: int
+    chunk_idx: int
+    frames: int
+    frames_with_person: int
+    pose_s: float
+    worker: str
+    # Identifies the model object that posed the chunk: equal ids across jobs of one
+    # worker process prove the model was built once, not once per job.
+    estimator_id: str
+    skipped: str | None = None
+
+
+def pose_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: int) -> dict[str, Any]:
+    ctx = current()
+    seqs = range(seq_from, seq_to)
+    with ctx.db.session() as session:
+        video = videos.current(session, video_id, run)
+        stale = _why_skip(video)
+        if stale is None and poses.chunk_done(session, video_id, chunk_idx):
+            stale = "chunk already stored"
+        backend = video.pose_backend if video is not None else None
+    if stale is not None:
+        # Still release: a retry after a crash between commit and release must free the window.
+        ctx.frames.release(video_id, run, seqs)
+        log.info("video=%s chunk %d skipped: %s", video_id, chunk_idx, stale)
+        return asdict(_result(ctx, video_id, chunk_idx, [], 0.0, skipped=stale))
+
+    frames = ctx.frames.get(video_id, run, seqs)
+    estimator = ctx.estimator(backend)  # the video's backend: part of its cache key
+    estimator.reset()
+    started = time.perf_counter()
+    posed = [FramePoses.of(f.seq, f.pts_s, f.resolution_wh, estimator.estimate(f)) for f in frames]
+    pose_s = time.perf_counter() - started
+
+    def store(session: Session) -> None:
+        if _why_skip(videos.current(session, video_id, run)) is None:
+            poses.write_chunk(
+                session, poses.ChunkWrite(video_id, chunk_idx, seq_from, seq_to, posed, pose_s, ctx.name)
+            )
+
+    # Idempotent, so it may wait out a database restart instead of re-posing the chunk.
+    ctx.db.write_retrying(store, f"video={video_id} chunk {chunk_idx}")
+    ctx.frames.release(video_id, run, seqs)
+    ctx.queue.enqueue_analytics(video_id, run)
+    return asdict(_result(ctx, video_id, chunk_idx, posed, pose_s))
+
+
+def _result(
+    ctx: WorkerContext,
+    video_id: int,
+    chunk_idx: int,
+    posed: list[FramePoses],
+    pose_s: float,
+    skipped: str | None = None,
+) -> PoseChunkResult:
+    estimator = ctx._estimator
+    return PoseChunkResult(
+        video_id=video_id,
+        chunk_idx=chunk_idx,
+        frames=len(posed),
+        frames_with_person=sum(1 for f in posed if f.poses),
+        pose_s=pose_s,
+        worker=ctx.name,
+        estimator_id=f"{ctx.name}:{id(estimator)}" if estimator is not None else "",
+        skipped=skipped,
+    )
+
+
+def _why_skip(video: Video | None) -> str | None:
+    if video is None:
+        return "run superseded"
+    if video.status in (VideoStatus.FAILED, VideoStatus.DONE):
+        return f"video is {video.status.value}"
+    return None
+
+
+def analyse(video_id: int, run: str) -> dict[str, Any]:
+    """Feed every stored chunk not yet analysed, in order, to the video's engine; finish at the end."""
+    ctx = current()
+    with ctx.db.session() as session:
+        video = videos.current(session, video_id, run)
+        if video is None or video.status == VideoStatus.FAILED:
+            return {"video_id": video_id, "skipped": "run superseded or failed"}
+        cursor = analytics_state.load(session, video_id)
+        if cursor.finished:
+            return {"video_id": video_id, "skipped": "already finished"}
+        if not cursor.current_version:
+            raise RuntimeError(
+                f"video {video_id}: analytics state is from another analytics version; re-run with --force"
+            )
+        source_id, exercise = video.source_id, video.exercise
+        resolution_wh = (video.width or 1, video.height or 1)
+    engine = cursor.engine or AnalyticsEngine(ctx.analytics_config(exercise))
+    next_chunk = cursor.next_chunk
+    analysed = 0
+    try:
+        while True:
+            with ctx.db.session() as session:
+                seq_range = poses.chunk_range(session, video_id, next_chunk)
+                if seq_range is None:
+                    break
+                frames = poses.read_frames(session, video_id, *seq_range, resolution_wh)
+                analyse_frames(session, engine, video_id, source_id, frames)
+                analytics_state.advance(session, video_id, next_chunk, engine)
+            next_chunk += 1
+            analysed += 1
+        finished = _finish_if_complete(ctx, video_id, run, source_id, next_chunk, engine)
+    except analytics_state.CursorMoved as exc:
+        log.info("video=%s analytics handed over: %s", video_id, exc)
+        return {"video_id": video_id, "skipped": "another analytics job advanced the cursor"}
+    return {"video_id": video_id, "chunks_analysed": analysed, "finished": finished}
+
+
+def analyse_frames(
+    session: Session,
+    engine: AnalyticsEngine,
+    video_id: int,
+    source_id: int,
+    frames: list[FramePoses],
+    wall_origin: datetime | None = None,
+) -> list[Event]:
+    """Feed frames to the engine; store their track ids and the events they complete."""
+    assignments, found = [], []
+    for frame in frames:
+        outcome = engine.process(frame)
+        assignments.extend((frame.seq, person, tid) for person, tid in enumerate(outcome.track_ids))
+        found.extend(outcome.events)
+    poses.set_track_ids(session, video_id, assignments)
+    events.add_events(session, video_id, source_id, found, wall_origin)
+    return found
+
+
+def _finish_if_complete(
+    ctx: WorkerContext, video_id: int, run: str, source_id: int, next_chunk: int, engine: AnalyticsEngine
+) -> bool:
+    with ctx.db.session() as session:
+        video = videos.current(session, video_id, run)
+        if video is None or video.chunks_total is None or next_chunk < video.chunks_total:
+            return False
+        events.add_events(session, video_id, source_id, engine.finish())
+        analytics_state.advance(session, video_id, next_chunk, engine, finished=True)
+        video.status = VideoStatus.DONE
+        video.analytics_version = ANALYTICS_VERSION
+        video.finished_at = utcnow()
+    log.info("video=%s done", video_id)
+    return True
+
+
+def on_job_failure(job: Any, connection: Any, exc_type: type, exc_value: BaseException, _tb: Any) -> None:
+    """RQ failure callback (every failed attempt, and abandoned jobs): fail the video on the last one."""
+    video_id, run = job.args[0], job.args[1]
+    if job.should_retry:
+        log.warning("video=%s job %s failed, will retry: %s", video_id, job.func_name, exc_value)
+        return
+    reason = str(exc_value) or exc_type.__name__
+    ctx = current()
+    if job.func_name == LIVE_JOB:
+        # A live chunk that cannot be analysed is lost frames, not a failed camera session.
+        seqs = range(job.args[3], job.args[4])
+        ctx.frames.release(video_id, run, seqs)
+        ctx.redis.hincrby(keys.live_drops(video_id), "job_failed", len(seqs))
+        log.error("video=%s live chunk failed, its %d frames dropped: %s", video_id, len(seqs), reason)
+        return
+    if isinstance(exc_value, FramesMissingError):
+        reason = (
+            f"{reason}; they expired before any worker took them (raise POSEPIPE_FRAME_TTL_S or add workers)"
+        )
+    with ctx.db.session() as session:
+        if videos.mark_failed(session, video_id, run, f"{job.func_name.rsplit('.', 1)[-1]} failed: {reason}"):
+            log.error("video=%s failed: %s", video_id, reason)
+    ctx.frames.purge(video_id, run)

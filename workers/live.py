@@ -1,0 +1,96 @@
+"""Live camera jobs: pose a chunk of a camera session and analyse it in the same job, in order.
+
+A session's jobs run one at a time (RQ RateLimit per session), so one job can pose, store
+and analyse: the engine saved in analytics_state carries tracks, repetitions and fall
+state across jobs. A chunk whose newest frame is older than `live_max_lag_s` when its job
+starts is dropped and counted: the freshest frames matter, and posing old ones only grows
+the lag. Each worker keeps a pose model per session and continues MediaPipe's tracking when
+a chunk follows the last one it posed (tracking costs half a detection; live results need
+not be reproducible chunk by chunk the way a file's are).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from analytics.engine import ANALYTICS_VERSION, AnalyticsEngine
+from pipeline import keys
+from pipeline.errors import FramesMissingError
+from storage import analytics_state, events, poses, videos
+from storage.models import VideoStatus, utcnow
+from workers.context import current
+from workers.jobs import analyse_frames
+from workers.poses import FramePoses
+
+log = logging.getLogger(__name__)
+
+
+def live_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: int) -> dict[str, Any]:
+    ctx = current()
+    seqs = range(seq_from, seq_to)
+    with ctx.db.session() as session:
+        video = videos.current(session, video_id, run)
+        if video is None or video.status is not VideoStatus.RUNNING or video.started_at is None:
+            ctx.frames.release(video_id, run, seqs)
+            return {"video_id": video_id, "skipped": "session over"}
+        origin, source_id, exercise = video.started_at, video.source_id, video.exercise
+        backend = video.pose_backend
+        resolution_wh = (video.width or 1, video.height or 1)
+    try:
+        frames = ctx.frames.get(video_id, run, seqs)
+    except FramesMissingError as exc:
+        return _drop(ctx, video_id, run, seqs, "expired", f"{exc}")
+    lag_s = time.time() - (origin.timestamp() + frames[-1].pts_s)
+    if lag_s > ctx.settings.live_max_lag_s:
+        return _drop(ctx, video_id, run, seqs, "stale", f"{lag_s:.1f} s behind")
+
+    estimator = ctx.session_estimator(video_id, seq_from, backend)
+    started = time.perf_counter()
+    posed = [FramePoses.of(f.seq, f.pts_s, resolution_wh, estimator.estimate(f)) for f in frames]
+    pose_s = time.perf_counter() - started
+    ctx.note_session_seq(video_id, seq_to)
+
+    found = 0
+    with ctx.db.session() as session:
+        poses.write_chunk(
+            session, poses.ChunkWrite(video_id, chunk_idx, seq_from, seq_to, posed, pose_s, ctx.name)
+        )
+        cursor = analytics_state.load(session, video_id)
+        # A retried job whose chunk was analysed already stores its poses again, nothing more.
+        if chunk_idx >= cursor.next_chunk and not cursor.finished:
+            engine = cursor.engine or AnalyticsEngine(ctx.analytics_config(exercise))
+            found = len(analyse_frames(session, engine, video_id, source_id, posed, origin))
+            analytics_state.advance(session, video_id, cursor.next_chunk, engine, new_next=chunk_idx + 1)
+    ctx.frames.release(video_id, run, seqs)
+    return {"video_id": video_id, "chunk": chunk_idx, "frames": len(posed), "events": found, "lag_s": lag_s}
+
+
+def _drop(ctx: Any, video_id: int, run: str, seqs: range, cause: str, detail: str) -> dict[str, Any]:
+    released = ctx.frames.release(video_id, run, seqs)
+    ctx.redis.hincrby(keys.live_drops(video_id), cause, len(seqs))
+    ctx.redis.expire(keys.live_drops(video_id), ctx.settings.frame_ttl_s)
+    log.info("video=%s dropped frames %d-%d (%s: %s)", video_id, seqs.start, seqs.stop - 1, cause, detail)
+    return {"video_id": video_id, "dropped": len(seqs), "cause": cause, "released": released}
+
+
+def live_finish(video_id: int, run: str) -> dict[str, Any]:
+    """The session ended: flush every track's open state, mark the session done."""
+    ctx = current()
+    ctx.forget_session(video_id)
+    with ctx.db.session() as session:
+        video = videos.current(session, video_id, run)
+        if video is None or video.status is not VideoStatus.RUNNING or video.started_at is None:
+            return {"video_id": video_id, "skipped": "not running"}
+        cursor = analytics_state.load(session, video_id)
+        flushed = 0
+        if cursor.engine is not None and not cursor.finished:
+            found = cursor.engine.finish()
+            events.add_events(session, video_id, video.source_id, found, video.started_at)
+            analytics_state.advance(session, video_id, cursor.next_chunk, cursor.engine, finished=True)
+            flushed = len(found)
+        video.status = VideoStatus.DONE
+        video.analytics_version = ANALYTICS_VERSION
+        video.finished_at = utcnow()
+    return {"video_id": video_id, "events_flushed": flushed}

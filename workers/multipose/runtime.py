@@ -1,0 +1,75 @@
+"""The TFLite runtime (ai-edge-litert) and the model files: LiteRT is imported here and nowhere else.
+
+The models are the two the mediapipe wheel ships, read from the installed package (never
+copied into the repository, never downloaded). Outputs are named by their shapes, not by
+the converter's tensor names (`Identity_3`), which say nothing and may change.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from workers.multipose import constants as c
+
+
+class ModelLoadError(RuntimeError):
+    """A pose model file is missing from the installed mediapipe package, or LiteRT cannot load it."""
+
+
+def model_path(relative: str) -> str:
+    """Absolute path of a model file inside the installed mediapipe distribution.
+
+    Found through the distribution's metadata, which does not import mediapipe (that stays in
+    workers.estimator, for the mediapipe backend).
+    """
+    try:
+        dist = importlib.metadata.distribution(c.MODEL_PACKAGE)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise ModelLoadError(f"{c.MODEL_PACKAGE} is not installed; its wheel ships the pose models") from exc
+    path = Path(str(dist.locate_file(f"{c.MODEL_PACKAGE}/{relative}")))
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is missing from the installed {c.MODEL_PACKAGE} package")
+    return str(path)
+
+
+@dataclass
+class TfliteModel:
+    """One loaded model with a single float32 input; `run` returns its outputs by shape."""
+
+    name: str
+    _interpreter: object
+    _input_index: int
+    _outputs: tuple[tuple[int, tuple[int, ...]], ...]
+    input_shape: tuple[int, ...]
+
+    @classmethod
+    def load(cls, relative: str) -> TfliteModel:
+        # Quiet TFLite's C++ banner ("Created TensorFlow Lite XNNPACK delegate") unless asked.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from ai_edge_litert.interpreter import Interpreter
+
+        path = model_path(relative)
+        try:
+            interpreter = Interpreter(model_path=path, num_threads=c.INTERPRETER_THREADS)
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"LiteRT cannot load {path}: {exc}") from exc
+        (inp,) = interpreter.get_input_details()
+        outputs = tuple(
+            (int(d["index"]), tuple(int(s) for s in d["shape"])) for d in interpreter.get_output_details()
+        )
+        return cls(relative, interpreter, int(inp["index"]), outputs, tuple(int(s) for s in inp["shape"]))
+
+    def run(self, tensor: np.ndarray) -> dict[tuple[int, ...], np.ndarray]:
+        """Run on one input (its shape must be the model's); outputs keyed by their shape."""
+        if tensor.shape != self.input_shape:
+            raise ValueError(f"{self.name}: input shape {tensor.shape}, the model wants {self.input_shape}")
+        interp = self._interpreter
+        interp.set_tensor(self._input_index, np.ascontiguousarray(tensor, dtype=np.float32))  # type: ignore[attr-defined]
+        interp.invoke()  # type: ignore[attr-defined]
+        return {shape: interp.get_tensor(index) for index, shape in self._outputs}  # type: ignore[attr-defined]

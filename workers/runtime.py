@@ -1,0 +1,256 @@
+"""Worker runtime: RQ workers that keep one WorkerContext, and so one pose model, for their whole life.
+
+RQ's default worker forks a child per job, which would load the model again for every
+job; these run jobs in their own process (SimpleWorker). `WorkerProcesses` runs N of them
+as separate processes and restarts any that dies; `WorkerThreads` runs them as threads on
+the embedded queue (MediaPipe and PyAV release the GIL, so threads do overlap).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.process
+import signal
+import threading
+import time
+from collections.abc import Sequence
+
+from redis.exceptions import RedisError
+from rq import Queue, SimpleWorker
+from rq.executions import Execution
+from rq.job import Job
+from rq.timeouts import TimerDeathPenalty
+from rq.worker import WorkerStatus
+
+from pipeline import keys
+from pipeline.backoff import Backoff, BackoffPolicy
+from posepipe.settings import Settings
+from workers.context import WorkerContext, bound
+
+log = logging.getLogger(__name__)
+
+# Abandoned jobs (their worker was killed) are found by a worker's maintenance pass; RQ's
+# default of 10 minutes is far too slow to re-pose a killed worker's frames.
+MAINTENANCE_INTERVAL_S = 15
+# An idle embedded worker thread returns after this long so it can notice it should stop.
+THREAD_IDLE_S = 1
+# A running job's registry entry lives this long unless refreshed; it is refreshed every
+# HEARTBEAT_INTERVAL_S while the job runs, so a job whose worker was killed is seen as
+# abandoned (and retried) within HEARTBEAT_TTL_S + MAINTENANCE_INTERVAL_S.
+HEARTBEAT_TTL_S = 30
+HEARTBEAT_INTERVAL_S = 5
+# A worker loop that ends on its own (Redis went away under it) starts again after a capped,
+# jittered wait; a loop that ran this long counts as healthy and resets the backoff.
+WORKER_RESTART_BACKOFF = BackoffPolicy(base_s=0.5, cap_s=15.0)
+WORKER_HEALTHY_S = 60
+# Restart pacing for crashed worker processes: capped exponential backoff with jitter.
+PROCESS_RESTART_BACKOFF = BackoffPolicy(base_s=1.0, cap_s=30.0)
+
+
+def rq_log_level(level: str) -> str:
+    """RQ logs three INFO lines per job; at thousands of jobs per video that is noise."""
+    return "DEBUG" if level == "DEBUG" else "WARNING"
+
+
+class PosepipeWorker(SimpleWorker):
+    """Executes jobs in-process with its WorkerContext bound (also for failure callbacks).
+
+    RQ's SimpleWorker registers a running job for its whole timeout + 60 s and never
+    refreshes it, so a killed worker's job would wait minutes to be retried. This one keeps
+    a short heartbeat alive from a side thread while the job runs, as RQ's forking worker
+    does from its monitor loop.
+    """
+
+    def __init__(self, queues: Sequence[str], *, context: WorkerContext, **kwargs: object) -> None:
+        # An idle worker blocks in its dequeue for worker_ttl - 15 s and only then runs
+        # maintenance (which retries abandoned jobs); RQ's 420 s default would leave a killed
+        # worker's job waiting for minutes.
+        super().__init__(
+            list(queues),
+            connection=context.redis,
+            maintenance_interval=MAINTENANCE_INTERVAL_S,
+            worker_ttl=MAINTENANCE_INTERVAL_S + 15,
+            **kwargs,
+        )
+        self.context = context
+        self.stop_signalled = False
+
+    def work(self, *args: object, **kwargs: object) -> bool:  # type: ignore[override]
+        with bound(self.context):
+            return super().work(*args, **kwargs)  # type: ignore[arg-type]
+
+    def request_stop(self, signum: int, frame: object) -> None:
+        # RQ flags a stop only when busy (when idle it just raises); remember it either way.
+        self.stop_signalled = True
+        super().request_stop(signum, frame)
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return HEARTBEAT_TTL_S
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        execution = self.prepare_execution(job)
+        done = threading.Event()
+        beat = threading.Thread(
+            target=self._beat, args=(job, execution, done), name="posepipe-heartbeat", daemon=True
+        )
+        beat.start()
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            done.set()
+            beat.join()
+        self.set_state(WorkerStatus.IDLE)
+
+    def _beat(self, job: Job, execution: Execution, done: threading.Event) -> None:
+        while not done.wait(HEARTBEAT_INTERVAL_S):
+            try:
+                self.maintain_heartbeats(job, execution)
+            except RedisError as exc:
+                # Redis is away: the job goes on; if Redis stays away long enough the job
+                # is retried elsewhere, and its writes are idempotent.
+                log.warning("job %s: heartbeat failed: %s", job.id, exc)
+
+
+class ThreadWorker(PosepipeWorker):
+    """A worker in a non-main thread: timeouts by timer, and no signal handlers (only the
+    main thread may install them); it stops by going idle."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self) -> None:
+        return None
+
+
+def run_worker_process(
+    settings: Settings, queues: Sequence[str] = keys.WORKER_QUEUES, burst: bool = False
+) -> None:
+    """Entry point of one worker process (also `posepipe worker` with -n 1). Every worker
+    process also runs a webhook dispatcher thread (workers.webhooks)."""
+    from posepipe.logs import filter_native_noise, setup_logging
+    from posepipe.services import Services
+    from workers.webhooks import WebhookDispatcher
+
+    filter_native_noise()
+    setup_logging(settings.log_level)
+    services = Services.open(settings)
+    context = services.worker_context()
+    stop = threading.Event()
+    backoff = Backoff(WORKER_RESTART_BACKOFF)
+    dispatcher = WebhookDispatcher.for_services(services)
+    dispatcher.start()
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            worker: PosepipeWorker | None = None
+            try:
+                worker = PosepipeWorker(queues, context=context)
+                worker.work(burst=burst, with_scheduler=True, logging_level=rq_log_level(settings.log_level))
+            except RedisError as exc:
+                log.warning("worker lost Redis: %s", exc)
+            # RQ's work() also returns when Redis failed under it; only a requested stop ends us.
+            if burst or (worker is not None and worker.stop_signalled):
+                break
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+            if time.monotonic() - started > WORKER_HEALTHY_S:
+                backoff.reset()
+            delay = backoff.next_delay_s()
+            log.warning("worker loop ended unexpectedly; starting it again in %.1f s", delay)
+            stop.wait(delay)
+    finally:
+        dispatcher.stop()
+        context.close()
+        services.close()
+
+
+class WorkerProcesses:
+    """N worker processes, restarted with backoff when one dies unexpectedly."""
+
+    def __init__(self, settings: Settings, count: int, queues: Sequence[str] = keys.WORKER_QUEUES) -> None:
+        self.settings = settings
+        self.count = count
+        self.queues = tuple(queues)
+        self._mp = multiprocessing.get_context("spawn")
+        self._procs: list[multiprocessing.process.BaseProcess] = []
+        self._restarts = Backoff(PROCESS_RESTART_BACKOFF)
+        self._stopping = False
+
+    def start(self) -> None:
+        for _ in range(self.count):
+            self._procs.append(self._spawn())
+
+    def _spawn(self) -> multiprocessing.process.BaseProcess:
+        proc = self._mp.Process(target=run_worker_process, args=(self.settings, self.queues), daemon=False)
+        proc.start()
+        log.info("started worker process pid=%s", proc.pid)
+        return proc
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._procs if p.pid is not None and p.is_alive()]
+
+    def check(self) -> None:
+        """Replace workers that died (pacing restarts so a crash loop cannot spin)."""
+        for i, proc in enumerate(self._procs):
+            if proc.is_alive() or self._stopping:
+                continue
+            delay = self._restarts.next_delay_s()
+            log.warning("worker pid=%s exited with %s; restarting in %.1f s", proc.pid, proc.exitcode, delay)
+            time.sleep(delay)
+            self._procs[i] = self._spawn()
+
+    def supervise(self) -> None:
+        """Run until SIGTERM/SIGINT, then stop the workers (each finishes its current job)."""
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        self.start()
+        while not stop.wait(1.0):
+            self.check()
+        self.stop()
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        self._stopping = True
+        for proc in self._procs:
+            if proc.is_alive() and proc.pid is not None:
+                proc.terminate()  # SIGTERM: RQ's warm shutdown finishes the job in hand
+        deadline = time.monotonic() + timeout_s
+        for proc in self._procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                log.warning("worker pid=%s did not stop in time; killing it", proc.pid)
+                proc.kill()
+                proc.join()
+        self._procs.clear()
+
+
+class WorkerThreads:
+    """Embedded mode: N workers as threads of this process, on the in-process queue."""
+
+    def __init__(self, contexts: Sequence[WorkerContext], queues: Sequence[str] = keys.WORKER_QUEUES) -> None:
+        self._stop = threading.Event()
+        self._errors: list[BaseException] = []
+        self._threads = [
+            threading.Thread(
+                target=self._run, args=(ctx, tuple(queues)), name=f"posepipe-worker-{i}", daemon=True
+            )
+            for i, ctx in enumerate(contexts)
+        ]
+        self.contexts = list(contexts)
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self, ctx: WorkerContext, queues: tuple[str, ...]) -> None:
+        worker = ThreadWorker(queues, context=ctx)
+        while not self._stop.is_set():
+            worker.work(max_idle_time=THREAD_IDLE_S, logging_level="WARNING")
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        for ctx in self.contexts:
+            ctx.close()
