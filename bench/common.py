@@ -137,7 +137,12 @@ class LiveStack:
 
 @contextmanager
 def live_stack(
-    n: int, clip: Path, redis_url: str, fps: float = 10.0, workers: int = 2
+    n: int,
+    clip: Path,
+    redis_url: str,
+    fps: float = 10.0,
+    workers: int = 2,
+    settings_env: dict[str, str] | None = None,
 ) -> Iterator[LiveStack]:
     from cryptography.fernet import Fernet
 
@@ -155,6 +160,7 @@ def live_stack(
             POSEPIPE_LOG_LEVEL="WARNING",
             POSEPIPE_SECRET_KEY=Fernet.generate_key().decode(),
         )
+        env.update(settings_env or {})
         pp = [sys.executable, "-m", "posepipe"]
         mounts = {f"cam{i}": clip for i in range(n)}
         server = stack.enter_context(rtsp_server(mounts))

@@ -34,8 +34,10 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
 
-def run(n: int, clip: Path, seconds: float, redis_url: str) -> dict[str, object]:
-    with live_stack(n, clip, redis_url) as stack:
+def run(
+    n: int, clip: Path, seconds: float, redis_url: str, settings_env: dict[str, str] | None = None
+) -> dict[str, object]:
+    with live_stack(n, clip, redis_url, settings_env=settings_env) as stack:
         time.sleep(WARMUP_S)
         t_from = time.time()
         peak_rss = 0.0
@@ -104,12 +106,20 @@ def main() -> None:
     parser.add_argument("--streams", default="2,4,6,8")
     parser.add_argument("--seconds", type=float, default=45.0)
     parser.add_argument("--clip", default="falls/urfall_ds04_fall_while_walking.mp4")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="POSEPIPE_NAME=VALUE",
+        help="a setting for the services (repeatable), e.g. POSEPIPE_LIVE_CHUNK_FRAMES=6",
+    )
     args = parser.parse_args()
+    settings_env = dict(item.split("=", 1) for item in args.set)
     media = Path(os.environ.get("POSEPIPE_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))
     redis_url = f"{ensure_redis()}/{REDIS_BENCH_DB}"
     results = []
     for n in (int(x) for x in args.streams.split(",")):
-        result = run(n, media / args.clip, args.seconds, redis_url)
+        result = run(n, media / args.clip, args.seconds, redis_url, settings_env) | {"settings": settings_env}
         results.append(result)
         print(json.dumps(result), flush=True)
     sustained = [r["streams"] for r in results if (r["analysed_fraction"] or 0) >= 0.99]

@@ -6,17 +6,19 @@ prints the samples' first/last values and the slope per minute, over the whole r
 second half. A leak shows as a slope that is a visible fraction of the value per minute in both;
 flat is a slope near zero.
 
-    .venv/bin/python -m bench.soak [--streams 4] [--minutes 10] [--every 10]
+    .venv/bin/python -m bench.soak [--streams 4] [--minutes 10] [--every 10] [--series out.csv]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import time
 from pathlib import Path
 
+import psycopg
 import redis
 
 from bench.common import ensure_redis, live_stack, tree_open_fds, tree_rss_mb
@@ -41,12 +43,13 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--every", type=float, default=10.0)
     parser.add_argument("--clip", default="falls/urfall_ds04_fall_while_walking.mp4")
+    parser.add_argument("--series", type=Path, help="also write every sample to this CSV file")
     args = parser.parse_args()
     media = Path(os.environ.get("POSEPIPE_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))
     redis_url = f"{ensure_redis()}/{REDIS_BENCH_DB}"
     client = redis.Redis.from_url(redis_url)
     series: dict[str, list[float]] = {
-        k: [] for k in ("redis_mb", "worker_rss_mb", "ingest_rss_mb", "open_fds")
+        k: [] for k in ("redis_mb", "worker_rss_mb", "ingest_rss_mb", "open_fds", "sessions")
     }
     times: list[float] = []
     with live_stack(args.streams, media / args.clip, redis_url) as stack:
@@ -58,7 +61,16 @@ def main() -> None:
             series["worker_rss_mb"].append(tree_rss_mb(stack.worker.pid))
             series["ingest_rss_mb"].append(tree_rss_mb(stack.ingest.pid))
             series["open_fds"].append(tree_open_fds(stack.worker.pid) + tree_open_fds(stack.ingest.pid))
+            # Camera sessions started so far: a reconnect starts a new one (and new pose models).
+            with psycopg.connect(stack.pg_url) as conn:
+                series["sessions"].append(conn.execute("SELECT count(*) FROM videos").fetchone()[0])
             time.sleep(args.every)
+    if args.series:
+        with args.series.open("w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["t_s", *series])
+            for i, t in enumerate(times):
+                writer.writerow([round(t, 1), *(round(values[i], 2) for values in series.values())])
     report = {
         name: {
             "first": round(values[0], 1),

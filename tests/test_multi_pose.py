@@ -162,6 +162,6 @@ def test_camera_keeps_its_backend(make_settings, open_services) -> None:
     with services.db.session() as session:
         backend = session.get(Video, video_id).pose_backend
     assert backend == "multi"
-    assert isinstance(ctx.session_estimator(video_id, 0, backend), MultiPoseEstimator)
+    assert isinstance(ctx.session_estimator(video_id, 0.0, backend), MultiPoseEstimator)
     assert isinstance(ctx.estimator(), MediaPipeEstimator)  # the settings' default for other work
     ctx.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,12 +29,22 @@ from workers.estimator import PoseEstimator, create_estimator
 
 # Pose models a worker keeps for live sessions (each ~100 MB); the least recently used goes.
 MAX_SESSION_MODELS = 8
+# A session model unused this long is closed: its session ended (the end job ran on another
+# worker) or moved to other workers, and its memory is better returned.
+SESSION_MODEL_IDLE_S = 60.0
+# Tracking continues from the last frame this model posed when the chunk starts at most this
+# much later: one 3-frame chunk posed by another worker in between (0.4 s at 10 fps). A person
+# walking moves about a third of their height in that time, which MediaPipe's region from the
+# previous landmarks still covers; where it does not, MediaPipe finds no pose in the region and
+# runs its detector, as it would after a reset. A reset costs a graph restart and a detection.
+TRACKING_MAX_GAP_S = 0.5
 
 
 @dataclass
 class _SessionModel:
     estimator: PoseEstimator
-    next_seq: int
+    last_pts_s: float | None = None  # the last frame it posed, session time
+    last_used: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -74,31 +85,40 @@ class WorkerContext:
         self._estimator = self._estimators[name]
         return self._estimator
 
-    def session_estimator(self, video_id: int, seq_from: int, backend: str | None = None) -> PoseEstimator:
-        """This worker's pose model for a live session (`backend`: the camera's); tracking continues
-        only if this chunk follows the last one the model posed (else it starts afresh, like a
-        file's chunk)."""
+    def session_estimator(
+        self, video_id: int, first_pts_s: float, backend: str | None = None
+    ) -> PoseEstimator:
+        """This worker's pose model for a live session (`backend`: the camera's). Tracking
+        continues when this chunk starts soon after the last frame the model posed (see
+        TRACKING_MAX_GAP_S); otherwise it starts afresh, like a file's chunk."""
+        self._close_idle_sessions(keep=video_id)
         entry = self._sessions.pop(video_id, None)
         if entry is None:
             name = backend or self.settings.pose_backend
-            estimator = create_estimator(name, self.settings.pose_min_confidence)
-            entry = _SessionModel(estimator, next_seq=-1)
-        if entry.next_seq != seq_from:
+            entry = _SessionModel(create_estimator(name, self.settings.pose_min_confidence))
+        elif entry.last_pts_s is None or not 0 < first_pts_s - entry.last_pts_s <= TRACKING_MAX_GAP_S:
             entry.estimator.reset()
+        entry.last_used = time.monotonic()
         self._sessions[video_id] = entry  # most recently used last
         while len(self._sessions) > MAX_SESSION_MODELS:
             _, evicted = self._sessions.popitem(last=False)
             evicted.estimator.close()
         return entry.estimator
 
-    def note_session_seq(self, video_id: int, next_seq: int) -> None:
+    def note_session_posed(self, video_id: int, last_pts_s: float) -> None:
         if video_id in self._sessions:
-            self._sessions[video_id].next_seq = next_seq
+            self._sessions[video_id].last_pts_s = last_pts_s
 
     def forget_session(self, video_id: int) -> None:
         entry = self._sessions.pop(video_id, None)
         if entry is not None:
             entry.estimator.close()
+
+    def _close_idle_sessions(self, keep: int) -> None:
+        now = time.monotonic()
+        for video_id in [v for v, e in self._sessions.items() if now - e.last_used > SESSION_MODEL_IDLE_S]:
+            if video_id != keep:
+                self.forget_session(video_id)
 
     def analytics_config(self, exercise: str | None) -> AnalyticsConfig:
         return AnalyticsConfig(

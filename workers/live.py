@@ -5,8 +5,9 @@ and analyse: the engine saved in analytics_state carries tracks, repetitions and
 state across jobs. A chunk whose newest frame is older than `live_max_lag_s` when its job
 starts is dropped and counted: the freshest frames matter, and posing old ones only grows
 the lag. Each worker keeps a pose model per session and continues MediaPipe's tracking when
-a chunk follows the last one it posed (tracking costs half a detection; live results need
-not be reproducible chunk by chunk the way a file's are).
+a chunk starts soon after the last frame that model posed, even if another worker posed a
+chunk in between (a reset costs a graph restart and a detection; live results need not be
+reproducible chunk by chunk the way a file's are; see workers.context).
 """
 
 from __future__ import annotations
@@ -46,11 +47,11 @@ def live_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: i
     if lag_s > ctx.settings.live_max_lag_s:
         return _drop(ctx, video_id, run, seqs, "stale", f"{lag_s:.1f} s behind")
 
-    estimator = ctx.session_estimator(video_id, seq_from, backend)
+    estimator = ctx.session_estimator(video_id, frames[0].pts_s, backend)
     started = time.perf_counter()
     posed = [FramePoses.of(f.seq, f.pts_s, resolution_wh, estimator.estimate(f)) for f in frames]
     pose_s = time.perf_counter() - started
-    ctx.note_session_seq(video_id, seq_to)
+    ctx.note_session_posed(video_id, frames[-1].pts_s)
 
     found = 0
     with ctx.db.session() as session:
