@@ -115,6 +115,13 @@ class Settings(BaseSettings):
         le=60,
         description="A live chunk older than this when a worker takes it is dropped.",
     )
+    live_thin_lag_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Workers this far behind a camera drop every other chunk of it, so the chunks they "
+        "pose stay close enough for tracking to continue (>= live_max_lag_s: never).",
+    )
     secret_key: str | None = Field(
         default=None,
         description="Fernet key encrypting camera URLs at rest; unset: <data_dir>/secret.key (made once).",

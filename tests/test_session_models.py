@@ -1,5 +1,6 @@
-"""A worker's pose models for live sessions: tracking continues across short gaps (another
-worker's chunk in between), restarts after long ones, and idle models are closed."""
+"""Live sessions on a worker: its pose models keep tracking across short gaps (another
+worker's chunk in between), restart after long ones and are closed when idle; and behind a
+camera, workers pose every other chunk so the posed chunks stay close."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from workers import context
 from workers.context import WorkerContext
 from workers.estimator import MediaPipeEstimator
+from workers.live import drop_cause
 
 
 @pytest.fixture
@@ -59,3 +61,19 @@ def test_an_idle_session_model_is_closed(ctx: WorkerContext, monkeypatch: pytest
     chunk(ctx, 2, 0.0, 0.2)  # session 1's model has been idle longer than the limit
     monkeypatch.setattr(context, "SESSION_MODEL_IDLE_S", 60.0)
     assert chunk(ctx, 1, 0.3, 0.5) is not model
+
+
+@pytest.mark.parametrize(
+    ("lag_s", "posed_previous", "cause"),
+    [
+        (0.4, True, None),  # keeping up: every chunk is posed
+        (1.5, True, "thinned"),  # behind: the chunk after a posed one goes
+        (1.5, False, None),  # ... and the one after that is posed: never two thinned in a row
+        (2.5, False, "stale"),  # too old to be worth posing at all
+        (2.5, True, "stale"),
+    ],
+)
+def test_workers_behind_a_camera_pose_every_other_chunk(
+    lag_s: float, posed_previous: bool, cause: str | None
+) -> None:
+    assert drop_cause(lag_s, posed_previous, thin_lag_s=1.0, max_lag_s=2.0) == cause

@@ -4,9 +4,10 @@ A session's jobs run one at a time (RQ RateLimit per session), so one job can po
 and analyse: the engine saved in analytics_state carries tracks, repetitions and fall
 state across jobs. A chunk whose newest frame is older than `live_max_lag_s` when its job
 starts is dropped and counted: the freshest frames matter, and posing old ones only grows
-the lag. Each worker keeps a pose model per session and continues MediaPipe's tracking when
-a chunk starts soon after the last frame that model posed, even if another worker posed a
-chunk in between (a reset costs a graph restart and a detection; live results need not be
+the lag; workers that are behind drop every other chunk before that (see `drop_cause`).
+Each worker keeps a pose model per session and continues MediaPipe's tracking when a chunk
+starts soon after the last frame that model posed, even if another worker posed a chunk in
+between (a reset costs a graph restart and a detection; live results need not be
 reproducible chunk by chunk the way a file's are; see workers.context).
 """
 
@@ -44,14 +45,17 @@ def live_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: i
     except FramesMissingError as exc:
         return _drop(ctx, video_id, run, seqs, "expired", f"{exc}")
     lag_s = time.time() - (origin.timestamp() + frames[-1].pts_s)
-    if lag_s > ctx.settings.live_max_lag_s:
-        return _drop(ctx, video_id, run, seqs, "stale", f"{lag_s:.1f} s behind")
+    posed_previous = ctx.redis.get(keys.live_posed(video_id)) == str(chunk_idx - 1).encode()
+    cause = drop_cause(lag_s, posed_previous, ctx.settings.live_thin_lag_s, ctx.settings.live_max_lag_s)
+    if cause is not None:
+        return _drop(ctx, video_id, run, seqs, cause, f"{lag_s:.1f} s behind")
 
     estimator = ctx.session_estimator(video_id, frames[0].pts_s, backend)
     started = time.perf_counter()
     posed = [FramePoses.of(f.seq, f.pts_s, resolution_wh, estimator.estimate(f)) for f in frames]
     pose_s = time.perf_counter() - started
     ctx.note_session_posed(video_id, frames[-1].pts_s)
+    ctx.redis.set(keys.live_posed(video_id), chunk_idx, ex=ctx.settings.frame_ttl_s)
 
     found = 0
     with ctx.db.session() as session:
@@ -66,6 +70,22 @@ def live_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: i
             analytics_state.advance(session, video_id, cursor.next_chunk, engine, new_next=chunk_idx + 1)
     ctx.frames.release(video_id, run, seqs)
     return {"video_id": video_id, "chunk": chunk_idx, "frames": len(posed), "events": found, "lag_s": lag_s}
+
+
+def drop_cause(lag_s: float, posed_previous: bool, thin_lag_s: float, max_lag_s: float) -> str | None:
+    """Why a live chunk this far behind is not posed, or None to pose it.
+
+    Past `max_lag_s` a chunk is `stale`. Past `thin_lag_s` the workers are behind: every other
+    chunk is dropped (`thinned`), which halves the camera's load while keeping the posed chunks
+    one chunk apart, close enough for tracking to continue (workers.context.TRACKING_MAX_GAP_S).
+    Without it, behind workers pose only the chunks that are just under `max_lag_s` and drop
+    the runs between, so each posed chunk pays a tracking restart and they fall further behind.
+    """
+    if lag_s > max_lag_s:
+        return "stale"
+    if lag_s > thin_lag_s and posed_previous:
+        return "thinned"
+    return None
 
 
 def _drop(ctx: Any, video_id: int, run: str, seqs: range, cause: str, detail: str) -> dict[str, Any]:
