@@ -18,6 +18,11 @@ import redis
 from tests.services import ensure_postgres, ensure_redis, fresh_pg_database  # noqa: F401  (re-exported)
 
 
+def media_dir() -> Path:
+    """The shared clips: POSEPIPE_MEDIA, default ../shared/media beside the repository."""
+    return Path(os.environ.get("POSEPIPE_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))
+
+
 def looped_clip(src: Path, dst: Path, min_seconds: float) -> Path:
     """`src` repeated (stream copy, no re-encode) until it lasts at least `min_seconds`."""
     import av

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import psycopg
 
-from bench.common import RedisMemoryPeak, ensure_redis, live_stack, tree_rss_mb
+from bench.common import RedisMemoryPeak, ensure_redis, live_stack, media_dir, tree_rss_mb
 
 REDIS_BENCH_DB = 12
 WARMUP_S = 15.0
@@ -115,7 +114,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     settings_env = dict(item.split("=", 1) for item in args.set)
-    media = Path(os.environ.get("POSEPIPE_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))
+    media = media_dir()
     redis_url = f"{ensure_redis()}/{REDIS_BENCH_DB}"
     results = []
     for n in (int(x) for x in args.streams.split(",")):

@@ -11,12 +11,12 @@ causes (fraction of the image diagonal) with MediaPipe run on both versions of e
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from bench.common import media_dir
 from pipeline import payload
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile
@@ -72,7 +72,7 @@ def main() -> None:
     )
     parser.add_argument("--frames", type=int, default=60)
     args = parser.parse_args()
-    media = Path(os.environ.get("POSEPIPE_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))
+    media = media_dir()
     settings = Settings(redis_url=None, log_level="WARNING")
     estimator = MediaPipeEstimator(settings.pose_min_confidence, settings.pose_min_confidence)
     window = 256

@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import time
 from pathlib import Path
 
 import psycopg
 import redis
 
-from bench.common import ensure_redis, live_stack, tree_open_fds, tree_rss_mb
+from bench.common import ensure_redis, live_stack, media_dir, tree_open_fds, tree_rss_mb
 
 REDIS_BENCH_DB = 12
 WARMUP_S = 30.0
@@ -45,7 +44,7 @@ def main() -> None:
     parser.add_argument("--clip", default="falls/urfall_ds04_fall_while_walking.mp4")
     parser.add_argument("--series", type=Path, help="also write every sample to this CSV file")
     args = parser.parse_args()
-    media = Path(os.environ.get("POSEPIPE_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))
+    media = media_dir()
     redis_url = f"{ensure_redis()}/{REDIS_BENCH_DB}"
     client = redis.Redis.from_url(redis_url)
     series: dict[str, list[float]] = {

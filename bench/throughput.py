@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from bench.common import (
     ensure_redis,
     fresh_pg_database,
     looped_clip,
+    media_dir,
     wait_for,
 )
 from pipeline import keys
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    media = Path(os.environ.get("POSEPIPE_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))
+    media = media_dir()
     redis_url = f"{ensure_redis()}/{REDIS_BENCH_DB}"
     with tempfile.TemporaryDirectory() as tmp, fresh_pg_database(ensure_postgres()) as pg_url:
         tmpdir = Path(tmp)

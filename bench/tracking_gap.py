@@ -14,12 +14,12 @@ fresh start; a gap where C stays at that floor is one tracking can cross.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from bench.common import media_dir
 from bench.multi_pose import sampled_frames
 from workers.estimator import MediaPipeEstimator
 
@@ -83,7 +83,7 @@ def main() -> None:
     )
     parser.add_argument("--gaps", default="0,3,5,6,9", help="frames skipped between chunks (at 10 fps)")
     args = parser.parse_args()
-    media = Path(os.environ.get("POSEPIPE_MEDIA", Path(__file__).resolve().parents[2] / "shared" / "media"))
+    media = media_dir()
     for skip in (int(g) for g in args.gaps.split(",")):
         print(measure(media, skip), flush=True)
 

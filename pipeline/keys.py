@@ -51,11 +51,6 @@ def live_rate_limit(video_id: int) -> str:
     return f"{PREFIX}-live-v{video_id}"
 
 
-def live_posed(video_id: int) -> str:
-    """The index of the last chunk of a live session that was posed (the thinning rule reads it)."""
-    return f"{PREFIX}:live-posed:v{video_id}"
-
-
 def live_drops(video_id: int) -> str:
     """Hash of frames a live session's workers dropped, by cause (read by the ingester)."""
     return f"{PREFIX}:live-drops:v{video_id}"

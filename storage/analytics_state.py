@@ -44,6 +44,12 @@ def load(session: Session, video_id: int) -> Cursor:
     return Cursor(state.next_chunk, state.finished, pickle.loads(state.engine), current_version=True)
 
 
+def next_chunk(session: Session, video_id: int) -> int:
+    """The cursor's next chunk alone (no engine unpickled): 0 before the first."""
+    found = session.scalar(select(AnalyticsState.next_chunk).where(AnalyticsState.video_id == video_id))
+    return found or 0
+
+
 def advance(
     session: Session,
     video_id: int,

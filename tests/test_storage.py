@@ -98,6 +98,16 @@ def test_analytics_cursor_is_compare_and_set(db: Database) -> None:
     assert isinstance(cursor.engine, AnalyticsEngine)
 
 
+def test_the_cursor_position_alone_is_read_without_the_engine(db: Database) -> None:
+    video = a_video(db)
+    engine = AnalyticsEngine(AnalyticsConfig(), detectors=[])
+    with db.session() as s:
+        assert analytics_state.next_chunk(s, video.id) == 0  # nothing analysed yet
+        analytics_state.advance(s, video.id, 0, engine, new_next=3)  # a live session skipped 1-2
+    with db.session() as s:
+        assert analytics_state.next_chunk(s, video.id) == 3
+
+
 def test_restart_clears_results_and_changes_run(db: Database) -> None:
     video = a_video(db)
     with db.session() as s:

@@ -116,9 +116,11 @@ class WorkerContext:
 
     def _close_idle_sessions(self, keep: int) -> None:
         now = time.monotonic()
-        for video_id in [v for v, e in self._sessions.items() if now - e.last_used > SESSION_MODEL_IDLE_S]:
-            if video_id != keep:
-                self.forget_session(video_id)
+        idle = [
+            v for v, e in self._sessions.items() if v != keep and now - e.last_used > SESSION_MODEL_IDLE_S
+        ]
+        for video_id in idle:
+            self.forget_session(video_id)
 
     def analytics_config(self, exercise: str | None) -> AnalyticsConfig:
         return AnalyticsConfig(

@@ -39,13 +39,14 @@ def live_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: i
             return {"video_id": video_id, "skipped": "session over"}
         origin, source_id, exercise = video.started_at, video.source_id, video.exercise
         backend = video.pose_backend
+        # A live session's cursor moves past each chunk posed (dropped ones are skipped).
+        posed_previous = chunk_idx > 0 and analytics_state.next_chunk(session, video_id) == chunk_idx
         resolution_wh = (video.width or 1, video.height or 1)
     try:
         frames = ctx.frames.get(video_id, run, seqs)
     except FramesMissingError as exc:
         return _drop(ctx, video_id, run, seqs, "expired", f"{exc}")
     lag_s = time.time() - (origin.timestamp() + frames[-1].pts_s)
-    posed_previous = ctx.redis.get(keys.live_posed(video_id)) == str(chunk_idx - 1).encode()
     cause = drop_cause(lag_s, posed_previous, ctx.settings.live_thin_lag_s, ctx.settings.live_max_lag_s)
     if cause is not None:
         return _drop(ctx, video_id, run, seqs, cause, f"{lag_s:.1f} s behind")
@@ -55,7 +56,6 @@ def live_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: i
     posed = [FramePoses.of(f.seq, f.pts_s, resolution_wh, estimator.estimate(f)) for f in frames]
     pose_s = time.perf_counter() - started
     ctx.note_session_posed(video_id, frames[-1].pts_s)
-    ctx.redis.set(keys.live_posed(video_id), chunk_idx, ex=ctx.settings.frame_ttl_s)
 
     found = 0
     with ctx.db.session() as session:
