@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import redis
 
 from tests.services import ensure_postgres, ensure_redis, fresh_pg_database  # noqa: F401  (re-exported)
+from workers.memory import rss_mb
 
 
 def media_dir() -> Path:
@@ -108,15 +110,7 @@ def process_tree(root_pid: int) -> list[int]:
 
 
 def tree_rss_mb(root_pid: int) -> float:
-    total = 0
-    for pid in process_tree(root_pid):
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
+    return sum(rss_mb(pid) or 0.0 for pid in process_tree(root_pid))
 
 
 def tree_open_fds(root_pid: int) -> int:
@@ -127,6 +121,21 @@ def tree_open_fds(root_pid: int) -> int:
         except OSError:
             continue
     return total
+
+
+def add_service_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="POSEPIPE_NAME=VALUE",
+        help="a setting for the services (repeatable), e.g. POSEPIPE_LIVE_CHUNK_FRAMES=6",
+    )
+    parser.add_argument("--log", type=Path, help="keep the services' log in this file")
+
+
+def service_settings(args: argparse.Namespace) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in args.set)
 
 
 @dataclass
@@ -148,7 +157,9 @@ def live_stack(
     fps: float = 10.0,
     workers: int = 2,
     settings_env: dict[str, str] | None = None,
+    log_path: Path | None = None,
 ) -> Iterator[LiveStack]:
+    """`log_path`: keep the services' log there (by default it goes with the temporary directory)."""
     from cryptography.fernet import Fernet
 
     from tests.rtsp import rtsp_server
@@ -172,7 +183,7 @@ def live_stack(
         for name in mounts:
             cmd = [*pp, "camera", "add", name, server.url(name), "--fps", f"{fps:g}"]
             subprocess.run(cmd, env=env, check=True, capture_output=True)
-        log = stack.enter_context(open(Path(tmp) / "services.log", "w"))
+        log = stack.enter_context(open(log_path or Path(tmp) / "services.log", "w"))
         worker = subprocess.Popen([*pp, "worker", "-n", str(workers)], env=env, stdout=log, stderr=log)
         ingest = subprocess.Popen([*pp, "ingest"], env=env, stdout=log, stderr=log)
         try:

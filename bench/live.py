@@ -20,7 +20,15 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import RedisMemoryPeak, ensure_redis, live_stack, media_dir, tree_rss_mb
+from bench.common import (
+    RedisMemoryPeak,
+    add_service_options,
+    ensure_redis,
+    live_stack,
+    media_dir,
+    service_settings,
+    tree_rss_mb,
+)
 
 REDIS_BENCH_DB = 12
 WARMUP_S = 15.0
@@ -34,9 +42,14 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def run(
-    n: int, clip: Path, seconds: float, redis_url: str, settings_env: dict[str, str] | None = None
+    n: int,
+    clip: Path,
+    seconds: float,
+    redis_url: str,
+    settings_env: dict[str, str] | None = None,
+    log_path: Path | None = None,
 ) -> dict[str, object]:
-    with live_stack(n, clip, redis_url, settings_env=settings_env) as stack:
+    with live_stack(n, clip, redis_url, settings_env=settings_env, log_path=log_path) as stack:
         time.sleep(WARMUP_S)
         t_from = time.time()
         peak_rss = 0.0
@@ -105,20 +118,15 @@ def main() -> None:
     parser.add_argument("--streams", default="2,4,6,8")
     parser.add_argument("--seconds", type=float, default=45.0)
     parser.add_argument("--clip", default="falls/urfall_ds04_fall_while_walking.mp4")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="POSEPIPE_NAME=VALUE",
-        help="a setting for the services (repeatable), e.g. POSEPIPE_LIVE_CHUNK_FRAMES=6",
-    )
+    add_service_options(parser)
     args = parser.parse_args()
-    settings_env = dict(item.split("=", 1) for item in args.set)
+    settings_env = service_settings(args)
     media = media_dir()
     redis_url = f"{ensure_redis()}/{REDIS_BENCH_DB}"
     results = []
     for n in (int(x) for x in args.streams.split(",")):
-        result = run(n, media / args.clip, args.seconds, redis_url, settings_env) | {"settings": settings_env}
+        result = run(n, media / args.clip, args.seconds, redis_url, settings_env, args.log)
+        result["settings"] = settings_env
         results.append(result)
         print(json.dumps(result), flush=True)
     sustained = [r["streams"] for r in results if (r["analysed_fraction"] or 0) >= 0.99]

@@ -7,6 +7,7 @@ second half. A leak shows as a slope that is a visible fraction of the value per
 flat is a slope near zero.
 
     .venv/bin/python -m bench.soak [--streams 4] [--minutes 10] [--every 10] [--series out.csv]
+        [--set POSEPIPE_NAME=VALUE ...] [--log services.log]
 """
 
 from __future__ import annotations
@@ -20,9 +21,18 @@ from pathlib import Path
 import psycopg
 import redis
 
-from bench.common import ensure_redis, live_stack, media_dir, tree_open_fds, tree_rss_mb
+from bench.common import (
+    add_service_options,
+    live_stack,
+    media_dir,
+    process_tree,
+    service_settings,
+    tree_open_fds,
+    tree_rss_mb,
+)
+from tests.services import private_redis
+from workers.memory import rss_mb
 
-REDIS_BENCH_DB = 12
 WARMUP_S = 30.0
 
 
@@ -43,21 +53,37 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=10.0)
     parser.add_argument("--clip", default="falls/urfall_ds04_fall_while_walking.mp4")
     parser.add_argument("--series", type=Path, help="also write every sample to this CSV file")
+    add_service_options(parser)
     args = parser.parse_args()
     media = media_dir()
-    redis_url = f"{ensure_redis()}/{REDIS_BENCH_DB}"
-    client = redis.Redis.from_url(redis_url)
-    series: dict[str, list[float]] = {
-        k: [] for k in ("redis_mb", "worker_rss_mb", "ingest_rss_mb", "open_fds", "sessions")
-    }
+    names = [
+        "redis_mb",
+        "worker_rss_mb",
+        "worker_process_max_rss_mb",
+        "ingest_rss_mb",
+        "open_fds",
+        "sessions",
+    ]
+    series: dict[str, list[float]] = {k: [] for k in names}
     times: list[float] = []
-    with live_stack(args.streams, media / args.clip, redis_url) as stack:
+    settings_env = service_settings(args)
+    # A redis-server of its own: the machine's Redis's memory would also count other users' keys.
+    with (
+        private_redis() as server,
+        live_stack(
+            args.streams, media / args.clip, server.url, settings_env=settings_env, log_path=args.log
+        ) as stack,
+    ):
+        client = redis.Redis.from_url(server.url)
         time.sleep(WARMUP_S)
         started = time.time()
         while time.time() - started < args.minutes * 60:
             times.append(time.time() - started)
             series["redis_mb"].append(int(client.info("memory")["used_memory"]) / 1e6)
             series["worker_rss_mb"].append(tree_rss_mb(stack.worker.pid))
+            # The largest single process: what POSEPIPE_WORKER_MAX_RSS_MB acts on.
+            worker_pids = process_tree(stack.worker.pid)
+            series["worker_process_max_rss_mb"].append(max(rss_mb(pid) or 0.0 for pid in worker_pids))
             series["ingest_rss_mb"].append(tree_rss_mb(stack.ingest.pid))
             series["open_fds"].append(tree_open_fds(stack.worker.pid) + tree_open_fds(stack.ingest.pid))
             # Camera sessions started so far: a reconnect starts a new one (and new pose models).
@@ -85,7 +111,14 @@ def main() -> None:
     }
     print(
         json.dumps(
-            {"streams": args.streams, "minutes": args.minutes, "samples": len(times), **report}, indent=1
+            {
+                "streams": args.streams,
+                "minutes": args.minutes,
+                "samples": len(times),
+                "settings": settings_env,
+                **report,
+            },
+            indent=1,
         )
     )
 

@@ -140,17 +140,22 @@ def enqueue(
 
 @main.command()
 @click.option("-n", "--count", type=click.IntRange(min=1), default=1, help="Worker processes to run.")
-@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+@click.option("--burst", is_flag=True, help="Run one worker in this process until the queues are empty.")
 @click.pass_context
 def worker(ctx: click.Context, count: int, burst: bool) -> None:
-    """Run pose and analytics workers (needs REDIS_URL)."""
+    """Run pose and analytics workers (needs REDIS_URL).
+
+    Each worker is a process of its own, restarted if it dies and replaced when its memory passes
+    POSEPIPE_WORKER_MAX_RSS_MB; this process supervises them until SIGTERM or Ctrl-C."""
     from workers.runtime import WorkerProcesses, run_worker_process
 
     settings = _settings(ctx)
     if settings.embedded:
         raise click.ClickException("workers need a shared queue: set REDIS_URL")
-    if count == 1:
-        run_worker_process(settings, burst=burst)
+    if burst:
+        if count != 1:
+            raise click.UsageError("--burst runs a single worker; drop -n")
+        run_worker_process(settings, burst=True)
     else:
         WorkerProcesses(settings, count).supervise()
 

@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     )
     job_retries: int = Field(default=3, ge=0, le=20, description="Retries of a failed or abandoned job.")
     job_timeout_s: int = Field(default=120, ge=5, description="Longest a pose or analytics job may run.")
+    worker_max_rss_mb: float = Field(
+        default=3000,
+        ge=0,
+        le=1_048_576,
+        description="A pose worker process whose resident memory passes this many MiB finishes its job "
+        "and is replaced by a fresh one (0 = never); bounds memory whatever native code keeps.",
+    )
     db_outage_s: float = Field(
         default=300,
         gt=0,

@@ -29,26 +29,29 @@ def write_chunk(session: Session, chunk: ChunkWrite) -> None:
     The chunk's previous rows (a retried job) are replaced in the same transaction, and
     the video's counters move by the difference, not by the whole chunk.
     """
-    in_range = (AnalysedFrame.video_id == chunk.video_id) & AnalysedFrame.seq.between(
-        chunk.seq_from, chunk.seq_to - 1
-    )
-    old_frames, old_with_person = session.execute(
-        select(func.count(), func.count().filter(AnalysedFrame.persons > 0)).where(in_range)
-    ).one()
-    old_pose_s = session.scalar(
-        select(Chunk.pose_s).where(Chunk.video_id == chunk.video_id, Chunk.idx == chunk.chunk_idx)
-    )
-    attempts = session.scalar(
-        select(Chunk.attempts).where(Chunk.video_id == chunk.video_id, Chunk.idx == chunk.chunk_idx)
-    )
-    session.execute(
-        delete(PoseRow).where(
-            PoseRow.video_id == chunk.video_id, PoseRow.seq.between(chunk.seq_from, chunk.seq_to - 1)
+    this_chunk = (Chunk.video_id == chunk.video_id) & (Chunk.idx == chunk.chunk_idx)
+    previous = session.execute(select(Chunk.pose_s, Chunk.attempts).where(this_chunk)).one_or_none()
+    old_frames = old_with_person = attempts = 0
+    old_pose_s = 0.0
+    # A chunk's frame and pose rows are only ever written with its Chunk row, in this function's
+    # transaction, and only deleted with it: without a Chunk row there is nothing to replace, and
+    # a first attempt (nearly every job; a live camera makes several a second) skips five queries.
+    if previous is not None:
+        old_pose_s, attempts = previous.pose_s or 0.0, previous.attempts or 0
+        in_range = (AnalysedFrame.video_id == chunk.video_id) & AnalysedFrame.seq.between(
+            chunk.seq_from, chunk.seq_to - 1
         )
-    )
-    session.execute(delete(AnalysedFrame).where(in_range))
-    session.execute(delete(Chunk).where(Chunk.video_id == chunk.video_id, Chunk.idx == chunk.chunk_idx))
-    session.flush()
+        old_frames, old_with_person = session.execute(
+            select(func.count(), func.count().filter(AnalysedFrame.persons > 0)).where(in_range)
+        ).one()
+        session.execute(
+            delete(PoseRow).where(
+                PoseRow.video_id == chunk.video_id, PoseRow.seq.between(chunk.seq_from, chunk.seq_to - 1)
+            )
+        )
+        session.execute(delete(AnalysedFrame).where(in_range))
+        session.execute(delete(Chunk).where(this_chunk))
+        session.flush()
 
     frame_rows = [
         {"video_id": chunk.video_id, "seq": f.seq, "t_s": f.pts_s, "persons": len(f.poses)}
@@ -81,7 +84,7 @@ def write_chunk(session: Session, chunk: ChunkWrite) -> None:
             seq_from=chunk.seq_from,
             seq_to=chunk.seq_to,
             status=ChunkStatus.DONE,
-            attempts=(attempts or 0) + 1,
+            attempts=attempts + 1,
             pose_s=chunk.pose_s,
             worker=chunk.worker[:128],
             finished_at=utcnow(),
@@ -94,7 +97,7 @@ def write_chunk(session: Session, chunk: ChunkWrite) -> None:
         .values(
             frames_done=Video.frames_done + (len(frame_rows) - old_frames),
             frames_with_person=Video.frames_with_person + (with_person - old_with_person),
-            pose_s=Video.pose_s + (chunk.pose_s - (old_pose_s or 0.0)),
+            pose_s=Video.pose_s + (chunk.pose_s - old_pose_s),
         )
     )
 

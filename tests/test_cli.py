@@ -146,6 +146,14 @@ def test_queue_commands_refuse_without_redis(tmp_path: Path, media_dir: Path) ->
     assert result.returncode != 0 and "REDIS_URL" in result.stderr
 
 
+def test_a_burst_worker_is_a_single_one(tmp_path: Path, redis_url: str) -> None:
+    env = clean_env(tmp_path) | {"REDIS_URL": redis_url}
+    result = posepipe(env, "worker", "--burst", "-n", "2", check=False)
+    assert result.returncode == 2 and "--burst runs a single worker" in result.stderr
+    # Empty queues: the burst worker exits at once.
+    assert posepipe(env, "worker", "--burst").returncode == 0
+
+
 def test_a_typo_in_settings_is_reported(tmp_path: Path) -> None:
     env = clean_env(tmp_path)
     env["POSEPIPE_ANALYSYS_FPS"] = "5"

@@ -13,17 +13,11 @@ from posepipe import analyze as analysis
 from posepipe.services import Services
 from storage.models import Video, VideoStatus
 from tests.services import private_postgres, private_redis
-from tests.test_pipeline import analyse, analyse_in_background, sampled_times, stored_rows
+from tests.test_pipeline import analyse_in_background, clean_rows, sampled_times, stored_rows
 
 CLIP = "adl_negatives/ds6_mattress_room_196_lie_down_on_mattress.mp4"  # 385 frames, 13 chunks
 # The fault strikes once this many frames are stored: a few chunks done, more still queued.
 FAULT_AFTER_FRAMES = 64
-
-
-def clean_rows(make_settings, open_services, clip: Path) -> list:  # type: ignore[no-untyped-def]
-    clean = open_services(make_settings())
-    (reference,) = analyse(clean, [clip])
-    return stored_rows(clean, reference.video_id)
 
 
 def analyse_through(services: Services, clip: Path, fault: Callable[[], None], what: str) -> int:

@@ -57,6 +57,24 @@ def stored_rows(services: Services, video_id: int) -> list[tuple[int, int, bytes
         return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
+def clean_rows(make_settings, open_services, clip: Path) -> list:  # type: ignore[no-untyped-def]
+    """The pose rows of an undisturbed embedded run of `clip`: what a faulty run must equal."""
+    clean = open_services(make_settings())
+    (reference,) = analyse(clean, [clip])
+    return stored_rows(clean, reference.video_id)
+
+
+def assert_same_as_clean_run(
+    services: Services, video_id: int, clip: Path, expected_rows: list[tuple[int, int, bytes, bytes | None]]
+) -> None:
+    """Done, every sampled frame (10 fps) accounted for, the clean run's rows: none lost or doubled."""
+    with services.db.session() as s:
+        video = s.get(Video, video_id)
+        assert video.status is VideoStatus.DONE, video.error
+        assert video.frames_done == video.frames_total == len(sampled_times(clip, 10))
+    assert stored_rows(services, video_id) == expected_rows
+
+
 def test_embedded_mode_accounts_for_every_sampled_frame(
     make_settings, open_services, media_dir: Path
 ) -> None:

@@ -12,9 +12,8 @@ from rq.registry import StartedJobRegistry
 
 from pipeline import keys
 from posepipe import analyze as analysis
-from storage.models import Video, VideoStatus
 from tests.services import fresh_pg_database, wait_until
-from tests.test_pipeline import MULTI_CHUNK, analyse, analyse_in_background, sampled_times, stored_rows
+from tests.test_pipeline import MULTI_CHUNK, analyse_in_background, assert_same_as_clean_run, clean_rows
 from workers.runtime import WorkerProcesses
 
 
@@ -22,9 +21,7 @@ def test_sigkilled_worker_is_recovered_without_loss_or_duplicates(
     make_settings, open_services, media_dir: Path, redis_url: str, pg_admin: str
 ) -> None:
     clip = media_dir / MULTI_CHUNK
-    clean = open_services(make_settings())
-    (reference,) = analyse(clean, [clip])
-    expected_rows = stored_rows(clean, reference.video_id)
+    expected_rows = clean_rows(make_settings, open_services, clip)
 
     with fresh_pg_database(pg_admin) as pg_url:
         settings = make_settings(redis_url=redis_url, database_url=pg_url)
@@ -48,11 +45,7 @@ def test_sigkilled_worker_is_recovered_without_loss_or_duplicates(
         finally:
             first.stop()
             second.stop()
-        with services.db.session() as s:
-            video = s.get(Video, target.video_id)
-            assert video.status is VideoStatus.DONE, video.error
-            assert video.frames_done == video.frames_total == len(sampled_times(clip, 10))
-        assert stored_rows(services, target.video_id) == expected_rows
+        assert_same_as_clean_run(services, target.video_id, clip, expected_rows)
         print(f"recovered from SIGKILL in {recovery_s:.1f} s")
         # Heartbeat TTL (30 s) + maintenance interval (15 s) + retry interval, with room.
         assert recovery_s < 90

@@ -11,7 +11,7 @@ from analytics.engine import AnalyticsEngine
 from analytics.events import Event, EventType
 from storage import analytics_state, events, poses, videos
 from storage.db import Database
-from storage.models import AnalysedFrame, PoseRow, Video
+from storage.models import AnalysedFrame, Chunk, PoseRow, Video
 from workers.poses import FramePoses, Pose
 
 
@@ -64,6 +64,21 @@ def test_writing_a_chunk_twice_stores_it_once(db: Database) -> None:
     assert [len(f.poses) for f in back] == [1, 1, 0, 1]  # the empty frame is explicit
     assert np.array_equal(back[3].poses[0].landmarks_xyzv, frames[3].poses[0].landmarks_xyzv)
     assert np.array_equal(back[3].poses[0].world_xyz_m, frames[3].poses[0].world_xyz_m)
+
+
+def test_a_retry_with_other_results_replaces_the_first_attempt(db: Database) -> None:
+    video = a_video(db)
+    first = [FramePoses.of(i, i / 10, (640, 480), [a_pose()]) for i in range(4)]
+    retry = [FramePoses.of(i, i / 10, (640, 480), [a_pose()] if i % 2 else []) for i in range(4)]
+    for frames in (first, retry):
+        with db.session() as s:
+            poses.write_chunk(s, chunk(video.id, frames))
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(PoseRow)) == 2
+        assert s.scalar(select(Chunk.attempts).where(Chunk.video_id == video.id)) == 2
+        stored = s.get(Video, video.id)
+        assert (stored.frames_done, stored.frames_with_person) == (4, 2)
+        assert stored.pose_s == pytest.approx(0.5)
 
 
 def test_track_ids_are_written_per_person(db: Database) -> None:

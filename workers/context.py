@@ -7,6 +7,7 @@ on first use and then kept for every later job of the worker.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -26,6 +27,8 @@ from pipeline.queue import JobQueue
 from posepipe.settings import Settings
 from storage.db import Database
 from workers.estimator import PoseEstimator, create_estimator
+
+log = logging.getLogger(__name__)
 
 # Pose models a worker keeps for live sessions (each ~100 MB); the least recently used goes.
 MAX_SESSION_MODELS = 8
@@ -96,13 +99,15 @@ class WorkerContext:
         if entry is None:
             name = backend or self.settings.pose_backend
             entry = _SessionModel(create_estimator(name, self.settings.pose_min_confidence))
+            log.info("video=%s: session pose model built (%d held)", video_id, len(self._sessions) + 1)
         elif entry.last_pts_s is None or not 0 < first_pts_s - entry.last_pts_s <= TRACKING_MAX_GAP_S:
             entry.estimator.reset()
         entry.last_used = time.monotonic()
         self._sessions[video_id] = entry  # most recently used last
         while len(self._sessions) > MAX_SESSION_MODELS:
-            _, evicted = self._sessions.popitem(last=False)
+            evicted_id, evicted = self._sessions.popitem(last=False)
             evicted.estimator.close()
+            log.info("video=%s: session pose model evicted (%d held)", evicted_id, len(self._sessions))
         return entry.estimator
 
     def note_session_posed(self, video_id: int, last_pts_s: float) -> None:
@@ -113,6 +118,7 @@ class WorkerContext:
         entry = self._sessions.pop(video_id, None)
         if entry is not None:
             entry.estimator.close()
+            log.info("video=%s: session pose model closed (%d held)", video_id, len(self._sessions))
 
     def _close_idle_sessions(self, keep: int) -> None:
         now = time.monotonic()

@@ -2,8 +2,9 @@
 
 RQ's default worker forks a child per job, which would load the model again for every
 job; these run jobs in their own process (SimpleWorker). `WorkerProcesses` runs N of them
-as separate processes and restarts any that dies; `WorkerThreads` runs them as threads on
-the embedded queue (MediaPipe and PyAV release the GIL, so threads do overlap).
+as separate processes and restarts any that dies, or that ended itself because its memory
+passed `worker_max_rss_mb` (workers.memory); `WorkerThreads` runs them as threads on the
+embedded queue (MediaPipe and PyAV release the GIL, so threads do overlap).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.process
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -27,6 +30,7 @@ from pipeline import keys
 from pipeline.backoff import Backoff, BackoffPolicy
 from posepipe.settings import Settings
 from workers.context import WorkerContext, bound
+from workers.memory import MIN_LIFETIME_S, MemoryLimit
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,8 @@ WORKER_RESTART_BACKOFF = BackoffPolicy(base_s=0.5, cap_s=15.0)
 WORKER_HEALTHY_S = 60
 # Restart pacing for crashed worker processes: capped exponential backoff with jitter.
 PROCESS_RESTART_BACKOFF = BackoffPolicy(base_s=1.0, cap_s=30.0)
+# Exit status of a worker process that ended itself to be replaced (its memory passed the limit).
+RECYCLE_EXIT_CODE = 75
 
 
 def rq_log_level(level: str) -> str:
@@ -62,7 +68,14 @@ class PosepipeWorker(SimpleWorker):
     does from its monitor loop.
     """
 
-    def __init__(self, queues: Sequence[str], *, context: WorkerContext, **kwargs: object) -> None:
+    def __init__(
+        self,
+        queues: Sequence[str],
+        *,
+        context: WorkerContext,
+        memory_limit: MemoryLimit | None = None,
+        **kwargs: object,
+    ) -> None:
         # An idle worker blocks in its dequeue for worker_ttl - 15 s and only then runs
         # maintenance (which retries abandoned jobs); RQ's 420 s default would leave a killed
         # worker's job waiting for minutes.
@@ -75,6 +88,8 @@ class PosepipeWorker(SimpleWorker):
         )
         self.context = context
         self.stop_signalled = False
+        self.memory_limit = memory_limit
+        self.recycle_rss_mb: float | None = None  # set when this worker stopped to be replaced
 
     def work(self, *args: object, **kwargs: object) -> bool:  # type: ignore[override]
         with bound(self.context):
@@ -101,6 +116,10 @@ class PosepipeWorker(SimpleWorker):
             done.set()
             beat.join()
         self.set_state(WorkerStatus.IDLE)
+        if self.memory_limit is not None and (over := self.memory_limit.exceeded()) is not None:
+            # RQ's loop ends before taking another job; the process is then replaced.
+            self.recycle_rss_mb = over
+            self._stop_requested = True
 
     def _beat(self, job: Job, execution: Execution, done: threading.Event) -> None:
         while not done.wait(HEARTBEAT_INTERVAL_S):
@@ -123,10 +142,18 @@ class ThreadWorker(PosepipeWorker):
 
 
 def run_worker_process(
-    settings: Settings, queues: Sequence[str] = keys.WORKER_QUEUES, burst: bool = False
-) -> None:
-    """Entry point of one worker process (also `posepipe worker` with -n 1). Every worker
-    process also runs a webhook dispatcher thread (workers.webhooks)."""
+    settings: Settings,
+    queues: Sequence[str] = keys.WORKER_QUEUES,
+    burst: bool = False,
+    max_rss_mb: float = 0.0,
+    recycle_after_s: float = MIN_LIFETIME_S,
+) -> bool:
+    """Entry point of one worker process (and of `posepipe worker --burst`). Every worker
+    process also runs a webhook dispatcher thread (workers.webhooks).
+
+    Returns True when the worker stopped because its memory passed `max_rss_mb` (0: no limit;
+    checked after each job, once the process is `recycle_after_s` old): the caller replaces
+    the process."""
     from posepipe.logs import filter_native_noise, setup_logging
     from posepipe.services import Services
     from workers.webhooks import WebhookDispatcher
@@ -139,15 +166,25 @@ def run_worker_process(
     backoff = Backoff(WORKER_RESTART_BACKOFF)
     dispatcher = WebhookDispatcher.for_services(services)
     dispatcher.start()
+    memory_limit = MemoryLimit(max_rss_mb, min_lifetime_s=recycle_after_s)
     try:
         while not stop.is_set():
             started = time.monotonic()
             worker: PosepipeWorker | None = None
             try:
-                worker = PosepipeWorker(queues, context=context)
+                worker = PosepipeWorker(queues, context=context, memory_limit=memory_limit)
                 worker.work(burst=burst, with_scheduler=True, logging_level=rq_log_level(settings.log_level))
             except RedisError as exc:
                 log.warning("worker lost Redis: %s", exc)
+            if worker is not None and worker.recycle_rss_mb is not None:
+                log.warning(
+                    "worker pid=%s: resident memory %.0f MB is over the %g MB limit "
+                    "(POSEPIPE_WORKER_MAX_RSS_MB); replacing the process",
+                    os.getpid(),
+                    worker.recycle_rss_mb,
+                    max_rss_mb,
+                )
+                return True
             # RQ's work() also returns when Redis failed under it; only a requested stop ends us.
             if burst or (worker is not None and worker.stop_signalled):
                 break
@@ -162,15 +199,32 @@ def run_worker_process(
         dispatcher.stop()
         context.close()
         services.close()
+    return False
+
+
+def _worker_process_main(
+    settings: Settings, queues: Sequence[str], max_rss_mb: float, recycle_after_s: float
+) -> None:
+    if run_worker_process(settings, queues, max_rss_mb=max_rss_mb, recycle_after_s=recycle_after_s):
+        sys.exit(RECYCLE_EXIT_CODE)
 
 
 class WorkerProcesses:
-    """N worker processes, restarted with backoff when one dies unexpectedly."""
+    """N worker processes, restarted with backoff when one dies unexpectedly, and at once when
+    one ended itself to be replaced (memory limit)."""
 
-    def __init__(self, settings: Settings, count: int, queues: Sequence[str] = keys.WORKER_QUEUES) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        count: int,
+        queues: Sequence[str] = keys.WORKER_QUEUES,
+        recycle_after_s: float = MIN_LIFETIME_S,
+    ) -> None:
         self.settings = settings
         self.count = count
         self.queues = tuple(queues)
+        self.recycle_after_s = recycle_after_s
+        self.recycled = 0  # processes replaced because of the memory limit
         self._mp = multiprocessing.get_context("spawn")
         self._procs: list[multiprocessing.process.BaseProcess] = []
         self._restarts = Backoff(PROCESS_RESTART_BACKOFF)
@@ -181,7 +235,8 @@ class WorkerProcesses:
             self._procs.append(self._spawn())
 
     def _spawn(self) -> multiprocessing.process.BaseProcess:
-        proc = self._mp.Process(target=run_worker_process, args=(self.settings, self.queues), daemon=False)
+        args = (self.settings, self.queues, self.settings.worker_max_rss_mb, self.recycle_after_s)
+        proc = self._mp.Process(target=_worker_process_main, args=args, daemon=False)
         proc.start()
         log.info("started worker process pid=%s", proc.pid)
         return proc
@@ -194,6 +249,10 @@ class WorkerProcesses:
         """Replace workers that died (pacing restarts so a crash loop cannot spin)."""
         for i, proc in enumerate(self._procs):
             if proc.is_alive() or self._stopping:
+                continue
+            if proc.exitcode == RECYCLE_EXIT_CODE:
+                self.recycled += 1
+                self._procs[i] = self._spawn()
                 continue
             delay = self._restarts.next_delay_s()
             log.warning("worker pid=%s exited with %s; restarting in %.1f s", proc.pid, proc.exitcode, delay)
