@@ -80,10 +80,10 @@ def main() -> None:
         while time.time() - started < args.minutes * 60:
             times.append(time.time() - started)
             series["redis_mb"].append(int(client.info("memory")["used_memory"]) / 1e6)
-            series["worker_rss_mb"].append(tree_rss_mb(stack.worker.pid))
+            worker_rss = [rss_mb(pid) or 0.0 for pid in process_tree(stack.worker.pid)]
+            series["worker_rss_mb"].append(sum(worker_rss))
             # The largest single process: what POSEPIPE_WORKER_MAX_RSS_MB acts on.
-            worker_pids = process_tree(stack.worker.pid)
-            series["worker_process_max_rss_mb"].append(max(rss_mb(pid) or 0.0 for pid in worker_pids))
+            series["worker_process_max_rss_mb"].append(max(worker_rss))
             series["ingest_rss_mb"].append(tree_rss_mb(stack.ingest.pid))
             series["open_fds"].append(tree_open_fds(stack.worker.pid) + tree_open_fds(stack.ingest.pid))
             # Camera sessions started so far: a reconnect starts a new one (and new pose models).

@@ -178,7 +178,7 @@ def run_worker_process(
                 log.warning("worker lost Redis: %s", exc)
             if worker is not None and worker.recycle_rss_mb is not None:
                 log.warning(
-                    "worker pid=%s: resident memory %.0f MB is over the %g MB limit "
+                    "worker pid=%s: resident memory %.0f MiB is over the %g MiB limit "
                     "(POSEPIPE_WORKER_MAX_RSS_MB); replacing the process",
                     os.getpid(),
                     worker.recycle_rss_mb,
