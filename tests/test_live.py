@@ -95,9 +95,9 @@ def test_camera_streams_to_poses_and_falls_survives_a_server_restart(
 
         server.kill()
         wait_until(lambda: cameras(env)["hall"]["state"] == "reconnecting", 30, "reconnecting")
-        assert (
-            "refused" in cameras(env)["hall"]["last_error"] or "ended" in cameras(env)["hall"]["last_error"]
-        )
+        # One read: the error moves from "ended" to "refused" as the first reconnect attempt fails.
+        last_error = cameras(env)["hall"]["last_error"]
+        assert "refused" in last_error or "ended" in last_error, last_error
         posed_before = frames_done(env, video_id)
         time.sleep(3)
         server.start()
