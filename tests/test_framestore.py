@@ -41,6 +41,39 @@ def test_missing_frames_are_reported_not_skipped(store: FrameStore) -> None:
         store.get(1, "run", range(2))
 
 
+def test_stream_reads_ahead_in_order(store: FrameStore) -> None:
+    for s in range(11):
+        store.put(1, "run", frame(s))
+    frames = store.stream(1, "run", range(11), batch=4)
+    assert next(frames).seq == 0
+    time.sleep(0.2)
+    # The second batch was fetched while the first was being used: deleting one of its
+    # frames now changes nothing.
+    store.redis.delete(keys.frame(1, "run", 5))
+    rest = list(frames)
+    assert [f.seq for f in rest] == list(range(1, 11))
+    assert [int(f.rgb[0, 0, 0]) for f in rest] == list(range(1, 11))
+    store.close()
+
+
+def test_stream_fails_before_the_first_frame_when_one_is_gone(store: FrameStore) -> None:
+    for s in (0, 1, 2, 4, 5):
+        store.put(1, "run", frame(s))
+    with pytest.raises(FramesMissingError, match=r"1 frame\(s\) .*\(seq 3\)"):
+        next(store.stream(1, "run", range(6), batch=2))
+
+
+def test_stream_fails_at_the_batch_whose_frame_expired(store: FrameStore) -> None:
+    for s in range(6):
+        store.put(1, "run", frame(s))
+    frames = store.stream(1, "run", range(6), batch=2)
+    assert next(frames).seq == 0  # batch [0, 2) read, [2, 4) being read; [4, 6) not yet
+    store.redis.delete(keys.frame(1, "run", 5))
+    assert [next(frames).seq for _ in range(3)] == [1, 2, 3]
+    with pytest.raises(FramesMissingError, match=r"\(seq 5\)"):
+        next(frames)
+
+
 def test_writer_blocks_while_the_window_is_full(store: FrameStore) -> None:
     for s in range(3):
         store.put(1, "run", frame(s))

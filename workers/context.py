@@ -136,6 +136,7 @@ class WorkerContext:
         )
 
     def close(self) -> None:
+        self.frames.close()
         for estimator in self._estimators.values():
             estimator.close()
         self._estimators.clear()

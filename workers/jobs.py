@@ -58,11 +58,15 @@ def pose_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: i
         log.info("video=%s chunk %d skipped: %s", video_id, chunk_idx, stale)
         return asdict(_result(ctx, video_id, chunk_idx, [], 0.0, skipped=stale))
 
-    frames = ctx.frames.get(video_id, run, seqs)
     estimator = ctx.estimator(backend)  # the video's backend: part of its cache key
     estimator.reset()
     started = time.perf_counter()
-    posed = [FramePoses.of(f.seq, f.pts_s, f.resolution_wh, estimator.estimate(f)) for f in frames]
+    # pose_s includes waiting for frames the reader has not fetched yet: only the first batch,
+    # unless Redis or the network is slower than the model.
+    posed = [
+        FramePoses.of(f.seq, f.pts_s, f.resolution_wh, estimator.estimate(f))
+        for f in ctx.frames.stream(video_id, run, seqs)
+    ]
     pose_s = time.perf_counter() - started
 
     def store(session: Session) -> None:
