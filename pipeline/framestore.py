@@ -63,7 +63,6 @@ class FrameStore:
         self.jpeg_quality = jpeg_quality
         self._release = redis.register_script(_RELEASE)
         self._put = redis.register_script(_PUT)
-        self._reader: ThreadPoolExecutor | None = None  # made on first `stream`, in the process using it
 
     def put(self, video_id: int, run: str, frame: Frame) -> int:
         """Store one frame; returns its payload size in bytes."""
@@ -111,15 +110,16 @@ class FrameStore:
                 present.exists(key)
             found = present.execute()
             raise FramesMissingError(video_id, [s for s, n in zip(seqs, found, strict=True) if not n])
-        if self._reader is None:
-            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="posepipe-frame-reader")
         batches = [seqs[i : i + batch] for i in range(0, len(seqs), batch)]
-        pending: Future[list[bytes]] = self._reader.submit(self._read, video_id, run, batches[0])
-        for following in batches[1:]:
-            blobs = pending.result()
-            pending = self._reader.submit(self._read, video_id, run, following)
-            yield from (payload.decode(blob) for blob in blobs)
-        yield from (payload.decode(blob) for blob in pending.result())
+        # A thread per call, not per process: it lives as long as the chunk, so nothing outlives
+        # a worker's context or survives into a forked child.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posepipe-frame-reader") as reader:
+            pending: Future[list[bytes]] = reader.submit(self._read, video_id, run, batches[0])
+            for following in batches[1:]:
+                blobs = pending.result()
+                pending = reader.submit(self._read, video_id, run, following)
+                yield from (payload.decode(blob) for blob in blobs)
+            yield from (payload.decode(blob) for blob in pending.result())
 
     def _read(self, video_id: int, run: str, seqs: range) -> list[bytes]:
         blobs = self.redis.mget([keys.frame(video_id, run, s) for s in seqs])
@@ -127,11 +127,6 @@ class FrameStore:
         if missing:
             raise FramesMissingError(video_id, missing)
         return blobs
-
-    def close(self) -> None:
-        if self._reader is not None:
-            self._reader.shutdown(wait=True, cancel_futures=True)
-            self._reader = None
 
     def release(self, video_id: int, run: str, seqs: range) -> int:
         """Delete the frames of `seqs` and shrink the window by as many as were there."""

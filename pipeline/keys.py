@@ -15,6 +15,16 @@ QUEUE_ANALYTICS = f"{PREFIX}:analytics"
 # Live chunks are latency-bound: workers take them before anything else.
 QUEUE_LIVE = f"{PREFIX}:live"
 WORKER_QUEUES = (QUEUE_LIVE, QUEUE_ANALYTICS, QUEUE_POSE)
+_LIVE_WORKER_QUEUE = f"{QUEUE_LIVE}:worker:"
+
+
+def live_worker_queue(worker_name: str) -> str:
+    """One worker's own live queue: the camera sessions routed to it (pipeline.routing)."""
+    return f"{_LIVE_WORKER_QUEUE}{worker_name}"
+
+
+def is_live_worker_queue(queue_name: str) -> bool:
+    return queue_name.startswith(_LIVE_WORKER_QUEUE)
 
 
 def _run_tag(video_id: int, run: str) -> str:
@@ -58,6 +68,18 @@ def live_drops(video_id: int) -> str:
 
 def pose_job_id(video_id: int, run: str, chunk: int) -> str:
     return f"{PREFIX}-pose-v{video_id}-{run}-c{chunk}"
+
+
+def live_job_id(video_id: int, run: str, chunk: int) -> str:
+    """Sorts in chunk order: RQ's RateLimit releases held jobs by a timestamp in whole seconds,
+    and jobs of the same second by id (a camera queues ~3 a second). Random ids ran a
+    session's chunks out of order."""
+    return f"{PREFIX}-live-v{video_id}-{run}-c{chunk:010d}"
+
+
+def live_finish_job_id(video_id: int, run: str) -> str:
+    """Sorts after every chunk of the session ('f' > 'c')."""
+    return f"{PREFIX}-live-v{video_id}-{run}-finish"
 
 
 def ingest_job_id(video_id: int, run: str) -> str:

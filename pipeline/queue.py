@@ -3,7 +3,8 @@
 Jobs are named by dotted path, so the ingest side never imports worker code, and carry only
 ids and frame ranges: pixels stay in the frame store. Pose jobs of one video run in
 parallel; its analytics jobs are serialised by an RQ RateLimit so frames reach the
-detectors in order.
+detectors in order. A camera session's jobs are serialised the same way and go to one
+worker's own queue (pipeline.routing).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from rq import Queue, RateLimit, Retry
 from rq.job import Callback, Job
 
 from pipeline import keys
+from pipeline.routing import LiveRouter
 
 POSE_JOB = "workers.jobs.pose_chunk"
 ANALYTICS_JOB = "workers.jobs.analyse"
@@ -41,9 +43,14 @@ class JobQueue:
         self.pose = Queue(keys.QUEUE_POSE, connection=redis, default_timeout=job_timeout_s)
         self.analytics = Queue(keys.QUEUE_ANALYTICS, connection=redis, default_timeout=job_timeout_s)
         self.ingest = Queue(keys.QUEUE_INGEST, connection=redis, default_timeout=INGEST_TIMEOUT_S)
-        self.live = Queue(keys.QUEUE_LIVE, connection=redis, default_timeout=job_timeout_s)
         self._retries = retries
         self._intervals = RETRY_INTERVALS_S if retry_intervals else 0
+        self.router = LiveRouter(redis)
+        self.default_timeout_s = job_timeout_s
+
+    def _live_queue(self, video_id: int) -> Queue:
+        name = self.router.queue_for(video_id)
+        return Queue(name, connection=self.redis, default_timeout=self.default_timeout_s)
 
     def _retry(self) -> Retry | None:
         return Retry(max=self._retries, interval=self._intervals) if self._retries else None
@@ -90,13 +97,14 @@ class JobQueue:
     def enqueue_live(self, video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: int) -> Job:
         # One retry at once: a live chunk is worth retrying only while it is fresh (the job
         # drops it itself when it has gone stale), and its writes are idempotent.
-        return self.live.enqueue(
+        return self._live_queue(video_id).enqueue(
             LIVE_JOB,
             video_id,
             run,
             chunk_idx,
             seq_from,
             seq_to,
+            job_id=keys.live_job_id(video_id, run, chunk_idx),
             rate_limit=RateLimit(keys.live_rate_limit(video_id), concurrency=1),
             retry=Retry(max=1, interval=0),
             on_failure=Callback(FAILURE_CALLBACK),
@@ -105,10 +113,13 @@ class JobQueue:
         )
 
     def enqueue_live_finish(self, video_id: int, run: str) -> Job:
-        return self.live.enqueue(
+        queue = self._live_queue(video_id)  # after the session's last chunk, on the same worker
+        self.router.forget(video_id)
+        return queue.enqueue(
             LIVE_FINISH_JOB,
             video_id,
             run,
+            job_id=keys.live_finish_job_id(video_id, run),
             rate_limit=RateLimit(keys.live_rate_limit(video_id), concurrency=1),
             retry=self._retry(),
             result_ttl=LIVE_RESULT_TTL_S,

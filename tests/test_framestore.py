@@ -53,7 +53,6 @@ def test_stream_reads_ahead_in_order(store: FrameStore) -> None:
     rest = list(frames)
     assert [f.seq for f in rest] == list(range(1, 11))
     assert [int(f.rgb[0, 0, 0]) for f in rest] == list(range(1, 11))
-    store.close()
 
 
 def test_stream_fails_before_the_first_frame_when_one_is_gone(store: FrameStore) -> None:

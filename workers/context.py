@@ -136,7 +136,6 @@ class WorkerContext:
         )
 
     def close(self) -> None:
-        self.frames.close()
         for estimator in self._estimators.values():
             estimator.close()
         self._estimators.clear()

@@ -79,6 +79,10 @@ class PosepipeWorker(SimpleWorker):
         # An idle worker blocks in its dequeue for worker_ttl - 15 s and only then runs
         # maintenance (which retries abandoned jobs); RQ's 420 s default would leave a killed
         # worker's job waiting for minutes.
+        if keys.QUEUE_LIVE in queues:
+            # Before any other: the camera sessions the ingester routes to this worker, whose
+            # pose models it holds (pipeline.routing).
+            queues = [keys.live_worker_queue(context.name), *queues]
         super().__init__(
             list(queues),
             connection=context.redis,

@@ -1,0 +1,108 @@
+"""Live session routing on a real Redis with real RQ registrations: one worker per camera
+session, sessions balanced, a session moved with its waiting jobs when its worker goes, and
+a session's jobs released by RQ's RateLimit in chunk order."""
+
+import time
+from collections import Counter
+
+import pytest
+import redis
+from rq import Queue, Worker
+from rq.job import Job, JobStatus
+from rq.rate_limit import RateLimitRegistry, release_slot
+
+from pipeline import keys
+from pipeline.queue import JobQueue
+from pipeline.routing import LiveRouter
+
+
+@pytest.fixture
+def client(redis_url: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_url)
+
+
+def register(client: redis.Redis, name: str) -> Worker:
+    """A worker as `posepipe worker` registers it: its own live queue first."""
+    worker = Worker([keys.live_worker_queue(name), keys.QUEUE_LIVE], connection=client, name=name)
+    worker.register_birth()
+    return worker
+
+
+def job_queue(client: redis.Redis, stuck_after_s: float = 5.0) -> JobQueue:
+    queue = JobQueue(client, job_timeout_s=60, retries=1)
+    queue.router = LiveRouter(client, stuck_after_s=stuck_after_s, refresh_s=0)
+    return queue
+
+
+def queued_ids(client: redis.Redis, queue_name: str) -> list[str]:
+    return Queue(queue_name, connection=client).get_job_ids()
+
+
+def test_sessions_stay_on_one_worker_and_are_balanced(client: redis.Redis) -> None:
+    register(client, "a")
+    register(client, "b")
+    router = LiveRouter(client, refresh_s=0)
+    first = {video: router.queue_for(video) for video in (1, 2, 3)}
+    assert set(first.values()) == {keys.live_worker_queue("a"), keys.live_worker_queue("b")}
+    assert sorted(Counter(first.values()).values()) == [1, 2]
+    assert {video: router.queue_for(video) for video in (1, 2, 3)} == first
+    router.forget(2)
+    assert router.queue_for(4) == first[2]  # the freed place is the least loaded
+
+
+def test_without_workers_of_their_own_jobs_use_the_shared_queue(client: redis.Redis) -> None:
+    assert LiveRouter(client, refresh_s=0).queue_for(1) == keys.QUEUE_LIVE
+
+
+def test_a_session_moves_with_its_jobs_when_its_worker_leaves(client: redis.Redis) -> None:
+    workers = {"a": register(client, "a"), "b": register(client, "b")}
+    queue = job_queue(client)
+    for chunk in range(3):  # the first is queued, RQ's RateLimit holds the others
+        queue.enqueue_live(7, "r1", chunk, 3 * chunk, 3 * chunk + 3)
+    owner = queue.router.queue_for(7)
+    assert queued_ids(client, owner) == [keys.live_job_id(7, "r1", 0)]
+
+    gone = next(name for name in workers if keys.live_worker_queue(name) == owner)
+    workers[gone].register_death()
+    queue.enqueue_live(7, "r1", 3, 9, 12)
+
+    other = queue.router.queue_for(7)
+    assert other != owner and keys.is_live_worker_queue(other)
+    assert queued_ids(client, owner) == []
+    assert queued_ids(client, other) == [keys.live_job_id(7, "r1", 0)]
+    held = RateLimitRegistry(keys.live_rate_limit(7), connection=client).get_rate_limited_job_ids()
+    assert held == [keys.live_job_id(7, "r1", c) for c in (1, 2, 3)]
+    assert {Job.fetch(job_id, connection=client).origin for job_id in held} == {other}
+
+
+def test_a_worker_that_takes_no_jobs_loses_its_sessions(client: redis.Redis) -> None:
+    register(client, "a")
+    register(client, "b")
+    queue = job_queue(client, stuck_after_s=0.3)
+    queue.enqueue_live(7, "r1", 0, 0, 3)
+    owner = queue.router.queue_for(7)
+    assert queue.router.queue_for(7) == owner  # its job is young: the worker is taking jobs
+    time.sleep(0.4)  # nobody takes the queued job
+    queue.enqueue_live(7, "r1", 1, 3, 6)
+    other = queue.router.queue_for(7)
+    assert other != owner
+    assert queued_ids(client, other) == [keys.live_job_id(7, "r1", 0)]
+    # Moved, the job counts as queued anew: the session stays where it went.
+    assert queue.router.queue_for(7) == other
+
+
+def test_a_sessions_jobs_are_released_in_chunk_order(client: redis.Redis) -> None:
+    """RQ's RateLimit orders the jobs it holds by whole seconds, then by id; a camera queues
+    several a second, all enqueued here within one second."""
+    queue = job_queue(client)
+    for chunk in range(12):
+        queue.enqueue_live(7, "r1", chunk, 3 * chunk, 3 * chunk + 3)
+    queue.enqueue_live_finish(7, "r1")
+    ran = []
+    shared = Queue(keys.QUEUE_LIVE, connection=client)
+    while (popped := client.lpop(shared.key)) is not None:  # as a worker takes them
+        job = Job.fetch(popped.decode(), connection=client)
+        ran.append(job.id)
+        job.set_status(JobStatus.FINISHED)
+        release_slot(job)
+    assert ran == [keys.live_job_id(7, "r1", c) for c in range(12)] + [keys.live_finish_job_id(7, "r1")]
