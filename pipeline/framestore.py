@@ -105,11 +105,7 @@ class FrameStore:
             return
         frame_keys = [keys.frame(video_id, run, s) for s in seqs]
         if self.redis.exists(*frame_keys) < len(frame_keys):
-            present = self.redis.pipeline(transaction=False)
-            for key in frame_keys:
-                present.exists(key)
-            found = present.execute()
-            raise FramesMissingError(video_id, [s for s, n in zip(seqs, found, strict=True) if not n])
+            self._read(video_id, run, seqs)  # raises FramesMissingError naming every missing frame
         batches = [seqs[i : i + batch] for i in range(0, len(seqs), batch)]
         # A thread per call, not per process: it lives as long as the chunk, so nothing outlives
         # a worker's context or survives into a forked child.

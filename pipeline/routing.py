@@ -94,15 +94,15 @@ class LiveRouter:
             self._assigned.pop(video_id, None)
 
     def _live_worker_queues(self) -> list[str]:
-        now = time.monotonic()
-        if now - self._read_at >= self.refresh_s:
+        checked_at = time.monotonic()
+        if checked_at - self._read_at >= self.refresh_s:
             self._worker_queues = sorted(
                 name
                 for worker in Worker.all(connection=self.redis)
                 for name in worker.queue_names()
                 if keys.is_live_worker_queue(name)
             )
-            self._read_at = now
+            self._read_at = checked_at
         return self._worker_queues
 
     def _least_loaded(self, queues: list[str]) -> str:
