@@ -8,6 +8,10 @@ capture of the frame that confirmed a fall to the event's row), p50 and p95, pea
 memory and peak worker RSS. N is sustained in real time when under 1 % of the sampled frames
 were dropped and analysis kept pace (analysed ≈ sampled).
 
+First, with nothing else running, the pose model alone on the clip's sampled frames (one
+process, tracking continued as in a live session): CPU ms per frame, and the N at which
+posing alone would take every core. No pipeline can sustain more.
+
     .venv/bin/python -m bench.live [--streams 2,4,6,8] [--seconds 45] [--clip falls/urfall_ds04_...mp4]
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -39,6 +44,33 @@ def percentile(values: list[float], q: float) -> float | None:
         return None
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+
+def pose_bound(clip: Path, fps: float, loops: int = 4) -> dict[str, float]:
+    from pipeline.sampler import FrameSampler
+    from pipeline.source import VideoFile
+    from posepipe.settings import Settings
+    from workers.estimator import create_estimator
+
+    settings = Settings()
+    with VideoFile(clip) as video:
+        frames = list(video.sampled_frames(FrameSampler(fps).take, max_side=settings.frame_max_side))
+    estimator = create_estimator(settings.pose_backend, settings.pose_min_confidence)
+    for frame in frames[:10]:  # graph start-up is not part of the steady cost
+        estimator.estimate(frame)
+    started = time.process_time()
+    for _ in range(loops):
+        estimator.reset()  # the clip's loop point is a cut, as it is for a camera serving it
+        for frame in frames:
+            estimator.estimate(frame)
+    ms_per_frame = 1000 * (time.process_time() - started) / (loops * len(frames))
+    estimator.close()
+    cores = os.cpu_count() or 1
+    return {
+        "pose_cpu_ms_per_frame": round(ms_per_frame, 1),
+        "cores": cores,
+        "streams_pose_alone_fills_every_core": round(cores * 1000 / (fps * ms_per_frame), 2),
+    }
 
 
 def run(
@@ -123,6 +155,7 @@ def main() -> None:
     settings_env = service_settings(args)
     media = media_dir()
     redis_url = f"{ensure_redis()}/{REDIS_BENCH_DB}"
+    print(json.dumps(pose_bound(media / args.clip, 10.0)), flush=True)
     results = []
     for n in (int(x) for x in args.streams.split(",")):
         result = run(n, media / args.clip, args.seconds, redis_url, settings_env, args.log)

@@ -48,8 +48,8 @@ class JobQueue:
         self.router = LiveRouter(redis)
         self.default_timeout_s = job_timeout_s
 
-    def _live_queue(self, video_id: int) -> Queue:
-        name = self.router.queue_for(video_id)
+    def _live_queue(self, video_id: int, lag_s: float = 0.0) -> Queue:
+        name = self.router.queue_for(video_id, lag_s)
         return Queue(name, connection=self.redis, default_timeout=self.default_timeout_s)
 
     def _retry(self) -> Retry | None:
@@ -94,10 +94,13 @@ class JobQueue:
             failure_ttl=FAILURE_TTL_S,
         )
 
-    def enqueue_live(self, video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: int) -> Job:
+    def enqueue_live(
+        self, video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: int, lag_s: float = 0.0
+    ) -> Job:
+        """`lag_s`: how old the session's oldest frame still waiting for a worker is (routing)."""
         # One retry at once: a live chunk is worth retrying only while it is fresh (the job
         # drops it itself when it has gone stale), and its writes are idempotent.
-        return self._live_queue(video_id).enqueue(
+        return self._live_queue(video_id, lag_s).enqueue(
             LIVE_JOB,
             video_id,
             run,

@@ -6,11 +6,15 @@ free, a session's chunks alternate between workers, and a model often sees its n
 0.7 s or more after its last frame: it must restart its graph and run the detector, which
 doubles the cost of a posed frame (5 streams on 2 workers: 528 of 657 chunks restarted).
 So every worker also listens, first, on a live queue of its own (keys.live_worker_queue),
-and the ingester sends each session's jobs to one worker's queue, balancing sessions by count.
+and the ingester sends each session's jobs to one worker's queue, placing new sessions on
+the worker with the fewest.
 
-A session moves to the least-loaded other worker when its worker has left RQ's registry, or
-when the job at the head of that worker's queue has waited `stuck_after_s` (the worker died
-without deregistering, or is held up by a long job). Its queued job and the ones RQ's
+A session moves to the least-loaded other worker when its worker has left RQ's registry, when
+the job at the head of that worker's queue has waited `stuck_after_s` (the worker died
+without deregistering, or is held up by a long job), when its worker holds two sessions
+more than another (workers that start or come back after the cameras were placed get their
+share; otherwise the first worker up keeps every camera), or when its worker is behind and
+another is not (load: see `_relief`). Its queued job and the ones RQ's
 RateLimit holds back move with it, so none is left on a queue nobody reads. With no worker
 listening on a queue of its own, jobs go to the shared live queue.
 """
@@ -37,6 +41,15 @@ WORKERS_REFRESH_S = 2.0
 # A live job waits at the head of its worker's queue for a fraction of a second: the worker
 # takes its own queue before any other. Waiting this long means it is not taking jobs.
 STUCK_AFTER_S = 5.0
+# A worker is behind a camera when the oldest frame of it still waiting is this old. A worker
+# keeping up shows about one chunk being posed while the next fills (0.4-0.5 s at the default
+# 4 frames at 10 fps); workers start thinning a camera's chunks at 1 s (live_thin_lag_s). In
+# between, so the load moves before frames are dropped. (5 streams on 2 workers, alternating
+# runs: 0.6 and 1.0 did not differ beyond run-to-run noise; docs/benchmarks.md.)
+BEHIND_S = 0.6
+# After a session moved for load, the lags reported must first show the new placement: every
+# session reports with each chunk (a few times a second), its old lag until then.
+REBALANCE_EVERY_S = 5.0
 
 # Point jobs at a new queue: their origin (where RateLimit will push the held ones), and the
 # list they are queued in, where they count as queued now (the stuck test reads that time).
@@ -63,35 +76,55 @@ class LiveRouter:
     """Thread-safe: one router serves every camera of an ingester."""
 
     def __init__(
-        self, redis: Redis, *, stuck_after_s: float = STUCK_AFTER_S, refresh_s: float = WORKERS_REFRESH_S
+        self,
+        redis: Redis,
+        *,
+        stuck_after_s: float = STUCK_AFTER_S,
+        refresh_s: float = WORKERS_REFRESH_S,
+        behind_s: float = BEHIND_S,
+        rebalance_every_s: float = REBALANCE_EVERY_S,
     ) -> None:
         self.redis = redis
         self.stuck_after_s = stuck_after_s
         self.refresh_s = refresh_s
+        self.behind_s = behind_s
+        self.rebalance_every_s = rebalance_every_s
         self._assigned: dict[int, str] = {}
+        self._lag_s: dict[int, float] = {}
+        self._rebalanced_at = float("-inf")
         self._worker_queues: list[str] = []
         self._read_at = float("-inf")
         self._lock = threading.Lock()
         self._move = redis.register_script(_MOVE)
 
-    def queue_for(self, video_id: int) -> str:
-        """The queue for this session's next job; moves its waiting jobs if that changed."""
+    def queue_for(self, video_id: int, lag_s: float = 0.0) -> str:
+        """The queue for this session's next job; moves its waiting jobs if that changed.
+
+        `lag_s`: how old the session's oldest frame still waiting for a worker is."""
         with self._lock:
+            self._lag_s[video_id] = lag_s
             live = self._live_worker_queues()
             current = self._assigned.get(video_id)
-            if current is not None and current in live and not self._stuck(current):
-                return current
-            others = [q for q in live if q != current] or live
-            target = self._least_loaded(others) if others else keys.QUEUE_LIVE
-            if current is not None and current != target:
+            if current in live and not self._crowded(current, live) and not self._stuck(current):
+                target = self._relief(current, live)
+                if target is None:
+                    return current
+                # Routine: the camera's load is shared in turns (see _relief).
                 moved = self._move_jobs(video_id, current, target)
-                log.warning("video=%s: live jobs moved %s -> %s (%d)", video_id, current, target, moved)
+                log.info("video=%s: live jobs moved %s -> %s for load (%d)", video_id, current, target, moved)
+            else:
+                others = [q for q in live if q != current] or live
+                target = self._least_loaded(others) if others else keys.QUEUE_LIVE
+                if current is not None and current != target:
+                    moved = self._move_jobs(video_id, current, target)
+                    log.warning("video=%s: live jobs moved %s -> %s (%d)", video_id, current, target, moved)
             self._assigned[video_id] = target
             return target
 
     def forget(self, video_id: int) -> None:
         with self._lock:
             self._assigned.pop(video_id, None)
+            self._lag_s.pop(video_id, None)
 
     def _live_worker_queues(self) -> list[str]:
         checked_at = time.monotonic()
@@ -106,8 +139,46 @@ class LiveRouter:
         return self._worker_queues
 
     def _least_loaded(self, queues: list[str]) -> str:
-        load = Counter(q for q in self._assigned.values() if q in queues)
+        load = self._load(queues)
         return min(queues, key=lambda q: (load[q], q))
+
+    def _load(self, queues: list[str]) -> Counter[str]:
+        return Counter(q for q in self._assigned.values() if q in queues)
+
+    def _crowded(self, queue_name: str, live: list[str]) -> bool:
+        # Two sessions more than the least-loaded worker: a worker joined (or came back) after
+        # sessions were placed. Moving one evens them out; a difference of one cannot be.
+        load = self._load(live)
+        return load[queue_name] - min(load[q] for q in live) >= 2
+
+    def _relief(self, queue_name: str, live: list[str]) -> str | None:
+        """A worker to take one of this worker's sessions, when this one is behind and that one
+        is not; None to stay.
+
+        Sessions are placed by count, but one worker may be slower, or hold heavier cameras, or
+        (with an odd number of cameras) one more: it falls behind while the other has time to
+        spare, and its cameras are thinned. Moving a session costs one tracking restart; moving
+        it back later, when the other worker is the one behind, shares the odd camera's load in
+        turns. A move never leaves the target with two sessions more, which the count rule
+        would undo."""
+        if time.monotonic() - self._rebalanced_at < self.rebalance_every_s:
+            return None
+        worst: dict[str, float] = dict.fromkeys(live, 0.0)
+        for video_id, queue in self._assigned.items():
+            if queue in worst:
+                worst[queue] = max(worst[queue], self._lag_s.get(video_id, 0.0))
+        if worst[queue_name] < self.behind_s:
+            return None
+        load = self._load(live)
+        candidates = [
+            q
+            for q in live
+            if worst[q] <= worst[queue_name] - self.behind_s / 2 and load[q] < load[queue_name]
+        ]
+        if not candidates:
+            return None
+        self._rebalanced_at = time.monotonic()
+        return min(candidates, key=lambda q: (worst[q], q))
 
     def _stuck(self, queue_name: str) -> bool:
         head = self.redis.lindex(Queue(queue_name, connection=self.redis).key, 0)

@@ -108,10 +108,17 @@ class Settings(BaseSettings):
         description="Shared real clips used by the tests and benchmarks.",
     )
     live_chunk_frames: int = Field(
-        default=3, ge=1, le=64, description="Frames per live pose job (few: each waits for its last frame)."
+        default=4, ge=1, le=64, description="Frames per live pose job (few: each waits for its last frame)."
     )
     live_chunk_max_wait_s: float = Field(
-        default=0.25, gt=0, le=5, description="A live chunk is queued when this old even if not full."
+        default=0.35, gt=0, le=5, description="A live chunk is queued when this old even if not full."
+    )
+    live_chunk_max_frames: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="While the camera's worker is behind, a live chunk takes up to this many frames "
+        "(never fewer than live_chunk_frames): fewer, larger jobs let it catch up.",
     )
     live_max_queued_mb: float = Field(
         default=32, gt=0, le=4096, description="Redis memory one camera's waiting frames may take."

@@ -1,6 +1,7 @@
 """Live session routing on a real Redis with real RQ registrations: one worker per camera
-session, sessions balanced, a session moved with its waiting jobs when its worker goes, and
-a session's jobs released by RQ's RateLimit in chunk order."""
+session, sessions balanced (also with a worker that starts late, and by load), a session
+moved with its waiting jobs when its worker goes, and a session's jobs released by RQ's
+RateLimit in chunk order."""
 
 import time
 from collections import Counter
@@ -48,6 +49,59 @@ def test_sessions_stay_on_one_worker_and_are_balanced(client: redis.Redis) -> No
     assert {video: router.queue_for(video) for video in (1, 2, 3)} == first
     router.forget(2)
     assert router.queue_for(4) == first[2]  # the freed place is the least loaded
+
+
+def test_a_worker_that_starts_after_the_cameras_gets_its_share(client: redis.Redis) -> None:
+    a, b = keys.live_worker_queue("a"), keys.live_worker_queue("b")
+    register(client, "a")
+    router = LiveRouter(client, refresh_s=0)
+    assert {router.queue_for(video) for video in (1, 2, 3, 4)} == {a}
+    register(client, "b")
+    placed = {video: router.queue_for(video) for video in (1, 2, 3, 4)}
+    assert Counter(placed.values()) == {a: 2, b: 2}
+    assert {video: router.queue_for(video) for video in (1, 2, 3, 4)} == placed
+
+
+def placed_three(
+    client: redis.Redis, lag_s: float, **router_options: float
+) -> tuple[LiveRouter, str, list[int], str]:
+    """Three cameras on two workers: the router, the worker with two and its cameras, the other."""
+    register(client, "a")
+    register(client, "b")
+    router = LiveRouter(client, refresh_s=0, **router_options)
+    placed = {video: router.queue_for(video, lag_s) for video in (1, 2, 3)}
+    busy = Counter(placed.values()).most_common(1)[0][0]
+    (spare,) = set(placed.values()) - {busy}
+    return router, busy, [video for video, q in placed.items() if q == busy], spare
+
+
+def test_a_worker_behind_hands_a_camera_to_one_keeping_up_in_turns(client: redis.Redis) -> None:
+    router, busy, (first, second), spare = placed_three(client, 0.3, rebalance_every_s=0)
+    assert router.queue_for(first, lag_s=1.5) == spare
+    # Now the other worker holds two; when it is the one behind, a camera comes back.
+    assert router.queue_for(second, lag_s=0.3) == busy
+    assert router.queue_for(first, lag_s=1.6) == busy
+
+
+def test_no_move_between_workers_equally_behind_or_too_soon_again(client: redis.Redis) -> None:
+    router, busy, (first, second), spare = placed_three(client, 1.2, rebalance_every_s=0)
+    assert [router.queue_for(video, 1.3) for video in (first, second)] == [busy, busy]
+
+    client.flushdb()
+    router, busy, (first, second), spare = placed_three(client, 0.3)  # 5 s between moves
+    assert router.queue_for(first, lag_s=1.5) == spare
+    assert router.queue_for(first, lag_s=0.3) == spare
+    assert router.queue_for(second, lag_s=0.3) == busy
+    assert router.queue_for(first, lag_s=1.6) == spare  # behind again, but it just moved
+
+
+def test_no_move_for_load_to_a_worker_holding_as_many(client: redis.Redis) -> None:
+    register(client, "a")
+    register(client, "b")
+    router = LiveRouter(client, refresh_s=0, rebalance_every_s=0)
+    placed = {video: router.queue_for(video, 0.2) for video in (1, 2, 3, 4)}
+    # Two each: a move would leave one and three, which the count rule would undo.
+    assert {video: router.queue_for(video, 1.8) for video in (1, 3)} == {1: placed[1], 3: placed[3]}
 
 
 def test_without_workers_of_their_own_jobs_use_the_shared_queue(client: redis.Redis) -> None:

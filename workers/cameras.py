@@ -72,6 +72,7 @@ class CameraRunner:
             fps=cfg.fps,
             chunk_frames=self.ctx.settings.live_chunk_frames,
             chunk_max_wait_s=self.ctx.settings.live_chunk_max_wait_s,
+            chunk_max_frames=self.ctx.settings.live_chunk_max_frames,
             max_queued_bytes=int(self.ctx.settings.live_max_queued_mb * 1e6),
             frame_max_side=self.ctx.settings.frame_max_side,
             session_start_s=session_start,

@@ -36,7 +36,8 @@ MAX_SESSION_MODELS = 8
 # worker) or moved to other workers, and its memory is better returned.
 SESSION_MODEL_IDLE_S = 60.0
 # Tracking continues from the last frame this model posed when the chunk starts at most this
-# much later: one 3-frame chunk posed by another worker in between (0.4 s at 10 fps). A person
+# much later: one 4-frame chunk dropped in between when the worker is behind (workers.live
+# thins every other chunk: 0.5 s at 10 fps; bench/tracking_gap.py measured it). A person
 # walking moves about a third of their height in that time, which MediaPipe's region from the
 # previous landmarks still covers; where it does not, MediaPipe finds no pose in the region and
 # runs its detector, as it would after a reset. A reset costs a graph restart and a detection.
