@@ -113,6 +113,18 @@ def tree_rss_mb(root_pid: int) -> float:
     return sum(rss_mb(pid) or 0.0 for pid in process_tree(root_pid))
 
 
+def tree_cpu_s(root_pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its descendants alive now."""
+    ticks = 0
+    for pid in process_tree(root_pid):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def tree_open_fds(root_pid: int) -> int:
     total = 0
     for pid in process_tree(root_pid):

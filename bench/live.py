@@ -5,8 +5,9 @@ analysed at 10 fps each on this machine by the real services (`posepipe ingest` 
 For each N: frames sampled, analysed and dropped (with causes), capture-to-pose-row latency
 (from a frame's capture to the commit of its chunk) and capture-to-event latency (from the
 capture of the frame that confirmed a fall to the event's row), p50 and p95, peak Redis
-memory and peak worker RSS. N is sustained in real time when under 1 % of the sampled frames
-were dropped and analysis kept pace (analysed ≈ sampled).
+memory, peak worker RSS, and the CPU the workers and the ingester used (per analysed frame for
+the workers: what posing and every job's bookkeeping cost). N is sustained in real time when
+under 1 % of the sampled frames were dropped and analysis kept pace (analysed ≈ sampled).
 
 First, with nothing else running, the pose model alone on the clip's sampled frames (one
 process, tracking continued as in a live session): CPU ms per frame, and the N at which
@@ -32,6 +33,7 @@ from bench.common import (
     live_stack,
     media_dir,
     service_settings,
+    tree_cpu_s,
     tree_rss_mb,
 )
 
@@ -84,17 +86,25 @@ def run(
     with live_stack(n, clip, redis_url, settings_env=settings_env, log_path=log_path) as stack:
         time.sleep(WARMUP_S)
         t_from = time.time()
+        cpu_from = tree_cpu_s(stack.worker.pid), tree_cpu_s(stack.ingest.pid)
         peak_rss = 0.0
         with RedisMemoryPeak(redis_url) as memory:
             while time.time() - t_from < seconds:
                 time.sleep(1)
                 peak_rss = max(peak_rss, tree_rss_mb(stack.worker.pid))
         t_to = time.time()
+        worker_cpu_s = tree_cpu_s(stack.worker.pid) - cpu_from[0]
+        ingest_cpu_s = tree_cpu_s(stack.ingest.pid) - cpu_from[1]
         time.sleep(3)  # let the last chunks of the window land
         result = measure(stack.pg_url, n, t_from, t_to)
+    analysed = int(result["frames_analysed"])  # type: ignore[call-overload]
     return result | {
         "redis_peak_mb": round(memory.peak_bytes / 1e6, 1),
         "worker_rss_peak_mb": round(peak_rss, 1),
+        # Worker CPU over the window per frame analysed in it: posing plus every job's overhead.
+        "worker_cpu_ms_per_analysed_frame": round(1000 * worker_cpu_s / analysed, 1) if analysed else None,
+        "worker_cores": round(worker_cpu_s / (t_to - t_from), 2),
+        "ingest_cores": round(ingest_cpu_s / (t_to - t_from), 2),
     }
 
 

@@ -68,24 +68,7 @@ def advance(
     blob = pickle.dumps(engine, protocol=pickle.HIGHEST_PROTOCOL)
     if new_next is None:
         new_next = expected_next if finished else expected_next + 1
-    exists = session.scalar(select(AnalyticsState.video_id).where(AnalyticsState.video_id == video_id))
-    if exists is None:
-        if expected_next != 0:
-            raise CursorMoved(f"video {video_id}: analytics state vanished (the run was restarted)")
-        try:
-            with session.begin_nested():
-                session.add(
-                    AnalyticsState(
-                        video_id=video_id,
-                        next_chunk=new_next,
-                        finished=finished,
-                        engine=blob,
-                        version=ANALYTICS_VERSION,
-                    )
-                )
-        except IntegrityError as exc:
-            raise CursorMoved(f"video {video_id}: another job started its analytics") from exc
-        return
+    # The update first: the state exists for every chunk but a video's first.
     result = session.execute(
         update(AnalyticsState)
         .where(
@@ -101,5 +84,23 @@ def advance(
             updated_at=utcnow(),
         )
     )
-    if result.rowcount != 1:
+    if result.rowcount == 1:
+        return
+    exists = session.scalar(select(AnalyticsState.video_id).where(AnalyticsState.video_id == video_id))
+    if exists is not None:
         raise CursorMoved(f"video {video_id}: analytics cursor is no longer at chunk {expected_next}")
+    if expected_next != 0:
+        raise CursorMoved(f"video {video_id}: analytics state vanished (the run was restarted)")
+    try:
+        with session.begin_nested():
+            session.add(
+                AnalyticsState(
+                    video_id=video_id,
+                    next_chunk=new_next,
+                    finished=finished,
+                    engine=blob,
+                    version=ANALYTICS_VERSION,
+                )
+            )
+    except IntegrityError as exc:
+        raise CursorMoved(f"video {video_id}: another job started its analytics") from exc

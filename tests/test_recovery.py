@@ -17,6 +17,21 @@ from tests.test_pipeline import MULTI_CHUNK, analyse_in_background, assert_same_
 from workers.runtime import WorkerProcesses
 
 
+def in_group(pgid: int) -> list[int]:
+    """The live processes of a process group (from /proc)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended while being read
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
 def test_sigkilled_worker_is_recovered_without_loss_or_duplicates(
     make_settings, open_services, media_dir: Path, redis_url: str, pg_admin: str
 ) -> None:
@@ -36,7 +51,9 @@ def test_sigkilled_worker_is_recovered_without_loss_or_duplicates(
             runner = analyse_in_background(services, target, opts)
             started = StartedJobRegistry(keys.QUEUE_POSE, connection=services.redis)
             wait_until(lambda: started.count >= 1, 60, "a pose job to start")
-            os.kill(first.pids[0], signal.SIGKILL)
+            killed = first.pids[0]
+            assert in_group(killed) != [], "the worker's group: itself at least"
+            os.kill(killed, signal.SIGKILL)
             killed_at = time.monotonic()
             second.start()
             runner.join(timeout=240)
@@ -45,6 +62,8 @@ def test_sigkilled_worker_is_recovered_without_loss_or_duplicates(
         finally:
             first.stop()
             second.stop()
+        # RQ's scheduler, a child of the killed worker, was ended with it, not left running.
+        assert in_group(killed) == []
         assert_same_as_clean_run(services, target.video_id, clip, expected_rows)
         print(f"recovered from SIGKILL in {recovery_s:.1f} s")
         # Heartbeat TTL (30 s) + maintenance interval (15 s) + retry interval, with room.

@@ -209,6 +209,10 @@ def run_worker_process(
 def _worker_process_main(
     settings: Settings, queues: Sequence[str], max_rss_mb: float, recycle_after_s: float
 ) -> None:
+    # A process group of its own, holding RQ's scheduler process too (a fork of this one): a
+    # worker killed with SIGKILL leaves that child running forever, and holding the scheduler
+    # lock; WorkerProcesses ends the whole group once the worker is gone.
+    os.setpgid(0, 0)
     if run_worker_process(settings, queues, max_rss_mb=max_rss_mb, recycle_after_s=recycle_after_s):
         sys.exit(RECYCLE_EXIT_CODE)
 
@@ -254,6 +258,7 @@ class WorkerProcesses:
         for i, proc in enumerate(self._procs):
             if proc.is_alive() or self._stopping:
                 continue
+            _end_group(proc)
             if proc.exitcode == RECYCLE_EXIT_CODE:
                 self.recycled += 1
                 self._procs[i] = self._spawn()
@@ -285,7 +290,20 @@ class WorkerProcesses:
                 log.warning("worker pid=%s did not stop in time; killing it", proc.pid)
                 proc.kill()
                 proc.join()
+            _end_group(proc)
         self._procs.clear()
+
+
+def _end_group(proc: multiprocessing.process.BaseProcess) -> None:
+    """Kill what is left of a dead worker process's group (its RQ scheduler, if the worker
+    could not stop it)."""
+    if proc.pid is None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return  # nothing left: the worker stopped its scheduler itself
+    log.warning("worker pid=%s left processes behind; killed them", proc.pid)
 
 
 class WorkerThreads:
