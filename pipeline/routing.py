@@ -41,6 +41,9 @@ WORKERS_REFRESH_S = 2.0
 # A live job waits at the head of its worker's queue for a fraction of a second: the worker
 # takes its own queue before any other. Waiting this long means it is not taking jobs.
 STUCK_AFTER_S = 5.0
+# A queue found not taking jobs gets no session for this long. A worker killed mid-job stays
+# in RQ's registry until that job's timeout (120 s by default) plus a minute.
+SHUN_S = 180.0
 # A worker is behind a camera when the oldest frame of it still waiting is this old. A worker
 # keeping up shows about one chunk being posed while the next fills (0.4-0.5 s at the default
 # 4 frames at 10 fps); workers start thinning a camera's chunks at 1 s (live_thin_lag_s). In
@@ -92,10 +95,10 @@ class LiveRouter:
         self._assigned: dict[int, str] = {}
         self._lag_s: dict[int, float] = {}
         self._rebalanced_at = float("-inf")
+        self._shunned: dict[str, float] = {}  # queue -> when it was found not taking jobs
         self._worker_queues: list[str] = []
         self._read_at = float("-inf")
         self._lock = threading.Lock()
-        self._move = redis.register_script(_MOVE)
 
     def queue_for(self, video_id: int, lag_s: float = 0.0) -> str:
         """The queue for this session's next job; moves its waiting jobs if that changed.
@@ -136,7 +139,8 @@ class LiveRouter:
                 if keys.is_live_worker_queue(name)
             )
             self._read_at = checked_at
-        return self._worker_queues
+        shunned_since = checked_at - SHUN_S
+        return [q for q in self._worker_queues if self._shunned.get(q, shunned_since) <= shunned_since]
 
     def _least_loaded(self, queues: list[str]) -> str:
         load = self._load(queues)
@@ -181,17 +185,36 @@ class LiveRouter:
         return min(candidates, key=lambda q: (worst[q], q))
 
     def _stuck(self, queue_name: str) -> bool:
-        head = self.redis.lindex(Queue(queue_name, connection=self.redis).key, 0)
-        enqueued = self.redis.hget(Job.key_for(as_text(head)), "enqueued_at") if head else None
-        if not enqueued:
+        if head_waited_s(self.redis, queue_name) <= self.stuck_after_s:
             return False
-        return time.time() - utcparse(as_text(enqueued)).timestamp() > self.stuck_after_s
+        # A worker killed mid-job stays registered until that job's timeout: not a target again.
+        self._shunned[queue_name] = time.monotonic()
+        return True
 
     def _move_jobs(self, video_id: int, old: str, new: str) -> int:
         limit = RateLimitRegistry(keys.live_rate_limit(video_id), connection=self.redis)
         job_ids = [*limit.get_allowed_job_ids(), *limit.get_rate_limited_job_ids()]
-        if not job_ids:
-            return 0
-        old_key, new_key = (Queue(q, connection=self.redis).key for q in (old, new))
-        args = [Job.redis_job_namespace_prefix, new, utcformat(now()), *job_ids]
-        return int(self._move(keys=[old_key, new_key], args=args))
+        return move_jobs(self.redis, old, new, job_ids)
+
+
+def move_jobs(redis: Redis, old: str, new: str, job_ids: list[str]) -> int:
+    """Point these jobs at queue `new`, moving those queued on `old` to it; returns how many moved."""
+    if not job_ids:
+        return 0
+    old_key, new_key = (Queue(q, connection=redis).key for q in (old, new))
+    args = [Job.redis_job_namespace_prefix, new, utcformat(now()), *job_ids]
+    return int(redis.register_script(_MOVE)(keys=[old_key, new_key], args=args))
+
+
+def live_worker_queues(redis: Redis) -> list[Queue]:
+    """Every worker's own live queue RQ knows of, the queues of workers long gone included."""
+    return [queue for queue in Queue.all(connection=redis) if keys.is_live_worker_queue(queue.name)]
+
+
+def head_waited_s(redis: Redis, queue_name: str) -> float:
+    """How long the job at the head of this queue has waited there (0 when it is empty)."""
+    head = redis.lindex(Queue(queue_name, connection=redis).key, 0)
+    enqueued = redis.hget(Job.key_for(as_text(head)), "enqueued_at") if head else None
+    if not enqueued:
+        return 0.0
+    return time.time() - utcparse(as_text(enqueued)).timestamp()

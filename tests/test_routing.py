@@ -160,3 +160,38 @@ def test_a_sessions_jobs_are_released_in_chunk_order(client: redis.Redis) -> Non
         job.set_status(JobStatus.FINISHED)
         release_slot(job)
     assert ran == [keys.live_job_id(7, "r1", c) for c in range(12)] + [keys.live_finish_job_id(7, "r1")]
+
+
+def test_a_killed_workers_camera_job_is_retried_on_the_shared_queue(
+    client: redis.Redis, redis_url: str, make_settings, open_services
+) -> None:
+    """RQ cleans a queue's registries only from workers listening to it: the camera job a
+    killed worker was running would stay started, holding the session's slot, for ever."""
+    from rq import Retry, SimpleWorker
+    from rq.rate_limit import RateLimit
+    from rq.registry import StartedJobRegistry
+
+    from pipeline.queue import LIVE_JOB
+    from workers.context import bound
+    from workers.runtime import PosepipeWorker
+
+    dead_queue = Queue(keys.live_worker_queue("dead"), connection=client)
+    job_id = keys.live_job_id(7, "r1", 0)
+    dead_queue.enqueue(
+        LIVE_JOB, 7, "r1", 0, 0, 3, job_id=job_id, retry=Retry(max=1),
+        rate_limit=RateLimit(keys.live_rate_limit(7), concurrency=1),
+    )  # fmt: skip
+    dead = SimpleWorker([dead_queue], connection=client, name="dead")
+    job, _ = dead.dequeue_job_and_maintain_ttl(timeout=1)
+    dead.prepare_execution(job)
+    dead.prepare_job_execution(job)  # running when it was killed: its heartbeat then lapsed
+    started = StartedJobRegistry(dead_queue.name, connection=client)
+    client.zadd(started.key, dict.fromkeys(client.zrange(started.key, 0, -1), 1))
+
+    ctx = open_services(make_settings(redis_url=redis_url)).worker_context()
+    with bound(ctx):
+        PosepipeWorker([keys.QUEUE_LIVE], context=ctx)._tend_other_live_queues()
+    assert Job.fetch(job_id, connection=client).get_status() == JobStatus.QUEUED
+    assert queued_ids(client, keys.QUEUE_LIVE) == [job_id]
+    assert Job.fetch(job_id, connection=client).origin == keys.QUEUE_LIVE
+    assert queued_ids(client, dead_queue.name) == []

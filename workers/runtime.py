@@ -20,13 +20,14 @@ import time
 from collections.abc import Sequence
 
 from redis.exceptions import RedisError
-from rq import Queue, SimpleWorker
+from rq import Queue, SimpleWorker, Worker
 from rq.executions import Execution
 from rq.job import Job
+from rq.registry import StartedJobRegistry, clean_registries
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import WorkerStatus
 
-from pipeline import keys
+from pipeline import keys, routing
 from pipeline.backoff import Backoff, BackoffPolicy
 from posepipe.settings import Settings
 from workers.context import WorkerContext, bound
@@ -106,6 +107,43 @@ class PosepipeWorker(SimpleWorker):
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return HEARTBEAT_TTL_S
+
+    def clean_registries(self) -> None:
+        super().clean_registries()
+        self._tend_other_live_queues()
+
+    def _tend_other_live_queues(self) -> None:
+        """Finish what a killed worker left on its own live queue: nobody else cleans it.
+
+        RQ cleans a queue's registries only from workers that listen to it, and a worker
+        killed mid-job stays registered until that job's timeout. Its camera job would stay
+        "started" for ever, holding the session's RateLimit slot, and the camera's later jobs
+        would never run. So RQ's own cleanup runs here on every other worker's live queue: it
+        only touches jobs whose heartbeat has lapsed (failure callback, retry onto that queue).
+        Jobs then left waiting at the head of a queue nobody takes go to the shared live queue;
+        an empty queue no registered worker listens to is forgotten.
+        """
+        mine = keys.live_worker_queue(self.context.name)
+        redis = self.connection
+        listened: set[str] | None = None
+        for queue in routing.live_worker_queues(redis):
+            if queue.name == mine or not queue.acquire_maintenance_lock():
+                continue  # ours, or another worker is on it
+            try:
+                started = StartedJobRegistry(queue.name, connection=redis)
+                abandoned = started.get_expired_job_ids()
+                clean_registries(queue, self._exc_handlers)
+                # A job abandoned there means its worker is gone: no need to wait for the next.
+                if abandoned or routing.head_waited_s(redis, queue.name) > routing.STUCK_AFTER_S:
+                    moved = routing.move_jobs(redis, queue.name, keys.QUEUE_LIVE, queue.get_job_ids())
+                    log.warning("%d live jobs nobody took on %s went to the shared queue", moved, queue.name)
+                if queue.count == 0 and started.count == 0:
+                    if listened is None:
+                        listened = {name for w in Worker.all(connection=redis) for name in w.queue_names()}
+                    if queue.name not in listened:
+                        queue.delete(delete_jobs=False)
+            finally:
+                queue.release_maintenance_lock()
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         execution = self.prepare_execution(job)
