@@ -206,6 +206,28 @@ def move_jobs(redis: Redis, old: str, new: str, job_ids: list[str]) -> int:
     return int(redis.register_script(_MOVE)(keys=[old_key, new_key], args=args))
 
 
+def evacuate(redis: Redis, queue_name: str, to: str = keys.QUEUE_LIVE) -> int:
+    """Send every job queued on `queue_name` to `to`, and point there the camera jobs whose
+    RateLimit holds them for that queue (released later into their origin, they would land on
+    it again). Returns how many queued jobs moved."""
+    limited = [
+        job_id
+        for registry in RateLimitRegistry.all(redis)
+        for job_id in (*registry.get_allowed_job_ids(), *registry.get_rate_limited_job_ids())
+    ]
+    with redis.pipeline() as pipe:
+        for job_id in limited:
+            pipe.hget(Job.key_for(job_id), "origin")
+        origins = pipe.execute()
+    bound_here = [
+        job_id
+        for job_id, origin in zip(limited, origins, strict=True)
+        if origin and as_text(origin) == queue_name
+    ]
+    queued = Queue(queue_name, connection=redis).get_job_ids()
+    return move_jobs(redis, queue_name, to, [*queued, *(j for j in bound_here if j not in queued)])
+
+
 def live_worker_queues(redis: Redis) -> list[Queue]:
     """Every worker's own live queue RQ knows of, the queues of workers long gone included."""
     return [queue for queue in Queue.all(connection=redis) if keys.is_live_worker_queue(queue.name)]

@@ -187,6 +187,11 @@ def test_a_killed_workers_camera_job_is_retried_on_the_shared_queue(
     dead.prepare_job_execution(job)  # running when it was killed: its heartbeat then lapsed
     started = StartedJobRegistry(dead_queue.name, connection=client)
     client.zadd(started.key, dict.fromkeys(client.zrange(started.key, 0, -1), 1))
+    held_id = keys.live_job_id(7, "r1", 1)  # the next chunk, held back by the session's slot
+    dead_queue.enqueue(
+        LIVE_JOB, 7, "r1", 1, 3, 6, job_id=held_id, retry=Retry(max=1),
+        rate_limit=RateLimit(keys.live_rate_limit(7), concurrency=1),
+    )  # fmt: skip
 
     ctx = open_services(make_settings(redis_url=redis_url)).worker_context()
     with bound(ctx):
@@ -195,3 +200,7 @@ def test_a_killed_workers_camera_job_is_retried_on_the_shared_queue(
     assert queued_ids(client, keys.QUEUE_LIVE) == [job_id]
     assert Job.fetch(job_id, connection=client).origin == keys.QUEUE_LIVE
     assert queued_ids(client, dead_queue.name) == []
+    # Released after it, the held chunk goes to the shared queue too, not back to the dead one.
+    assert Job.fetch(held_id, connection=client).origin == keys.QUEUE_LIVE
+    held = RateLimitRegistry(keys.live_rate_limit(7), connection=client).get_rate_limited_job_ids()
+    assert held == [held_id]

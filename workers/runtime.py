@@ -135,7 +135,7 @@ class PosepipeWorker(SimpleWorker):
                 clean_registries(queue, self._exc_handlers)
                 # A job abandoned there means its worker is gone: no need to wait for the next.
                 if abandoned or routing.head_waited_s(redis, queue.name) > routing.STUCK_AFTER_S:
-                    moved = routing.move_jobs(redis, queue.name, keys.QUEUE_LIVE, queue.get_job_ids())
+                    moved = routing.evacuate(redis, queue.name, keys.QUEUE_LIVE)
                     log.warning("%d live jobs nobody took on %s went to the shared queue", moved, queue.name)
                 if queue.count == 0 and started.count == 0:
                     if listened is None:
