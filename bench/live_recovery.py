@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import ensure_redis, live_stack, media_dir, process_tree
+from bench.common import ensure_redis, live_stack, media_dir, process_tree, stat_fields
 from bench.live import REDIS_BENCH_DB, WARMUP_S
 
 
@@ -29,12 +29,14 @@ def worker_processes(supervisor_pid: int) -> list[int]:
     resource tracker, nor the workers' RQ schedulers, which are their children)."""
     children = []
     for pid in process_tree(supervisor_pid):
+        fields = stat_fields(pid)
+        if fields is None or int(fields[1]) != supervisor_pid:
+            continue
         try:
-            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue  # ended meanwhile
-        if ppid == supervisor_pid and b"spawn_main" in cmdline:
+        if b"spawn_main" in cmdline:
             children.append(pid)
     return children
 

@@ -193,8 +193,12 @@ class LiveRouter:
 
     def _move_jobs(self, video_id: int, old: str, new: str) -> int:
         limit = RateLimitRegistry(keys.live_rate_limit(video_id), connection=self.redis)
-        job_ids = [*limit.get_allowed_job_ids(), *limit.get_rate_limited_job_ids()]
-        return move_jobs(self.redis, old, new, job_ids)
+        return move_jobs(self.redis, old, new, _session_job_ids(limit))
+
+
+def _session_job_ids(limit: RateLimitRegistry) -> list[str]:
+    """A session's job that RateLimit lets run (queued or running), then the ones it holds back."""
+    return [*limit.get_allowed_job_ids(), *limit.get_rate_limited_job_ids()]
 
 
 def move_jobs(redis: Redis, old: str, new: str, job_ids: list[str]) -> int:
@@ -210,11 +214,7 @@ def evacuate(redis: Redis, queue_name: str, to: str = keys.QUEUE_LIVE) -> int:
     """Send every job queued on `queue_name` to `to`, and point there the camera jobs whose
     RateLimit holds them for that queue (released later into their origin, they would land on
     it again). Returns how many queued jobs moved."""
-    limited = [
-        job_id
-        for registry in RateLimitRegistry.all(redis)
-        for job_id in (*registry.get_allowed_job_ids(), *registry.get_rate_limited_job_ids())
-    ]
+    limited = [job_id for limit in RateLimitRegistry.all(redis) for job_id in _session_job_ids(limit)]
     with redis.pipeline() as pipe:
         for job_id in limited:
             pipe.hget(Job.key_for(job_id), "origin")
@@ -224,8 +224,9 @@ def evacuate(redis: Redis, queue_name: str, to: str = keys.QUEUE_LIVE) -> int:
         for job_id, origin in zip(limited, origins, strict=True)
         if origin and as_text(origin) == queue_name
     ]
+    # A job both queued and held appears twice: the second pass only sets its origin again.
     queued = Queue(queue_name, connection=redis).get_job_ids()
-    return move_jobs(redis, queue_name, to, [*queued, *(j for j in bound_here if j not in queued)])
+    return move_jobs(redis, queue_name, to, [*queued, *bound_here])
 
 
 def live_worker_queues(redis: Redis) -> list[Queue]:
