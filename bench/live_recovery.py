@@ -20,7 +20,15 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import ensure_redis, live_stack, media_dir, process_tree, stat_fields
+from bench.common import (
+    add_service_options,
+    ensure_redis,
+    live_stack,
+    media_dir,
+    process_tree,
+    service_settings,
+    stat_fields,
+)
 from bench.live import REDIS_BENCH_DB, WARMUP_S
 
 
@@ -84,9 +92,16 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=90.0, help="watched after the kill")
     parser.add_argument("--clip", default="falls/urfall_ds04_fall_while_walking.mp4")
+    add_service_options(parser)
     args = parser.parse_args()
     redis_url = f"{ensure_redis()}/{REDIS_BENCH_DB}"
-    with live_stack(args.streams, media_dir() / args.clip, redis_url) as stack:
+    with live_stack(
+        args.streams,
+        media_dir() / args.clip,
+        redis_url,
+        settings_env=service_settings(args),
+        log_path=args.log,
+    ) as stack:
         time.sleep(WARMUP_S)
         victim = worker_processes(stack.worker.pid)[0]
         os.kill(victim, signal.SIGKILL)

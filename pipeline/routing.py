@@ -28,7 +28,7 @@ from collections import Counter
 
 from redis import Redis
 from rq import Queue, Worker
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.rate_limit import RateLimitRegistry
 from rq.utils import as_text, now, utcformat, utcparse
 
@@ -72,6 +72,21 @@ for i = 4, #ARGV do
   end
 end
 return moved
+"""
+
+# Queue jobs again that a dead worker took: only a job still queued and in no list.
+# ARGV: job key prefix, queue key prefix, then (job id, queue name) pairs, newest first.
+_PUT_BACK = """
+local queued = 0
+for i = 3, #ARGV, 2 do
+  local queue_key = ARGV[2] .. ARGV[i + 1]
+  if redis.call('HGET', ARGV[1] .. ARGV[i], 'status') == 'queued'
+     and not redis.call('LPOS', queue_key, ARGV[i]) then
+    redis.call('LPUSH', queue_key, ARGV[i])
+    queued = queued + 1
+  end
+end
+return queued
 """
 
 
@@ -227,6 +242,46 @@ def evacuate(redis: Redis, queue_name: str, to: str = keys.QUEUE_LIVE) -> int:
     # A job both queued and held appears twice: the second pass only sets its origin again.
     queued = Queue(queue_name, connection=redis).get_job_ids()
     return move_jobs(redis, queue_name, to, [*queued, *bound_here])
+
+
+def taken_not_started(redis: Redis, origins: set[str] | None = None) -> list[tuple[str, str]]:
+    """Session jobs RateLimit lets run whose status says queued but that are in no queue, with
+    their origin (only those from `origins`, if given): [(job id, origin)], oldest first.
+
+    A worker takes a job with a blocking pop: between the pop and marking the job started (a
+    few milliseconds), the job is in no list and no registry. A killed worker's pop may even be
+    answered after its death, while the RQ scheduler it forked still holds its connection. Seen
+    so for longer, the job is lost, and as it keeps its RateLimit slot, the session's later jobs
+    are held behind a job nobody will run: the camera would never be analysed again."""
+    allowed = [job_id for limit in RateLimitRegistry.all(redis) for job_id in limit.get_allowed_job_ids()]
+    with redis.pipeline() as pipe:
+        for job_id in allowed:
+            pipe.hmget(Job.key_for(job_id), "origin", "status")
+        states = pipe.execute()
+    queued = [
+        (job_id, as_text(origin))
+        for job_id, (origin, status) in zip(allowed, states, strict=True)
+        if origin is not None
+        and (origins is None or as_text(origin) in origins)
+        and as_text(status or b"") == JobStatus.QUEUED.value
+    ]
+    with redis.pipeline() as pipe:
+        for job_id, origin in queued:
+            pipe.lpos(Queue(origin, connection=redis).key, job_id)
+        positions = pipe.execute()
+    return [taken for taken, position in zip(queued, positions, strict=True) if position is None]
+
+
+def put_back(redis: Redis, taken: list[tuple[str, str]]) -> int:
+    """Queue these (job id, origin) again at the head of their origin, oldest first, each only if
+    it is still queued and in no list (so two workers doing this at once queue it once); returns
+    how many were queued."""
+    if not taken:
+        return 0
+    args = [Job.redis_job_namespace_prefix, Queue.redis_queue_namespace_prefix]
+    for job_id, origin in reversed(taken):
+        args += [job_id, origin]
+    return int(redis.register_script(_PUT_BACK)(keys=[], args=args))
 
 
 def live_worker_queues(redis: Redis) -> list[Queue]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
+from rq import Queue
 from rq.job import Job, JobStatus
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -45,6 +46,9 @@ REDIS_OUTAGE_LIMIT_S = 600
 REDIS_RETRY = BackoffPolicy(base_s=0.5, cap_s=15.0)
 # RQ states in which a pose job will still run: its chunk is not lost.
 ALIVE_JOB_STATES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+# A worker marks a job it took from a queue started a few milliseconds after taking it; a job
+# still queued but in no queue this long after being seen so is lost (its worker died between).
+TAKEN_GRACE_S = 1.0
 
 
 def ingest_video(video_id: int, run: str) -> dict[str, Any]:
@@ -173,10 +177,25 @@ def _record_start(
 
 
 def job_alive(redis: Redis, job_id: str) -> bool:
-    """Will this job still run (it exists and is queued, started, scheduled or deferred)?"""
+    """Will this job still run (it exists and is queued, started, scheduled or deferred)?
+
+    A job whose status says queued but which is in no queue was taken by a worker that died
+    before starting it: nobody will run it. A living worker marks a job it took started within
+    milliseconds, so such a job is looked at again after `TAKEN_GRACE_S` before it is given up."""
     if not Job.exists(job_id, connection=redis):
         return False
-    return Job.fetch(job_id, connection=redis).get_status() in ALIVE_JOB_STATES
+    job = Job.fetch(job_id, connection=redis)
+    if job.get_status() not in ALIVE_JOB_STATES:
+        return False
+    if _queued_nowhere(redis, job):
+        time.sleep(TAKEN_GRACE_S)
+        return not _queued_nowhere(redis, job)
+    return True
+
+
+def _queued_nowhere(redis: Redis, job: Job) -> bool:
+    queue_key = Queue(job.origin, connection=redis).key
+    return job.get_status() == JobStatus.QUEUED and redis.lpos(queue_key, job.id) is None
 
 
 def _fail(ctx: WorkerContext, video_id: int, run: str, reason: str) -> None:

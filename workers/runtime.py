@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker, Worker
@@ -30,8 +31,12 @@ from rq.worker import WorkerStatus
 from pipeline import keys, routing
 from pipeline.backoff import Backoff, BackoffPolicy
 from posepipe.settings import Settings
+from workers import reaper
 from workers.context import WorkerContext, bound
 from workers.memory import MIN_LIFETIME_S, MemoryLimit
+
+if TYPE_CHECKING:
+    from posepipe.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,11 @@ WORKER_RESTART_BACKOFF = BackoffPolicy(base_s=0.5, cap_s=15.0)
 WORKER_HEALTHY_S = 60
 # Restart pacing for crashed worker processes: capped exponential backoff with jitter.
 PROCESS_RESTART_BACKOFF = BackoffPolicy(base_s=1.0, cap_s=30.0)
+# How often the supervisor looks for dead workers. A dead worker's RQ scheduler (a fork of it)
+# keeps its Redis connection open until the supervisor kills it, and Redis may hand that
+# connection's pending pop a camera job meanwhile. Polled: the process sentinels cannot be
+# waited on, as the forked scheduler holds them open too.
+CHECK_INTERVAL_S = 0.1
 # Exit status of a worker process that ended itself to be replaced (its memory passed the limit).
 RECYCLE_EXIT_CODE = 75
 
@@ -95,6 +105,7 @@ class PosepipeWorker(SimpleWorker):
         self.stop_signalled = False
         self.memory_limit = memory_limit
         self.recycle_rss_mb: float | None = None  # set when this worker stopped to be replaced
+        self._taken_last_pass: set[tuple[str, str]] = set()
 
     def work(self, *args: object, **kwargs: object) -> bool:  # type: ignore[override]
         with bound(self.context):
@@ -111,6 +122,17 @@ class PosepipeWorker(SimpleWorker):
     def clean_registries(self) -> None:
         super().clean_registries()
         self._tend_other_live_queues()
+        self._put_back_lost_session_jobs()
+
+    def _put_back_lost_session_jobs(self) -> None:
+        """Camera jobs taken from a queue but never started, on two maintenance passes in a row:
+        their worker died between the two steps (pipeline.routing.taken_not_started), on a
+        queue that others listen to too, so no one worker's death explains them."""
+        taken = routing.taken_not_started(self.connection)
+        lost = [t for t in taken if t in self._taken_last_pass]
+        self._taken_last_pass = set(taken) - set(lost)
+        if lost and (queued := routing.put_back(self.connection, lost)):
+            log.warning("%d live jobs taken by a worker that died before starting them: queued again", queued)
 
     def _tend_other_live_queues(self) -> None:
         """Finish what a killed worker left on its own live queue: nobody else cleans it.
@@ -120,8 +142,11 @@ class PosepipeWorker(SimpleWorker):
         "started" for ever, holding the session's RateLimit slot, and the camera's later jobs
         would never run. So RQ's own cleanup runs here on every other worker's live queue: it
         only touches jobs whose heartbeat has lapsed (failure callback, retry onto that queue).
-        Jobs then left waiting at the head of a queue nobody takes go to the shared live queue;
-        an empty queue no registered worker listens to is forgotten.
+        Jobs then left waiting at the head of a queue nobody takes go to the shared live queue.
+        A queue no registered worker listens to is its dead worker's: camera jobs that worker
+        had taken but not started are put back, everything goes to the shared queue, and the
+        empty queue is forgotten. (A supervisor that saw its worker die did all this at once:
+        workers.reaper.)
         """
         mine = keys.live_worker_queue(self.context.name)
         redis = self.connection
@@ -130,18 +155,21 @@ class PosepipeWorker(SimpleWorker):
             if queue.name == mine or not queue.acquire_maintenance_lock():
                 continue  # ours, or another worker is on it
             try:
+                if listened is None:
+                    listened = {name for w in Worker.all(connection=redis) for name in w.queue_names()}
+                orphaned = queue.name not in listened
                 started = StartedJobRegistry(queue.name, connection=redis)
                 abandoned = started.get_expired_job_ids()
                 clean_registries(queue, self._exc_handlers)
+                if orphaned:
+                    routing.put_back(redis, routing.taken_not_started(redis, {queue.name}))
                 # A job abandoned there means its worker is gone: no need to wait for the next.
-                if abandoned or routing.head_waited_s(redis, queue.name) > routing.STUCK_AFTER_S:
-                    moved = routing.evacuate(redis, queue.name, keys.QUEUE_LIVE)
+                waited_s = routing.head_waited_s(redis, queue.name)
+                stuck = orphaned or bool(abandoned) or waited_s > routing.STUCK_AFTER_S
+                if stuck and (moved := routing.evacuate(redis, queue.name, keys.QUEUE_LIVE)):
                     log.warning("%d live jobs nobody took on %s went to the shared queue", moved, queue.name)
-                if queue.count == 0 and started.count == 0:
-                    if listened is None:
-                        listened = {name for w in Worker.all(connection=redis) for name in w.queue_names()}
-                    if queue.name not in listened:
-                        queue.delete(delete_jobs=False)
+                if orphaned and queue.count == 0 and started.count == 0:
+                    queue.delete(delete_jobs=False)
             finally:
                 queue.release_maintenance_lock()
 
@@ -275,6 +303,8 @@ class WorkerProcesses:
         self._procs: list[multiprocessing.process.BaseProcess] = []
         self._restarts = Backoff(PROCESS_RESTART_BACKOFF)
         self._stopping = False
+        self._services: Services | None = None  # opened when a worker first dies
+        self._context: WorkerContext | None = None
 
     def start(self) -> None:
         for _ in range(self.count):
@@ -292,11 +322,12 @@ class WorkerProcesses:
         return [p.pid for p in self._procs if p.pid is not None and p.is_alive()]
 
     def check(self) -> None:
-        """Replace workers that died (pacing restarts so a crash loop cannot spin)."""
+        """Replace workers that died (pacing restarts so a crash loop cannot spin), handing
+        their work back first."""
         for i, proc in enumerate(self._procs):
             if proc.is_alive() or self._stopping:
                 continue
-            _end_group(proc)
+            self._bury(proc)
             if proc.exitcode == RECYCLE_EXIT_CODE:
                 self.recycled += 1
                 self._procs[i] = self._spawn()
@@ -312,7 +343,7 @@ class WorkerProcesses:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         self.start()
-        while not stop.wait(1.0):
+        while not stop.wait(CHECK_INTERVAL_S):
             self.check()
         self.stop()
 
@@ -328,8 +359,36 @@ class WorkerProcesses:
                 log.warning("worker pid=%s did not stop in time; killing it", proc.pid)
                 proc.kill()
                 proc.join()
-            _end_group(proc)
+            self._bury(proc)
         self._procs.clear()
+        if self._services is not None:
+            self._services.close()
+            self._services = None
+
+    def _reaper_context(self) -> WorkerContext:
+        # A failure callback (a job out of retries) needs a worker context; no model is loaded.
+        from posepipe.services import Services
+
+        if self._services is None:
+            self._services = Services.open(self.settings, migrate=False)
+            self._context = self._services.worker_context()
+        assert self._context is not None
+        return self._context
+
+    def _bury(self, proc: multiprocessing.process.BaseProcess) -> None:
+        """A worker process is gone: end what is left of its group, and hand its running jobs
+        and its camera sessions to the other workers now rather than when its heartbeat lapses
+        (workers.reaper). A worker that stopped cleanly deregistered itself: nothing to do."""
+        _end_group(proc)
+        if proc.pid is None:
+            return
+        try:
+            context = self._reaper_context()
+            with bound(context):
+                reaper.reap(context.redis, proc.pid)
+        except RedisError as exc:
+            # Redis is away: the heartbeat path retries the jobs once it is back.
+            log.warning("worker pid=%s: could not hand its jobs back: %s", proc.pid, exc)
 
 
 def _end_group(proc: multiprocessing.process.BaseProcess) -> None:
