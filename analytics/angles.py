@@ -118,11 +118,14 @@ def joint_angle_deg(image_xy: np.ndarray, world_xyz_m: np.ndarray | None, a: int
         return image
     if math.isnan(image):
         return world
-    normal = np.cross(wa - wb, wc - wb)
-    norm = float(np.linalg.norm(normal))
+    # The plane of the joint: its normal's share along the camera axis. (Written out: np.cross
+    # on one pair of 3-vectors costs more than all the rest of the angle.)
+    (ux, uy, uz), (vx, vy, vz) = (wa - wb).tolist(), (wc - wb).tolist()
+    nx, ny, nz = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+    norm = math.sqrt(nx * nx + ny * ny + nz * nz)
     # A straight limb has no plane; both estimates then agree that it is straight enough,
     # and the image (where straight stays straight under any view) is the better one.
-    facing = 1.0 if norm < 1e-9 else abs(float(normal[2])) / norm
+    facing = 1.0 if norm < 1e-9 else abs(nz) / norm
     return facing * image + (1.0 - facing) * world
 
 

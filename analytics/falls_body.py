@@ -20,6 +20,7 @@ import numpy as np
 
 from analytics import geometry as g
 from analytics.track import TrackedPose, torso_length_ih
+from workers.poses import N_LANDMARKS
 
 # (proximal landmark(s), distal landmark(s), centre of mass as a fraction from proximal, mass
 # fraction). Pairs of indices mean their midpoint.
@@ -37,14 +38,22 @@ _SEGMENTS: tuple[tuple[tuple[int, ...], tuple[int, ...], float, float], ...] = (
 )
 
 
+def _landmark_weights() -> np.ndarray:
+    """Each landmark's share of the centre of mass: the segments' centres are fixed linear
+    combinations of landmarks, so the whole sum is one weighted sum of them."""
+    weights = np.zeros(N_LANDMARKS)
+    for proximal, distal, along, mass in _SEGMENTS:
+        weights[list(proximal)] += mass * (1.0 - along) / len(proximal)
+        weights[list(distal)] += mass * along / len(distal)
+    return weights
+
+
+_COM_WEIGHTS = _landmark_weights()
+
+
 def centre_of_mass_xy(xy: np.ndarray) -> np.ndarray:
     """Whole-body centre of mass (same units as `xy`) from segment masses and centres."""
-    total = np.zeros(2)
-    for proximal, distal, along, mass in _SEGMENTS:
-        p = xy[list(proximal)].mean(axis=0)
-        d = xy[list(distal)].mean(axis=0)
-        total += mass * (p + along * (d - p))
-    return total
+    return _COM_WEIGHTS @ xy
 
 
 @dataclass(frozen=True)
