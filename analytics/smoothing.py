@@ -55,8 +55,7 @@ class LandmarkSmoother:
         self._last_t = t_s
         x = values.astype(np.float64)
         if self._value is None:
-            speed = np.zeros_like(x)
-            self._value, self._speed = x, speed
+            self._value, self._speed = x, np.zeros_like(x)
             return x.copy()
         assert self._speed is not None
         dx = (x - self._value) * self._rate_hz
@@ -76,17 +75,16 @@ class LandmarkSmoother:
 def _from_reference_filters(old: dict[str, Any]) -> dict[str, Any]:
     """The state of a smoother pickled when it held one reference filter per coordinate (a
     stream or video in progress across the upgrade carries on where it was)."""
-    filters = old["_filters"]
-    first = filters[0]
-    started = first._OneEuroFilter__x.lastFilteredValue() is not None
+    filters, shape = old["_filters"], old["shape"]
+
+    def filtered(inner: str) -> np.ndarray | None:
+        values = [getattr(f, f"_OneEuroFilter__{inner}").lastFilteredValue() for f in filters]
+        return None if values[0] is None else np.array(values).reshape(shape)
+
     return {
-        "shape": old["shape"],
-        "_rate_hz": first._OneEuroFilter__freq,
+        "shape": shape,
+        "_rate_hz": filters[0]._OneEuroFilter__freq,
         "_last_t": old["_last_t"],
-        "_value": np.array([f._OneEuroFilter__x.lastFilteredValue() for f in filters]).reshape(old["shape"])
-        if started
-        else None,
-        "_speed": np.array([f._OneEuroFilter__dx.lastFilteredValue() for f in filters]).reshape(old["shape"])
-        if started
-        else None,
+        "_value": filtered("x"),
+        "_speed": filtered("dx"),
     }

@@ -254,13 +254,22 @@ def taken_not_started(redis: Redis, origins: set[str] | None = None) -> list[tup
     so for longer, the job is lost, and as it keeps its RateLimit slot, the session's later jobs
     are held behind a job nobody will run: the camera would never be analysed again."""
     allowed = [job_id for limit in RateLimitRegistry.all(redis) for job_id in limit.get_allowed_job_ids()]
+    return queued_nowhere(redis, allowed, origins)
+
+
+def queued_nowhere(
+    redis: Redis, job_ids: list[str], origins: set[str] | None = None
+) -> list[tuple[str, str]]:
+    """Of these jobs, those whose status says queued but that are in no queue list (taken by a
+    worker that has not started them, or never will), with their origin: [(job id, origin)].
+    Only those from `origins`, if given."""
     with redis.pipeline() as pipe:
-        for job_id in allowed:
+        for job_id in job_ids:
             pipe.hmget(Job.key_for(job_id), "origin", "status")
         states = pipe.execute()
     queued = [
         (job_id, as_text(origin))
-        for job_id, (origin, status) in zip(allowed, states, strict=True)
+        for job_id, (origin, status) in zip(job_ids, states, strict=True)
         if origin is not None
         and (origins is None or as_text(origin) in origins)
         and as_text(status or b"") == JobStatus.QUEUED.value
@@ -270,6 +279,13 @@ def taken_not_started(redis: Redis, origins: set[str] | None = None) -> list[tup
             pipe.lpos(Queue(origin, connection=redis).key, job_id)
         positions = pipe.execute()
     return [taken for taken, position in zip(queued, positions, strict=True) if position is None]
+
+
+def hand_over_dead_queue(redis: Redis, queue_name: str, to: str = keys.QUEUE_LIVE) -> tuple[int, int]:
+    """The queue of a worker known to be dead: the camera jobs it had taken but not started go
+    back on it, then everything on it goes to `to` (see evacuate). Returns (put back, moved)."""
+    restored = put_back(redis, taken_not_started(redis, {queue_name}))
+    return restored, evacuate(redis, queue_name, to)
 
 
 def put_back(redis: Redis, taken: list[tuple[str, str]]) -> int:

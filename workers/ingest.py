@@ -20,12 +20,11 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue
 from rq.job import Job, JobStatus
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipeline import keys
+from pipeline import keys, routing
 from pipeline.backoff import Backoff, BackoffPolicy
 from pipeline.errors import IngestError
 from pipeline.framestore import Lease
@@ -184,18 +183,12 @@ def job_alive(redis: Redis, job_id: str) -> bool:
     milliseconds, so such a job is looked at again after `TAKEN_GRACE_S` before it is given up."""
     if not Job.exists(job_id, connection=redis):
         return False
-    job = Job.fetch(job_id, connection=redis)
-    if job.get_status() not in ALIVE_JOB_STATES:
+    if Job.fetch(job_id, connection=redis).get_status() not in ALIVE_JOB_STATES:
         return False
-    if _queued_nowhere(redis, job):
+    if routing.queued_nowhere(redis, [job_id]):
         time.sleep(TAKEN_GRACE_S)
-        return not _queued_nowhere(redis, job)
+        return not routing.queued_nowhere(redis, [job_id])
     return True
-
-
-def _queued_nowhere(redis: Redis, job: Job) -> bool:
-    queue_key = Queue(job.origin, connection=redis).key
-    return job.get_status() == JobStatus.QUEUED and redis.lpos(queue_key, job.id) is None
 
 
 def _fail(ctx: WorkerContext, video_id: int, run: str, reason: str) -> None:

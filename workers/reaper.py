@@ -12,8 +12,8 @@ passes would do later, through RQ's own code:
   retries it (or fails it when no retry is left) and frees its RateLimit slot;
 - the worker's registration is removed, so the ingester's router stops placing sessions on it;
 - camera jobs it had taken from its own live queue but not started are put back
-  (`pipeline.routing.taken_not_started`), then the jobs waiting on that queue, and those RateLimit
-  holds for it, go to the shared live queue (`pipeline.routing.evacuate`);
+  and then the jobs waiting on that queue, and those RateLimit holds for it, go to the shared
+  live queue (`pipeline.routing.hand_over_dead_queue`);
 - the scheduler locks its RQ scheduler (a fork of it, killed with it) held are freed, so the
   retries it would have queued are queued by a surviving worker's scheduler.
 
@@ -110,10 +110,10 @@ def _reap_worker(redis: Redis, worker: Worker) -> Reaped:
     ]
     live_queues = [name for name in worker.queue_names() if keys.is_live_worker_queue(name)]
     worker.register_death()
-    # Nothing can take jobs from these queues now. The retried camera job went back to its
-    # origin, one of them; a job the worker had taken but not started goes back too.
-    restored = routing.put_back(redis, routing.taken_not_started(redis, set(live_queues)))
-    moved = sum(routing.evacuate(redis, name, keys.QUEUE_LIVE) for name in live_queues)
+    # Nothing can take jobs from these queues now; the retried camera job went back to its
+    # origin, one of them.
+    handed = [routing.hand_over_dead_queue(redis, name) for name in live_queues]
+    restored, moved = sum(h[0] for h in handed), sum(h[1] for h in handed)
     if abandoned or restored or moved:
         log.warning(
             "worker %s (pid %s) died: %d running job(s) handed back %s, %d taken but not started put"

@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker, Worker
@@ -34,9 +33,6 @@ from posepipe.settings import Settings
 from workers import reaper
 from workers.context import WorkerContext, bound
 from workers.memory import MIN_LIFETIME_S, MemoryLimit
-
-if TYPE_CHECKING:
-    from posepipe.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -161,12 +157,13 @@ class PosepipeWorker(SimpleWorker):
                 started = StartedJobRegistry(queue.name, connection=redis)
                 abandoned = started.get_expired_job_ids()
                 clean_registries(queue, self._exc_handlers)
+                moved = 0
                 if orphaned:
-                    routing.put_back(redis, routing.taken_not_started(redis, {queue.name}))
+                    _, moved = routing.hand_over_dead_queue(redis, queue.name)
                 # A job abandoned there means its worker is gone: no need to wait for the next.
-                waited_s = routing.head_waited_s(redis, queue.name)
-                stuck = orphaned or bool(abandoned) or waited_s > routing.STUCK_AFTER_S
-                if stuck and (moved := routing.evacuate(redis, queue.name, keys.QUEUE_LIVE)):
+                elif abandoned or routing.head_waited_s(redis, queue.name) > routing.STUCK_AFTER_S:
+                    moved = routing.evacuate(redis, queue.name, keys.QUEUE_LIVE)
+                if moved:
                     log.warning("%d live jobs nobody took on %s went to the shared queue", moved, queue.name)
                 if orphaned and queue.count == 0 and started.count == 0:
                     queue.delete(delete_jobs=False)
@@ -303,8 +300,7 @@ class WorkerProcesses:
         self._procs: list[multiprocessing.process.BaseProcess] = []
         self._restarts = Backoff(PROCESS_RESTART_BACKOFF)
         self._stopping = False
-        self._services: Services | None = None  # opened when a worker first dies
-        self._context: WorkerContext | None = None
+        self._context: WorkerContext | None = None  # the reaper's, opened when a worker first dies
 
     def start(self) -> None:
         for _ in range(self.count):
@@ -361,18 +357,16 @@ class WorkerProcesses:
                 proc.join()
             self._bury(proc)
         self._procs.clear()
-        if self._services is not None:
-            self._services.close()
-            self._services = None
+        if self._context is not None:
+            self._context.db.dispose()
+            self._context = None
 
     def _reaper_context(self) -> WorkerContext:
         # A failure callback (a job out of retries) needs a worker context; no model is loaded.
         from posepipe.services import Services
 
-        if self._services is None:
-            self._services = Services.open(self.settings, migrate=False)
-            self._context = self._services.worker_context()
-        assert self._context is not None
+        if self._context is None:
+            self._context = Services.open(self.settings, migrate=False).worker_context()
         return self._context
 
     def _bury(self, proc: multiprocessing.process.BaseProcess) -> None:
