@@ -3,8 +3,9 @@
 A worker keeps a pose model per camera session and continues MediaPipe's tracking when a
 chunk follows the last frame that model posed (workers.context). Sent to whichever worker is
 free, a session's chunks alternate between workers, and a model often sees its next chunk
-0.7 s or more after its last frame: it must restart its graph and run the detector, which
-doubles the cost of a posed frame (5 streams on 2 workers: 528 of 657 chunks restarted).
+0.7 s or more after its last frame: it must forget the person and find them again with the
+detector, which makes a 3-frame chunk's frames cost 1.5x (2x while a reset restarted
+MediaPipe's graph; 5 streams on 2 workers: 528 of 657 chunks reset).
 So every worker also listens, first, on a live queue of its own (keys.live_worker_queue),
 and the ingester sends each session's jobs to one worker's queue, placing new sessions on
 the worker with the fewest.

@@ -40,7 +40,8 @@ SESSION_MODEL_IDLE_S = 60.0
 # thins every other chunk: 0.5 s at 10 fps; bench/tracking_gap.py measured it). A person
 # walking moves about a third of their height in that time, which MediaPipe's region from the
 # previous landmarks still covers; where it does not, MediaPipe finds no pose in the region and
-# runs its detector, as it would after a reset. A reset costs a graph restart and a detection.
+# runs its detector, as it would after a reset. A reset costs an inference on a blank frame and a
+# detection (workers.estimator).
 TRACKING_MAX_GAP_S = 0.5
 
 

@@ -7,7 +7,7 @@ starts is dropped and counted: the freshest frames matter, and posing old ones o
 the lag; workers that are behind drop every other chunk before that (see `drop_cause`).
 Each worker keeps a pose model per session and continues MediaPipe's tracking when a chunk
 starts soon after the last frame that model posed, even if another worker posed a chunk in
-between (a reset costs a graph restart and a detection; live results need not be
+between (a reset costs an inference on a blank frame and a detection; live results need not be
 reproducible chunk by chunk the way a file's are; see workers.context).
 """
 
