@@ -17,9 +17,11 @@ from posepipe import analyze as analysis
 from posepipe.report import video_report
 from posepipe.services import Services
 from storage.models import AnalysedFrame, Chunk, PoseRow, Video, VideoStatus
+from workers.runtime import ThreadWorker
 
 SINGLE_PERSON = "exercise/ex_squat_side_woman.mp4"  # 13.8 s, one person in every frame
 MULTI_CHUNK = "adl_negatives/urfall_ds59_get_down_on_floor.mp4"  # 13.3 s: five chunks at 10 fps
+FALL_WHILE_WALKING = "falls/urfall_ds04_fall_while_walking.mp4"  # 5.1 s: two chunks
 
 
 def sampled_times(path: Path, fps: float) -> list[float]:
@@ -114,6 +116,35 @@ def test_embedded_mode_accounts_for_every_sampled_frame(
         "events",
         "reps",
     }
+
+
+def test_an_embedded_worker_whose_round_fails_starts_again(
+    make_settings, open_services, media_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An embedded worker thread outlives a failed round of RQ's worker loop (here RQ refusing
+    its registration once, as CI once saw): the analysis completes instead of waiting for ever."""
+    refused: list[str] = []
+    register_birth = ThreadWorker.register_birth
+
+    def refuse_once(self: ThreadWorker) -> None:
+        if not refused:
+            refused.append(self.name)
+            raise ValueError(f"There exists an active worker named {self.name!r} already")
+        register_birth(self)
+
+    monkeypatch.setattr(ThreadWorker, "register_birth", refuse_once)
+    services = open_services(make_settings())
+    opts = analysis.AnalyzeOptions(fps=10, workers=1)
+    clip = media_dir / FALL_WHILE_WALKING
+    target = analysis.plan(services, str(clip), opts)
+    runner = analyse_in_background(services, target, opts)
+    runner.join(timeout=120)
+    assert refused, "the worker's registration was never attempted"
+    assert not runner.is_alive(), "the analysis waited for a worker thread that had died"
+    with services.db.session() as s:
+        video = s.get(Video, target.video_id)
+        assert video.status is VideoStatus.DONE, video.error
+        assert video.frames_done == video.frames_total == len(sampled_times(clip, 10))
 
 
 def test_two_workers_store_the_same_rows_as_one(

@@ -402,7 +402,6 @@ class WorkerThreads:
 
     def __init__(self, contexts: Sequence[WorkerContext], queues: Sequence[str] = keys.WORKER_QUEUES) -> None:
         self._stop = threading.Event()
-        self._errors: list[BaseException] = []
         self._threads = [
             threading.Thread(
                 target=self._run, args=(ctx, tuple(queues)), name=f"posepipe-worker-{i}", daemon=True
@@ -416,9 +415,19 @@ class WorkerThreads:
             thread.start()
 
     def _run(self, ctx: WorkerContext, queues: tuple[str, ...]) -> None:
-        worker = ThreadWorker(queues, context=ctx)
+        # A new RQ worker each round, as run_worker_process does: RQ's worker is not made to
+        # work() again after its teardown: a reused one failed to register its birth ("There
+        # exists an active worker named ... already", CI, 2026-11-29); the exception ended the
+        # thread and the analysis waited for ever. Whatever ends a round, the thread goes on.
+        backoff = Backoff(WORKER_RESTART_BACKOFF)
         while not self._stop.is_set():
-            worker.work(max_idle_time=THREAD_IDLE_S, logging_level="WARNING")
+            try:
+                ThreadWorker(queues, context=ctx).work(max_idle_time=THREAD_IDLE_S, logging_level="WARNING")
+                backoff.reset()
+            except Exception:
+                delay = backoff.next_delay_s()
+                log.exception("embedded worker failed; starting it again in %.1f s", delay)
+                self._stop.wait(delay)
 
     def stop(self) -> None:
         self._stop.set()
