@@ -415,10 +415,10 @@ class WorkerThreads:
             thread.start()
 
     def _run(self, ctx: WorkerContext, queues: tuple[str, ...]) -> None:
-        # A new RQ worker each round, as run_worker_process does: RQ's worker is not made to
-        # work() again after its teardown: a reused one failed to register its birth ("There
-        # exists an active worker named ... already", CI, 2026-11-29); the exception ended the
-        # thread and the analysis waited for ever. Whatever ends a round, the thread goes on.
+        # A new RQ worker each round, as run_worker_process does. One worker reused for every
+        # round once failed to register its birth ("There exists an active worker named ...
+        # already", CI, 2026-11-29; why is not known); the exception ended the thread and the
+        # analysis waited for ever. Whatever ends a round, the thread goes on.
         backoff = Backoff(WORKER_RESTART_BACKOFF)
         while not self._stop.is_set():
             try:
