@@ -41,7 +41,7 @@ class MediaPipeEstimator:
     them with real timestamps (MediaPipe's solution API assumes a fixed frame interval).
 
     `reset()` does not restart MediaPipe's graph (the solution API's own reset), which reloads
-    both models and rebuilds their XNNPACK delegates: 150-250 ms of CPU, paid by every chunk
+    both models and rebuilds their XNNPACK delegates: 160-260 ms of CPU, paid by every chunk
     (a 32-frame file chunk: ~5 ms a frame). It makes the graph lose the person instead: the
     next frame is preceded by a black one, in which the landmark model finds nobody where the
     person was. That empties the graph's loop of previous landmarks and resets its region
