@@ -28,7 +28,8 @@ def encode(frame: Frame, encoding: FrameEncoding, jpeg_quality: int = 90) -> byt
     height, width = frame.rgb.shape[:2]
     header = _HEADER.pack(MAGIC, _CODES[encoding], frame.seq, frame.pts_s, height, width)
     if encoding is FrameEncoding.RAW:
-        return header + frame.rgb.tobytes()
+        # One copy of the pixels: `header + rgb.tobytes()` made two, ~1 ms a 720p frame.
+        return b"".join((header, memoryview(np.ascontiguousarray(frame.rgb)).cast("B")))
     ok, jpeg = cv2.imencode(
         ".jpg", cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
     )

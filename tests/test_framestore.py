@@ -11,6 +11,7 @@ from pipeline import keys
 from pipeline.errors import FramesMissingError
 from pipeline.frames import Frame
 from pipeline.framestore import FrameStore
+from posepipe.services import LARGE_ARGUMENT_BYTES, FramePayloadPacker, connect_redis
 from posepipe.settings import FrameEncoding
 
 
@@ -95,3 +96,32 @@ def test_purge_drops_only_that_run(store: FrameStore) -> None:
         store.put(1, "b", frame(s))
     assert store.purge(1, "a") == 3
     assert store.queued(1, "a") == 0 and store.queued(1, "b") == 3
+
+
+def test_a_frame_put_again_is_counted_once(store: FrameStore) -> None:
+    # A resumed ingest puts frames that are already there; the window must not drift upward.
+    store.put(1, "run", frame(0))
+    store.put(1, "run", frame(0))
+    store.put(1, "run", frame(1))
+    assert store.queued(1, "run") == 2
+    assert store.release(1, "run", range(2)) == 2
+    assert store.queued(1, "run") == 0
+
+
+def test_a_720p_frame_goes_through_the_service_client_unchanged(redis_url: str) -> None:
+    store = FrameStore(connect_redis(redis_url), ttl_s=60, encoding=FrameEncoding.RAW)
+    rgb = np.random.default_rng(7).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    store.put(3, "run", Frame(seq=5, pts_s=0.5, rgb=rgb))
+    (got,) = store.get(3, "run", range(5, 6))
+    assert got.seq == 5 and got.pts_s == 0.5 and np.array_equal(got.rgb, rgb)
+
+
+def test_the_packer_sends_a_frame_payload_without_copying_it() -> None:
+    packer = FramePayloadPacker()
+    payload = bytes(LARGE_ARGUMENT_BYTES + 1)
+    chunks = packer.pack("SET", "frame-key", payload, "EX", 60)
+    assert any(chunk is payload for chunk in chunks)
+    head = b"*5\r\n$3\r\nSET\r\n$9\r\nframe-key\r\n$%d\r\n" % len(payload)
+    assert b"".join(chunks) == head + payload + b"\r\n$2\r\nEX\r\n$2\r\n60\r\n"
+    small = packer.pack("SET", "k", b"v")
+    assert b"".join(small) == b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"

@@ -16,7 +16,8 @@ from pipeline.source import VideoFile
 from posepipe import analyze as analysis
 from posepipe.report import video_report
 from posepipe.services import Services
-from storage.models import AnalysedFrame, Chunk, PoseRow, Video, VideoStatus
+from storage.models import AnalysedFrame, Chunk, EventRow, PoseRow, Video, VideoStatus
+from workers import jobs
 from workers.runtime import ThreadWorker
 
 SINGLE_PERSON = "exercise/ex_squat_side_woman.mp4"  # 13.8 s, one person in every frame
@@ -57,6 +58,22 @@ def stored_rows(services: Services, video_id: int) -> list[tuple[int, int, bytes
             .order_by(PoseRow.seq, PoseRow.person)
         )
         return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def stored_analysis(services: Services, video_id: int) -> tuple[list, list]:
+    """Track ids of every pose row and every event: what analytics wrote for a video."""
+    with services.db.session() as s:
+        tracks = s.execute(
+            select(PoseRow.seq, PoseRow.person, PoseRow.track_id)
+            .where(PoseRow.video_id == video_id)
+            .order_by(PoseRow.seq, PoseRow.person)
+        ).all()
+        found = s.execute(
+            select(EventRow.type, EventRow.track_id, EventRow.t_start_s, EventRow.t_end_s, EventRow.data)
+            .where(EventRow.video_id == video_id)
+            .order_by(EventRow.t_start_s, EventRow.type)
+        ).all()
+        return [tuple(r) for r in tracks], [tuple(r) for r in found]
 
 
 def clean_rows(make_settings, open_services, clip: Path) -> list:  # type: ignore[no-untyped-def]
@@ -152,7 +169,7 @@ def test_two_workers_store_the_same_rows_as_one(
 ) -> None:
     from tests.services import fresh_pg_database
 
-    clip = media_dir / MULTI_CHUNK
+    clips = [media_dir / MULTI_CHUNK, media_dir / FALL_WHILE_WALKING]
     results = {}
     for workers in (1, 2):
         redis.Redis.from_url(redis_url).flushdb()
@@ -161,25 +178,78 @@ def test_two_workers_store_the_same_rows_as_one(
                 make_settings(redis_url=redis_url, database_url=pg_url, max_queued_mb=24)
             )
             assert not services.embedded
-            (target,) = analyse(services, [clip], workers=workers)
-            with services.db.session() as s:
-                video = s.get(Video, target.video_id)
-                assert video.status is VideoStatus.DONE, video.error
-                chunk_workers = set(s.scalars(select(Chunk.worker).where(Chunk.video_id == video.id)))
-            rows = stored_rows(services, target.video_id)
-            estimators = {}
-            for idx in range(video.chunks_total):
-                job = Job.fetch(keys.pose_job_id(video.id, video.run_token, idx), connection=services.redis)
-                value = job.return_value()
-                estimators.setdefault(value["worker"], set()).add(value["estimator_id"])
+            targets = analyse(services, clips, workers=workers)
+            chunk_workers: set[str] = set()
+            estimators: dict[str, set[str]] = {}
+            analysed_here = []
+            results[workers] = []
+            for target in targets:
+                with services.db.session() as s:
+                    video = s.get(Video, target.video_id)
+                    assert video.status is VideoStatus.DONE, video.error
+                    chunk_workers |= set(s.scalars(select(Chunk.worker).where(Chunk.video_id == video.id)))
+                for idx in range(video.chunks_total):
+                    job = Job.fetch(
+                        keys.pose_job_id(video.id, video.run_token, idx), connection=services.redis
+                    )
+                    value = job.return_value()
+                    estimators.setdefault(value["worker"], set()).add(value["estimator_id"])
+                    analysed_here.append(value["analysed_here"])
+                results[workers].append(
+                    (stored_rows(services, target.video_id), stored_analysis(services, target.video_id))
+                )
             services.close()
-        results[workers] = rows
         assert len(chunk_workers) == workers  # with two workers, both took chunks
         # One model per worker process for all of its jobs.
         assert all(len(ids) == 1 for ids in estimators.values()), estimators
         assert len(estimators) == workers
-    assert len(results[1]) > 50  # the test compares real poses, not two empty lists
+        if workers == 1:
+            # In order, each pose job finds analytics at its chunk and analyses it itself.
+            assert all(analysed_here), analysed_here
+    (floor_rows, _), (fall_rows, (_, fall_events)) = results[1]
+    # The test compares real poses and a real event, not empty lists.
+    assert len(floor_rows) > 50 and len(fall_rows) > 20
+    assert "fall" in {e[0] for e in fall_events}
     assert results[2] == results[1]
+
+
+def test_a_chunk_whose_analysis_fails_in_its_pose_job_is_analysed_by_an_analytics_job(
+    make_settings, open_services, media_dir, tmp_path, monkeypatch, caplog
+) -> None:
+    clip = media_dir / FALL_WHILE_WALKING
+    clean = open_services(make_settings())
+    (reference,) = analyse(clean, [clip])
+    expected = stored_analysis(clean, reference.video_id)
+    assert "fall" in {e[0] for e in expected[1]}
+
+    # The last chunk's analysis fails once: by then the ingester's own analytics job has run,
+    # so only the pose job's fallback can get the chunk analysed (the reconciler, which
+    # would also find the stalled run, is kept out of the way).
+    failed: list[int] = []
+    real = jobs.analyse_frames
+
+    def fails_once_on_the_last_chunk(session, engine, video_id, source_id, frames, *rest):  # type: ignore[no-untyped-def]
+        if not failed and frames and frames[0].seq >= services.settings.chunk_frames:
+            failed.append(frames[0].seq)
+            raise RuntimeError("analysis broke once")
+        return real(session, engine, video_id, source_id, frames, *rest)
+
+    monkeypatch.setattr(jobs, "analyse_frames", fails_once_on_the_last_chunk)
+    monkeypatch.setattr(analysis, "RECONCILE_S", 1e9)
+    services = open_services(make_settings(database_url=f"sqlite:///{tmp_path / 'again.db'}"))
+    opts = analysis.AnalyzeOptions(fps=services.settings.analysis_fps)
+    (target,) = [analysis.plan(services, str(clip), opts)]
+    runner = analyse_in_background(services, target, opts)
+    runner.join(180)
+    assert not runner.is_alive(), "the chunk whose analysis failed was never analysed"
+    with services.db.session() as s:
+        video = s.get(Video, target.video_id)
+        assert video.status is VideoStatus.DONE, video.error
+        assert video.chunks_total == 2
+    assert failed == [services.settings.chunk_frames]
+    assert "video=1 analysing chunk 1 after posing failed; queueing it" in caplog.text
+    # Nothing lost, nothing doubled: the same track ids and events as the undisturbed run.
+    assert stored_analysis(services, target.video_id) == expected
 
 
 def test_bad_files_fail_alone_and_the_batch_completes(
