@@ -3,8 +3,9 @@
 (a) bare loop: PyAV decode + sampling + mp.solutions.pose in one process, no queue;
 (b) the pipeline (ingest -> Redis -> RQ -> pose -> PostgreSQL) with 1 worker process;
 (c) the same with 2 worker processes on that one file.
-Prints frames/s, the ratios b/a and c/b, and peak Redis memory of (b) and (c); with
---bound-check, (b) again on a file three times longer, to show the peak does not grow.
+Prints frames/s, the ratios b/a and c/b, peak Redis memory of (b) and (c), and for (b) and
+(c) the CPU per frame of the ingesting process, the workers and Redis (where a frame's cost
+goes); with --bound-check, (b) again on a file three times longer, to show the peak does not grow.
 
     .venv/bin/python -m bench.throughput [--clip exercise/ex_pushup_side_full_then_knee.mp4] [--seconds 60]
 """
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -28,6 +31,8 @@ from bench.common import (
     fresh_pg_database,
     looped_clip,
     media_dir,
+    stat_fields,
+    tree_cpu_s,
     wait_for,
 )
 from pipeline import keys
@@ -61,8 +66,34 @@ def bare_loop(path: Path, settings: Settings) -> tuple[int, float]:
     return frames, time.perf_counter() - started
 
 
-def pipeline_run(path: Path, settings: Settings, workers: int) -> tuple[int, float, int]:
-    """Frames, seconds, peak Redis bytes. Workers are started (and their model loaded) first."""
+@dataclass(frozen=True)
+class CpuSplit:
+    """CPU seconds by process. `ingester` is this process: decoding, sampling, putting frames
+    and following progress (`analyze` ingests in-process)."""
+
+    ingester_s: float
+    workers_s: float
+    redis_s: float
+
+    @classmethod
+    def now(cls, client: redis.Redis) -> CpuSplit:
+        fields = stat_fields(os.getpid())
+        own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
+        info = client.info("cpu")
+        return cls(
+            own, tree_cpu_s(os.getpid()) - own, float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+        )
+
+    def ms_per_frame_since(self, start: CpuSplit, frames: int) -> dict[str, float]:
+        return {
+            name: round(1000 * (getattr(self, f"{name}_s") - getattr(start, f"{name}_s")) / frames, 2)
+            for name in ("ingester", "workers", "redis")
+        }
+
+
+def pipeline_run(path: Path, settings: Settings, workers: int) -> tuple[int, float, int, dict[str, float]]:
+    """Frames, seconds, peak Redis bytes, CPU ms per frame by process. Workers are started (and
+    their model loaded) first."""
     client = redis.Redis.from_url(str(settings.redis_url))
     client.flushdb()
     services = Services.open(settings)
@@ -73,10 +104,12 @@ def pipeline_run(path: Path, settings: Settings, workers: int) -> tuple[int, flo
         warm = path.with_name("warmup.mp4")
         _analyse(services, warm, settings)  # loads each worker's model outside the timed run
         with RedisMemoryPeak(str(settings.redis_url)) as memory:
+            cpu_from = CpuSplit.now(client)
             started = time.perf_counter()
             video = _analyse(services, path, settings)
             elapsed = time.perf_counter() - started
-        return video.frames_done, elapsed, memory.peak_bytes
+            cpu = CpuSplit.now(client).ms_per_frame_since(cpu_from, video.frames_done)
+        return video.frames_done, elapsed, memory.peak_bytes, cpu
     finally:
         procs.stop()
         services.close()
@@ -120,8 +153,8 @@ def main() -> None:
         with VideoFile(clip) as video:
             info = video.info
         a_frames, a_s = bare_loop(clip, settings)
-        b_frames, b_s, b_mem = pipeline_run(clip, settings, workers=1)
-        c_frames, c_s, c_mem = pipeline_run(clip, settings, workers=2)
+        b_frames, b_s, b_mem, b_cpu = pipeline_run(clip, settings, workers=1)
+        c_frames, c_s, c_mem, c_cpu = pipeline_run(clip, settings, workers=2)
         result = {
             "clip": args.clip,
             "video_s": round(info.duration_s or 0, 1),
@@ -137,12 +170,14 @@ def main() -> None:
             "c_over_b": round((c_frames / c_s) / (b_frames / b_s), 3),
             "redis_peak_mb_b": round(b_mem / 1e6, 1),
             "redis_peak_mb_c": round(c_mem / 1e6, 1),
+            "b_cpu_ms_per_frame": b_cpu,
+            "c_cpu_ms_per_frame": c_cpu,
         }
         if not a_frames == b_frames == c_frames:
             raise RuntimeError(f"runs analysed different frame counts: {a_frames}, {b_frames}, {c_frames}")
         if args.bound_check:
             longer = looped_clip(media / args.clip, tmpdir / "longer.mp4", args.seconds * 3)
-            l_frames, l_s, l_mem = pipeline_run(longer, settings, workers=1)
+            l_frames, l_s, l_mem, _ = pipeline_run(longer, settings, workers=1)
             result.update({"longer_video_frames": l_frames, "redis_peak_mb_longer": round(l_mem / 1e6, 1)})
     if args.json:
         print(json.dumps(result, indent=1))
