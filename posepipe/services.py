@@ -1,4 +1,4 @@
-"""The composition root: build the database, Redis (real or embedded) and worker contexts from Settings."""
+"""The composition root: the database, Redis clients (real or embedded) and worker contexts from Settings."""
 
 from __future__ import annotations
 
