@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 # posing time (~0.7 s for 32 frames), long enough to cost Redis nothing.
 WINDOW_POLL_S = 0.02
 
-# Frames per read in `stream`: small enough that the first batch (read before any posing can
-# start) is short, large enough that a batch is one round trip for several frames.
+# Frames per batch in `stream`, read by a thread while the caller poses the batch before:
+# small enough that the first batch (read before any posing can start) is short.
 STREAM_BATCH_FRAMES = 8
 
 # UNLINK, not DEL: Redis frees large values in a background thread instead of in the call
@@ -106,9 +106,12 @@ class FrameStore:
         """
         if not seqs:
             return
-        frame_keys = [keys.frame(video_id, run, s) for s in seqs]
-        if self.redis.exists(*frame_keys) < len(frame_keys):
-            self._read(video_id, run, seqs)  # raises FramesMissingError naming every missing frame
+        checks = self.redis.pipeline(transaction=False)
+        for s in seqs:
+            checks.exists(keys.frame(video_id, run, s))
+        missing = [s for s, there in zip(seqs, checks.execute(), strict=True) if not there]
+        if missing:
+            raise FramesMissingError(video_id, missing)  # named without reading any pixels
         batches = [seqs[i : i + batch] for i in range(0, len(seqs), batch)]
         # A thread per call, not per process: it lives as long as the chunk, so nothing outlives
         # a worker's context or survives into a forked child.

@@ -238,7 +238,7 @@ def test_a_chunk_whose_analysis_fails_in_its_pose_job_is_analysed_by_an_analytic
     monkeypatch.setattr(analysis, "RECONCILE_S", 1e9)
     services = open_services(make_settings(database_url=f"sqlite:///{tmp_path / 'again.db'}"))
     opts = analysis.AnalyzeOptions(fps=services.settings.analysis_fps)
-    (target,) = [analysis.plan(services, str(clip), opts)]
+    target = analysis.plan(services, str(clip), opts)
     runner = analyse_in_background(services, target, opts)
     runner.join(180)
     assert not runner.is_alive(), "the chunk whose analysis failed was never analysed"
