@@ -1,14 +1,16 @@
-"""The Frame: one sampled, decoded, upright RGB image and its time. PyAV frames enter here only."""
+"""Sampled frames: `Frame`, an upright RGB image and its time, which pose estimation takes; and
+`PlanarFrame`, the same picture still in the decoder's YUV 4:2:0, which is how it travels
+through Redis by default. PyAV frames enter here only.
+"""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+import av
 import numpy as np
-
-if TYPE_CHECKING:
-    import av
+from av.video.reformatter import VideoReformatter
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -41,12 +43,91 @@ class Frame:
     ) -> Frame:
         """Convert a decoded PyAV frame: scale so the longer side is at most `max_side`
         (one swscale pass does scaling and colour conversion), then turn it upright."""
-        width, height = frame.width, frame.height
-        scale = min(1.0, max_side / max(width, height)) if max_side > 0 else 1.0
-        out_w = max(2, int(round(width * scale / 2)) * 2)
-        out_h = max(2, int(round(height * scale / 2)) * 2)
+        out_w, out_h = _output_size(frame, max_side)
         rgb = frame.reformat(width=out_w, height=out_h, format="rgb24").to_ndarray()
         return cls(seq=seq, pts_s=pts_s, rgb=upright(rgb, rotation_deg))
+
+
+# The 4:2:0 layouts a PlanarFrame carries without converting, and FFmpeg's colour ranges.
+_PLANAR_FORMATS = ("yuv420p", "yuvj420p")
+_UNSPECIFIED_RANGE, _FULL_RANGE = 0, 2
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PlanarFrame:
+    """A sampled frame before colour conversion: planar YUV 4:2:0 at the size pose will see.
+
+    Half the bytes of RGB, and it costs the ingester a plane copy instead of a colour
+    conversion; the worker converts it. `to_frame()` gives exactly the pixels `Frame.from_av`
+    would have for a yuv420p or yuvj420p source (the same swscale conversion, from the source's
+    colourspace and colour range), so where a frame is converted does not change a pose.
+    `yuv` is the Y plane (height rows) followed by U and V (height/4 rows each, as
+    `to_ndarray` lays them out); `rotation_deg` is applied after conversion.
+    """
+
+    seq: int
+    pts_s: float
+    yuv: np.ndarray
+    colorspace: int
+    rotation_deg: int
+    color_range: int = _UNSPECIFIED_RANGE
+
+    def __post_init__(self) -> None:
+        if self.seq < 0:
+            raise ValueError(f"seq must be >= 0, got {self.seq}")
+        if not np.isfinite(self.pts_s):
+            raise ValueError(f"pts_s must be finite, got {self.pts_s}")
+        rows, width = self.yuv.shape if self.yuv.ndim == 2 else (0, 0)
+        if self.yuv.dtype != np.uint8 or rows % 3 or width % 2 or (rows // 3) % 2 or width == 0:
+            raise ValueError(
+                f"yuv must be (3H/2)xW uint8 with H, W even, got {self.yuv.dtype} {self.yuv.shape}"
+            )
+
+    @property
+    def height(self) -> int:
+        return self.yuv.shape[0] * 2 // 3
+
+    @property
+    def width(self) -> int:
+        return self.yuv.shape[1]
+
+    @classmethod
+    def from_av(
+        cls, frame: av.VideoFrame, *, seq: int, pts_s: float, rotation_deg: int, max_side: int
+    ) -> PlanarFrame:
+        out_w, out_h = _output_size(frame, max_side)
+        if frame.format.name not in _PLANAR_FORMATS or (frame.width, frame.height) != (out_w, out_h):
+            # Other pixel formats (4:2:2, 4:4:4, 10-bit, ...) and other sizes: converted once here.
+            frame = frame.reformat(width=out_w, height=out_h, format="yuv420p")
+        # yuvj420p is yuv420p in full range: one layout and the range say the same.
+        color_range = _FULL_RANGE if frame.format.name == "yuvj420p" else int(frame.color_range)
+        return cls(seq, pts_s, frame.to_ndarray(), int(frame.colorspace), rotation_deg, color_range)
+
+    def to_frame(self) -> Frame:
+        picture = av.VideoFrame.from_ndarray(self.yuv, format="yuv420p")
+        picture.colorspace = self.colorspace
+        picture.color_range = self.color_range
+        # One swscale thread: the worker's other cores are posing.
+        rgb = _reformatter().reformat(picture, format="rgb24", threads=1).to_ndarray()
+        return Frame(seq=self.seq, pts_s=self.pts_s, rgb=upright(rgb, self.rotation_deg))
+
+
+_local = threading.local()
+
+
+def _reformatter() -> VideoReformatter:
+    """This thread's swscale context: a new one per frame costs more than the conversion."""
+    reformatter = getattr(_local, "reformatter", None)
+    if reformatter is None:
+        reformatter = _local.reformatter = VideoReformatter()
+    return reformatter
+
+
+def _output_size(frame: av.VideoFrame, max_side: int) -> tuple[int, int]:
+    """Scaled so the longer side is at most `max_side` (0: native), both sides even (4:2:0)."""
+    width, height = frame.width, frame.height
+    scale = min(1.0, max_side / max(width, height)) if max_side > 0 else 1.0
+    return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
 
 
 def upright(rgb: np.ndarray, rotation_deg: int) -> np.ndarray:

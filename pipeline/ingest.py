@@ -77,7 +77,8 @@ def ingest_file(
     seq = -1
     skipping = False
     sampler = FrameSampler(plan.fps)
-    for frame in video.sampled_frames(sampler.take, max_side=plan.frame_max_side):
+    sample = video.sampled_planar if frames.planar else video.sampled_frames
+    for frame in sample(sampler.take, max_side=plan.frame_max_side):
         seq = frame.seq
         chunk_idx, first_of_chunk = divmod(seq, chunk)
         if first_of_chunk == 0:

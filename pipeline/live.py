@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import av
 
-from pipeline.frames import Frame
+from pipeline.frames import Frame, PlanarFrame
 from pipeline.framestore import FrameStore
 from pipeline.queue import JobQueue
 from pipeline.sampler import FrameSampler
@@ -69,12 +69,12 @@ class LiveIngest:
         self._unreleased: deque[tuple[int, float]] = deque()
         self._lock = threading.Lock()
 
-    def offer(self, av_frame: av.VideoFrame, captured_at_s: float) -> Frame | None:
+    def offer(self, av_frame: av.VideoFrame, captured_at_s: float) -> Frame | PlanarFrame | None:
         """Consider one decoded frame; returns the Frame if it was queued."""
         with self._lock:
             return self._offer(av_frame, captured_at_s)
 
-    def _offer(self, av_frame: av.VideoFrame, captured_at_s: float) -> Frame | None:
+    def _offer(self, av_frame: av.VideoFrame, captured_at_s: float) -> Frame | PlanarFrame | None:
         self.frames_in += 1
         t_s = captured_at_s - self.plan.session_start_s
         self._flush_if_due(captured_at_s)
@@ -90,7 +90,7 @@ class LiveIngest:
             # will not come while workers are behind.
             self._flush(captured_at_s)
             return None
-        frame = Frame.from_av(
+        frame = (PlanarFrame if self.frames.planar else Frame).from_av(
             av_frame,
             seq=self._next_seq,
             pts_s=t_s,

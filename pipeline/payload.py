@@ -1,7 +1,9 @@
-"""Frame payloads: a Frame as bytes in Redis and back (raw pixels with a shape header, or JPEG).
+"""Frame payloads: a sampled frame as bytes in Redis and back (YUV 4:2:0 or RGB pixels with a
+shape header, or JPEG).
 
-Layout: 4-byte magic, then a fixed header (encoding, seq, pts_s, height, width), then the
-pixels. The header makes a payload self-describing, so a job needs nothing but the key.
+Layout: 4-byte magic, then a fixed header (encoding, seq, pts_s, height, width), for YUV 4:2:0
+the colourspace, rotation and range, then the pixels. The header makes a payload self-describing, so
+a job needs nothing but the key. Decoding always gives an RGB `Frame`.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import struct
 import cv2
 import numpy as np
 
-from pipeline.frames import Frame
+from pipeline.frames import Frame, PlanarFrame
 from posepipe.settings import FrameEncoding
 
 MAGIC = b"PPF1"
 _HEADER = struct.Struct("<4sBqdII")  # magic, encoding, seq, pts_s, height, width
-_CODES = {FrameEncoding.RAW: 0, FrameEncoding.JPEG: 1}
+_PLANAR = struct.Struct("<IhB")  # YUV 4:2:0 only: colourspace, rotation (degrees), colour range
+_CODES = {FrameEncoding.RAW: 0, FrameEncoding.JPEG: 1, FrameEncoding.YUV420: 2}
 _ENCODINGS = {code: enc for enc, code in _CODES.items()}
 
 
@@ -24,7 +27,17 @@ class PayloadError(ValueError):
     """Bytes that are not a frame payload (wrong magic, truncated, undecodable JPEG)."""
 
 
-def encode(frame: Frame, encoding: FrameEncoding, jpeg_quality: int = 90) -> bytes:
+def encode(frame: Frame | PlanarFrame, encoding: FrameEncoding, jpeg_quality: int = 90) -> bytes:
+    """`encoding` YUV420 needs a PlanarFrame (its pixels are sent as they are); RAW and JPEG
+    convert one to RGB first."""
+    if encoding is FrameEncoding.YUV420:
+        if not isinstance(frame, PlanarFrame):
+            raise TypeError("the yuv420 encoding takes a PlanarFrame (PlanarFrame.from_av)")
+        header = _HEADER.pack(MAGIC, _CODES[encoding], frame.seq, frame.pts_s, frame.height, frame.width)
+        extra = _PLANAR.pack(frame.colorspace, frame.rotation_deg, frame.color_range)
+        return b"".join((header, extra, memoryview(np.ascontiguousarray(frame.yuv)).cast("B")))
+    if isinstance(frame, PlanarFrame):
+        frame = frame.to_frame()
     height, width = frame.rgb.shape[:2]
     header = _HEADER.pack(MAGIC, _CODES[encoding], frame.seq, frame.pts_s, height, width)
     if encoding is FrameEncoding.RAW:
@@ -45,6 +58,11 @@ def decode(payload: bytes) -> Frame:
     if magic != MAGIC or code not in _ENCODINGS:
         raise PayloadError("not a posepipe frame payload")
     body = memoryview(payload)[_HEADER.size :]
+    if _ENCODINGS[code] is FrameEncoding.YUV420:
+        try:
+            return _planar(body, seq, pts_s, height, width).to_frame()
+        except ValueError as exc:  # an unknown colourspace, or a shape the checks above missed
+            raise PayloadError(f"yuv420 frame {seq}: {exc}") from exc
     if _ENCODINGS[code] is FrameEncoding.RAW:
         expected = height * width * 3
         if len(body) != expected:
@@ -56,3 +74,12 @@ def decode(payload: bytes) -> Frame:
             raise PayloadError(f"JPEG frame {seq} could not be decoded to {width}x{height}")
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     return Frame(seq=seq, pts_s=pts_s, rgb=rgb)
+
+
+def _planar(body: memoryview, seq: int, pts_s: float, height: int, width: int) -> PlanarFrame:
+    expected = _PLANAR.size + height * width * 3 // 2
+    if len(body) != expected or height % 2 or width % 2:
+        raise PayloadError(f"yuv420 frame {seq}: {len(body)} bytes for {width}x{height}, expected {expected}")
+    colorspace, rotation_deg, color_range = _PLANAR.unpack_from(body)
+    yuv = np.frombuffer(body[_PLANAR.size :], dtype=np.uint8).reshape(height * 3 // 2, width)
+    return PlanarFrame(seq, pts_s, yuv, colorspace, rotation_deg, color_range)

@@ -7,17 +7,20 @@ turns each into a typed error naming the file and the reason. Does not sample or
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 import av
 
 from pipeline.errors import CorruptVideoError, NoVideoStreamError, SourceOpenError
-from pipeline.frames import Frame
+from pipeline.frames import Frame, PlanarFrame
 
 log = logging.getLogger(__name__)
+
+_Sampled = TypeVar("_Sampled", Frame, PlanarFrame)
 
 # A file whose decoder fails this many packets in a row is treated as corrupt rather than
 # as a good file with a damaged spot (isolated broken packets are skipped and counted).
@@ -159,12 +162,23 @@ class VideoFile:
             self.decode_errors += 1
             log.warning("video=%s stopped reading early: %s", self.path, _ffmpeg_reason(exc))
 
-    def sampled_frames(self, sampler_take, *, max_side: int) -> Iterator[Frame]:
+    def sampled_frames(self, sampler_take: Callable[[float], bool], *, max_side: int) -> Iterator[Frame]:
         """Frames kept by `sampler_take(pts_s)`, numbered from 0 and converted to upright RGB."""
+        yield from self._sampled(sampler_take, max_side, Frame.from_av)
+
+    def sampled_planar(
+        self, sampler_take: Callable[[float], bool], *, max_side: int
+    ) -> Iterator[PlanarFrame]:
+        """The same frames as `sampled_frames`, left in YUV 4:2:0 for a worker to convert."""
+        yield from self._sampled(sampler_take, max_side, PlanarFrame.from_av)
+
+    def _sampled(
+        self, sampler_take: Callable[[float], bool], max_side: int, convert: Callable[..., _Sampled]
+    ) -> Iterator[_Sampled]:
         seq = 0
         for decoded in self.frames():
             if sampler_take(decoded.pts_s):
-                yield Frame.from_av(
+                yield convert(
                     decoded.av_frame,
                     seq=seq,
                     pts_s=decoded.pts_s,

@@ -23,6 +23,7 @@ ENV_PREFIX = "POSEPIPE_"
 class FrameEncoding(str, Enum):
     """How a frame's pixels are stored in Redis (see docs/architecture.md for the measurement)."""
 
+    YUV420 = "yuv420"
     RAW = "raw"
     JPEG = "jpeg"
 
@@ -64,7 +65,7 @@ class Settings(BaseSettings):
     frame_max_side: int = Field(
         default=1280, ge=0, le=8192, description="Longer side of frames sent to pose (0 = native size)."
     )
-    frame_encoding: FrameEncoding = Field(default=FrameEncoding.RAW, description="Pixel payload in Redis.")
+    frame_encoding: FrameEncoding = Field(default=FrameEncoding.YUV420, description="Pixel payload in Redis.")
     jpeg_quality: int = Field(default=90, ge=30, le=100)
     frame_ttl_s: int = Field(default=6 * 3600, ge=60, description="Safety expiry of frames nobody consumed.")
     pose_backend: str = Field(default="mediapipe", description="Pose backend name.")

@@ -9,7 +9,7 @@ import redis
 
 from pipeline import keys
 from pipeline.errors import FramesMissingError
-from pipeline.frames import Frame
+from pipeline.frames import Frame, PlanarFrame
 from pipeline.framestore import FrameStore
 from posepipe.services import LARGE_ARGUMENT_BYTES, FramePayloadPacker, connect_redis
 from posepipe.settings import FrameEncoding
@@ -114,6 +114,19 @@ def test_a_720p_frame_goes_through_the_service_client_unchanged(redis_url: str) 
     store.put(3, "run", Frame(seq=5, pts_s=0.5, rgb=rgb))
     (got,) = store.get(3, "run", range(5, 6))
     assert got.seq == 5 and got.pts_s == 0.5 and np.array_equal(got.rgb, rgb)
+
+
+def test_a_planar_720p_frame_is_streamed_back_as_the_rgb_it_converts_to(redis_url: str) -> None:
+    store = FrameStore(connect_redis(redis_url), ttl_s=60, encoding=FrameEncoding.YUV420)
+    assert store.planar
+    yuv = np.random.default_rng(7).integers(16, 236, (1080, 1280), dtype=np.uint8)
+    sent = [PlanarFrame(seq=s, pts_s=s / 10, yuv=yuv, colorspace=1, rotation_deg=90) for s in range(10)]
+    sizes = [store.put(4, "run", f) for f in sent]
+    assert sizes[0] < 1280 * 720 * 3 // 2 + 64  # half the bytes of RGB, header aside
+    got = list(store.stream(4, "run", range(10), batch=4))
+    assert [f.seq for f in got] == list(range(10))
+    assert got[0].rgb.shape == (1280, 720, 3)  # turned upright after conversion
+    assert all(np.array_equal(g.rgb, f.to_frame().rgb) for g, f in zip(got, sent, strict=True))
 
 
 def test_the_packer_sends_a_frame_payload_without_copying_it() -> None:

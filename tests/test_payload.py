@@ -1,11 +1,16 @@
 """Frame payloads round-trip through bytes; bad bytes fail loudly."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from pipeline import payload
-from pipeline.frames import Frame
+from pipeline.frames import Frame, PlanarFrame
+from pipeline.sampler import FrameSampler
+from pipeline.source import VideoFile
 from posepipe.settings import FrameEncoding
+from tests import media_gen
 
 
 def gradient_frame(seq: int = 7) -> Frame:
@@ -40,3 +45,86 @@ def test_truncated_raw_payload_raises() -> None:
     data = payload.encode(gradient_frame(), FrameEncoding.RAW)
     with pytest.raises(payload.PayloadError, match="expected"):
         payload.decode(data[:-10])
+
+
+def both_ways(path: Path, max_side: int) -> tuple[list[Frame], list[Frame], int]:
+    """The file's frames converted by the ingester (RGB) and through a yuv420 payload, and the
+    payload's size."""
+    with VideoFile(path) as video:
+        direct = list(video.sampled_frames(FrameSampler(0).take, max_side=max_side))
+    with VideoFile(path) as video:
+        blobs = [
+            payload.encode(p, FrameEncoding.YUV420)
+            for p in video.sampled_planar(FrameSampler(0).take, max_side=max_side)
+        ]
+    return direct, [payload.decode(b) for b in blobs], len(blobs[0])
+
+
+@pytest.mark.parametrize(
+    ("pix_fmt", "degrees"), [("yuv420p", 0), ("yuv420p", 90), ("yuv420p", 270), ("yuvj420p", 0)]
+)
+def test_yuv420_payload_gives_the_pixels_the_ingester_would_have_converted(
+    tmp_path: Path, pix_fmt: str, degrees: int
+) -> None:
+    # Bit for bit, so moving the colour conversion to the worker changes no pose; full-range
+    # yuvj420p (common from IP cameras) travels as it is too.
+    path = media_gen.write_video(tmp_path / "plain.mp4", width=160, height=96, frames=5, pix_fmt=pix_fmt)
+    if degrees:
+        path = media_gen.with_rotation(path, tmp_path / f"rot{degrees}.mp4", degrees)
+    direct, through_redis, size = both_ways(path, max_side=0)
+    assert [(f.seq, f.pts_s) for f in through_redis] == [(f.seq, f.pts_s) for f in direct]
+    for a, b in zip(direct, through_redis, strict=True):
+        assert b.rgb.shape == a.rgb.shape == ((96, 160, 3) if degrees in (0, 180) else (160, 96, 3))
+        assert np.array_equal(a.rgb, b.rgb)
+    assert size < direct[0].rgb.nbytes * 0.51  # 1.5 bytes a pixel against 3
+
+
+@pytest.mark.parametrize(("pix_fmt", "max_side"), [("yuv444p", 0), ("yuv420p", 80)], ids=["4:4:4", "scaled"])
+def test_yuv420_payload_of_other_sources_is_converted_once_in_the_ingester(
+    tmp_path: Path, pix_fmt: str, max_side: int
+) -> None:
+    # Not yuv420p at the output size: the ingester converts to it, so the worker sees 4:2:0 of
+    # the same picture (chroma and range rounding only).
+    path = media_gen.write_video(tmp_path / "v.mp4", width=160, height=96, frames=3, pix_fmt=pix_fmt)
+    direct, through_redis, _ = both_ways(path, max_side=max_side)
+    for a, b in zip(direct, through_redis, strict=True):
+        assert b.rgb.shape == a.rgb.shape
+        assert np.abs(a.rgb.astype(int) - b.rgb.astype(int)).mean() < 3
+
+
+def test_yuv420_encoding_needs_a_planar_frame_and_raw_converts_one() -> None:
+    planar = PlanarFrame(
+        seq=3, pts_s=0.5, yuv=np.full((12, 8), 128, dtype=np.uint8), colorspace=1, rotation_deg=0
+    )
+    with pytest.raises(TypeError, match="PlanarFrame"):
+        payload.encode(gradient_frame(), FrameEncoding.YUV420)
+    back = payload.decode(payload.encode(planar, FrameEncoding.RAW))
+    assert back.rgb.shape == (8, 8, 3)
+    assert np.array_equal(back.rgb, planar.to_frame().rgb)
+
+
+def test_truncated_yuv420_payload_raises() -> None:
+    planar = PlanarFrame(
+        seq=3, pts_s=0.5, yuv=np.zeros((12, 8), dtype=np.uint8), colorspace=1, rotation_deg=0
+    )
+    data = payload.encode(planar, FrameEncoding.YUV420)
+    assert payload.decode(data).rgb.shape == (8, 8, 3)
+    with pytest.raises(payload.PayloadError, match="expected"):
+        payload.decode(data[:-1])
+
+
+@pytest.mark.parametrize("shape", [(12, 7), (13, 8), (9, 8)])
+def test_planar_frame_rejects_shapes_that_are_not_4_2_0(shape: tuple[int, int]) -> None:
+    with pytest.raises(ValueError, match="even"):
+        PlanarFrame(seq=0, pts_s=0.0, yuv=np.zeros(shape, dtype=np.uint8), colorspace=1, rotation_deg=0)
+
+
+@pytest.mark.parametrize(
+    "clip", ["exercise/ex_pushup_side_full_then_knee.mp4", "falls/fall_real_ltc_walker_weightshift_sfu.mp4"]
+)
+def test_yuv420_payload_of_real_clips_is_exact(media_dir: Path, clip: str) -> None:
+    # BT.709 HD, and SD flagged full range: the worker must convert from the source's
+    # colourspace and range.
+    direct, through_redis, _ = both_ways(media_dir / clip, max_side=1280)
+    assert len(direct) > 100
+    assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(direct, through_redis, strict=True))
