@@ -2,8 +2,8 @@
 shape header, or JPEG).
 
 Layout: 4-byte magic, then a fixed header (encoding, seq, pts_s, height, width), for YUV 4:2:0
-the colourspace, rotation and range, then the pixels. The header makes a payload self-describing, so
-a job needs nothing but the key. Decoding always gives an RGB `Frame`.
+the colourspace, rotation and colour range, then the pixels. The header makes a payload
+self-describing, so a job needs nothing but the key. Decoding always gives an RGB `Frame`.
 """
 
 from __future__ import annotations
