@@ -117,13 +117,16 @@ def tree_rss_mb(root_pid: int) -> float:
     return sum(rss_mb(pid) or 0.0 for pid in process_tree(root_pid))
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by one process, all its threads (0 if it has ended)."""
+    if (fields := stat_fields(pid)) is None:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (stat's 14, 15)
+
+
 def tree_cpu_s(root_pid: int) -> float:
     """CPU seconds (user + system) used so far by a process and its descendants alive now."""
-    ticks = 0
-    for pid in process_tree(root_pid):
-        if (fields := stat_fields(pid)) is not None:
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return sum(process_cpu_s(pid) for pid in process_tree(root_pid))
 
 
 def tree_open_fds(root_pid: int) -> int:

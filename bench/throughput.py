@@ -31,8 +31,8 @@ from bench.common import (
     fresh_pg_database,
     looped_clip,
     media_dir,
-    stat_fields,
-    tree_cpu_s,
+    process_cpu_s,
+    process_tree,
     wait_for,
 )
 from pipeline import keys
@@ -77,12 +77,10 @@ class CpuSplit:
 
     @classmethod
     def now(cls, client: redis.Redis) -> CpuSplit:
-        fields = stat_fields(os.getpid())
-        own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
+        me = os.getpid()
+        workers = sum(process_cpu_s(pid) for pid in process_tree(me) if pid != me)
         info = client.info("cpu")
-        return cls(
-            own, tree_cpu_s(os.getpid()) - own, float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-        )
+        return cls(process_cpu_s(me), workers, float(info["used_cpu_user"]) + float(info["used_cpu_sys"]))
 
     def ms_per_frame_since(self, start: CpuSplit, frames: int) -> dict[str, float]:
         return {

@@ -26,10 +26,7 @@ class Frame:
     rgb: np.ndarray
 
     def __post_init__(self) -> None:
-        if self.seq < 0:
-            raise ValueError(f"seq must be >= 0, got {self.seq}")
-        if not np.isfinite(self.pts_s):
-            raise ValueError(f"pts_s must be finite, got {self.pts_s}")
+        _check_time(self.seq, self.pts_s)
         if self.rgb.dtype != np.uint8 or self.rgb.ndim != 3 or self.rgb.shape[2] != 3:
             raise ValueError(f"rgb must be HxWx3 uint8, got {self.rgb.dtype} {self.rgb.shape}")
 
@@ -73,10 +70,7 @@ class PlanarFrame:
     color_range: int = _UNSPECIFIED_RANGE
 
     def __post_init__(self) -> None:
-        if self.seq < 0:
-            raise ValueError(f"seq must be >= 0, got {self.seq}")
-        if not np.isfinite(self.pts_s):
-            raise ValueError(f"pts_s must be finite, got {self.pts_s}")
+        _check_time(self.seq, self.pts_s)
         rows, width = self.yuv.shape if self.yuv.ndim == 2 else (0, 0)
         if self.yuv.dtype != np.uint8 or rows % 3 or width % 2 or (rows // 3) % 2 or width == 0:
             raise ValueError(
@@ -110,6 +104,13 @@ class PlanarFrame:
         # One swscale thread: the worker's other cores are posing.
         rgb = _reformatter().reformat(picture, format="rgb24", threads=1).to_ndarray()
         return Frame(seq=self.seq, pts_s=self.pts_s, rgb=upright(rgb, self.rotation_deg))
+
+
+def _check_time(seq: int, pts_s: float) -> None:
+    if seq < 0:
+        raise ValueError(f"seq must be >= 0, got {seq}")
+    if not np.isfinite(pts_s):
+        raise ValueError(f"pts_s must be finite, got {pts_s}")
 
 
 _local = threading.local()
