@@ -72,7 +72,10 @@ class PlanarFrame:
     def __post_init__(self) -> None:
         _check_time(self.seq, self.pts_s)
         rows, width = self.yuv.shape if self.yuv.ndim == 2 else (0, 0)
-        if self.yuv.dtype != np.uint8 or rows % 3 or width % 2 or (rows // 3) % 2 or width == 0:
+        # H rows of Y then H/4 rows each of U and V at W wide: 3H/2 rows, so H = 2 * rows / 3 is
+        # even whenever rows is a multiple of 3. The chroma planes need not end on a whole row of
+        # W (H = 2 mod 4, e.g. 786 or 674 rows): their bytes are what counts, not their rows.
+        if self.yuv.dtype != np.uint8 or rows % 3 or width % 2 or rows == 0 or width == 0:
             raise ValueError(
                 f"yuv must be (3H/2)xW uint8 with H, W even, got {self.yuv.dtype} {self.yuv.shape}"
             )

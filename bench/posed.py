@@ -1,0 +1,175 @@
+"""Shared clips posed once and kept on disk, so analytics can be re-scored in seconds.
+
+Owns the variants the robustness sweep asks for (another analysis rate, a mirror, a crop
+around the person) and the cache of their poses. The poses are made exactly as a pipeline
+chunk makes them (sampled at the analysis rate, the model reset every 32 frames), so scoring
+analytics on them is scoring what `posepipe analyze` would store; the cache key holds the
+clip's bytes, the variant, the backend and the model's confidence.
+
+    python -m bench.posed                  # pose every clip of ground_truth.json at 10 fps
+    python -m bench.posed --variant mirror # ... or a variant: fps7.5, fps15, mirror, crop80
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import pickle
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from analytics.evaluation import load_truth
+from pipeline.frames import Frame
+from pipeline.sampler import FrameSampler
+from pipeline.source import VideoFile
+from posepipe.settings import Settings
+from workers.estimator import PoseEstimator, create_estimator
+from workers.poses import FramePoses
+
+CHUNK_FRAMES = 32
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How a clip is changed before posing: analysis rate, a left-right mirror, a crop."""
+
+    name: str
+    fps: float = 10.0
+    mirror: bool = False
+    # Side of the crop window as a fraction of the frame's, centred on the person (0: none).
+    crop: float = 0.0
+
+
+VARIANTS = {
+    v.name: v
+    for v in (
+        Variant("base"),
+        Variant("fps7.5", fps=7.5),
+        Variant("fps15", fps=15.0),
+        Variant("mirror", mirror=True),
+        Variant("crop80", crop=0.8),
+    )
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("POSEPIPE_POSE_CACHE", Path.home() / ".cache" / "posepipe" / "poses"))
+
+
+def media_dir() -> Path:
+    return Path(
+        os.environ.get("POSEPIPE_MEDIA", Path(__file__).resolve().parents[1].parent / "shared" / "media")
+    )
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+class PoseCache:
+    def __init__(
+        self, media: Path | None = None, root: Path | None = None, backend: str = "mediapipe"
+    ) -> None:
+        self.media = media or media_dir()
+        self.root = root or cache_dir()
+        self.backend = backend
+        self.min_confidence = Settings.model_fields["pose_min_confidence"].default
+        self.max_side = Settings.model_fields["frame_max_side"].default
+        self._estimator: PoseEstimator | None = None
+
+    def _path(self, rel: str, variant: Variant) -> Path:
+        key = (
+            f"{CACHE_FORMAT}|{_file_digest(self.media / rel)}|{variant}|{self.backend}|{self.min_confidence}"
+        )
+        digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+        return self.root / f"{Path(rel).stem}.{variant.name}.{digest}.pkl"
+
+    def poses(self, rel: str, variant: Variant = VARIANTS["base"]) -> list[FramePoses]:
+        path = self._path(rel, variant)
+        if path.is_file():
+            return pickle.loads(path.read_bytes())
+        box = self._crop_box(rel, variant.crop) if variant.crop else None
+        frames = list(self._pose(rel, variant, box))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(pickle.dumps(frames))
+        tmp.replace(path)
+        return frames
+
+    def _crop_box(self, rel: str, side: float) -> tuple[float, float, float, float]:
+        """A window `side` of the frame's width and height, centred on everyone seen in the clip
+        at the base rate, slid inside the frame."""
+        xs, ys = [], []
+        for frame in self.poses(rel):
+            for pose in frame.poses:
+                lm = pose.landmarks_xyzv
+                seen = lm[:, 3] >= 0.5
+                xs.extend(lm[seen, 0].tolist())
+                ys.extend(lm[seen, 1].tolist())
+        cx = float(np.clip((min(xs) + max(xs)) / 2, 0, 1)) if xs else 0.5
+        cy = float(np.clip((min(ys) + max(ys)) / 2, 0, 1)) if ys else 0.5
+        x0 = min(max(cx - side / 2, 0.0), 1.0 - side)
+        y0 = min(max(cy - side / 2, 0.0), 1.0 - side)
+        return x0, y0, x0 + side, y0 + side
+
+    def _pose(
+        self, rel: str, variant: Variant, box: tuple[float, float, float, float] | None
+    ) -> Iterator[FramePoses]:
+        if self._estimator is None:
+            self._estimator = create_estimator(self.backend, self.min_confidence)
+        estimator = self._estimator
+        with VideoFile(self.media / rel) as video:
+            for frame in video.sampled_frames(FrameSampler(variant.fps).take, max_side=self.max_side):
+                frame = _transformed(frame, variant.mirror, box)
+                if frame.seq % CHUNK_FRAMES == 0:
+                    estimator.reset()
+                yield FramePoses.of(frame.seq, frame.pts_s, frame.resolution_wh, estimator.estimate(frame))
+
+    def close(self) -> None:
+        if self._estimator is not None:
+            self._estimator.close()
+
+
+def _transformed(frame: Frame, mirror: bool, box: tuple[float, float, float, float] | None) -> Frame:
+    rgb = frame.rgb
+    if box is not None:
+        h, w = rgb.shape[:2]
+        rgb = rgb[int(box[1] * h) : int(box[3] * h), int(box[0] * w) : int(box[2] * w)]
+    if mirror:
+        rgb = rgb[:, ::-1]
+    if rgb is frame.rgb:
+        return frame
+    return Frame(seq=frame.seq, pts_s=frame.pts_s, rgb=np.ascontiguousarray(rgb))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--variant", action="append", choices=sorted(VARIANTS), help="default: base")
+    parser.add_argument("--only", help="clips whose path contains this")
+    parser.add_argument("--backend", default="mediapipe")
+    args = parser.parse_args(argv)
+    cache = PoseCache(backend=args.backend)
+    truth = load_truth(cache.media / "ground_truth.json")
+    try:
+        for name in args.variant or ["base"]:
+            for rel in sorted(truth):
+                if args.only and args.only not in rel:
+                    continue
+                frames = cache.poses(rel, VARIANTS[name])
+                seen = sum(1 for f in frames if f.poses)
+                print(f"{name:7} {rel:75} {len(frames):4} frames, {seen:4} with a person", file=sys.stderr)
+    finally:
+        cache.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
