@@ -23,8 +23,9 @@ import redis
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-# Tests use one Redis database index of their own and flush it; 0 is left to people.
-REDIS_TEST_DB = 13
+# Tests use one Redis database index of their own and flush it; 0 is left to people. Two
+# checkouts testing at once on one machine each set their own TEST_REDIS_DB.
+REDIS_TEST_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
 
 
 def _redis_up(url: str) -> bool:
