@@ -343,6 +343,12 @@ def events(
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--only", default=None, help="Only clips whose path contains this text.")
 @click.option("--pose-backend", type=POSE_BACKENDS, default=None, help=POSE_BACKEND_HELP)
+@click.option(
+    "--sweep",
+    is_flag=True,
+    help="Also run every clip at 7.5 and 15 fps, mirrored and cropped to 80 %% around the person, "
+    "and report the runs whose verdict changed.",
+)
 @click.pass_context
 def eval_(
     ctx: click.Context,
@@ -353,24 +359,37 @@ def eval_(
     as_json: bool,
     only: str | None,
     pose_backend: str | None,
+    sweep: bool,
 ) -> None:
     """Analyse every labelled clip of MEDIA_DIR and score reps and falls against the truth."""
     from analytics.evaluation import format_report
-    from posepipe.evaluate import evaluate
+    from posepipe import evaluate
 
     settings = _settings(ctx, analysis_fps=fps, pose_backend=pose_backend)
     services = _services(settings)
+    truth_path = Path(truth) if truth else Path(media_dir) / "ground_truth.json"
     try:
-        report = evaluate(
-            services,
-            Path(media_dir),
-            Path(truth) if truth else Path(media_dir) / "ground_truth.json",
-            workers=workers,
-            only=only,
+        report = evaluate.evaluate(services, Path(media_dir), truth_path, workers=workers, only=only)
+        swept = (
+            evaluate.sweep(services, Path(media_dir), truth_path, report, workers=workers, only=only)
+            if sweep
+            else None
         )
     finally:
         services.close()
-    click.echo(json.dumps(report.to_dict(), indent=1) if as_json else format_report(report))
+    if as_json:
+        doc = report.to_dict()
+        if swept is not None:
+            doc["sweep"] = {
+                "runs": len(swept.runs),
+                "changed_fraction": swept.changed_fraction,
+                "changed": [r.__dict__ for r in swept.changed],
+            }
+        click.echo(json.dumps(doc, indent=1))
+    else:
+        click.echo(format_report(report))
+        if swept is not None:
+            click.echo(swept.format())
 
 
 @main.group()
