@@ -1,0 +1,166 @@
+"""Time to result as a user waits for it, against a bare loop measured in the same run.
+
+Three things are timed from a fresh process each, start-up and model load included:
+- the bare loop: PyAV decodes the clip, frames are kept at the analysis rate and scaled as
+  the pipeline scales them, and `mp.solutions.pose` poses each one; nothing is stored;
+- `posepipe analyze CLIP` on the embedded default (SQLite, in-process queue), in a data folder
+  whose database already exists (the first run of a new folder also creates it: timed apart);
+- an upload through the API without Redis: from the POST to the video's status `done`, with
+  the API already serving (a user uploads to a running server).
+
+Runs alternate (bare, analyze, upload, bare, ...) so a machine whose speed drifts treats all
+three alike; medians and the ratios to the bare loop's median are printed.
+
+    python -m bench.latency [--clip exercise/ex_squat_side_woman.mp4] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench.common import media_dir, wait_for
+
+README_CLIP = "exercise/ex_squat_side_woman.mp4"
+VENV_BIN = Path(sys.executable).parent
+
+# The bare loop: what any script that poses a video has to do, and nothing else.
+BARE_LOOP = r"""
+import sys, av, mediapipe as mp
+from pipeline.sampler import FrameSampler
+from pipeline.frames import Frame
+from posepipe.settings import Settings
+fps = Settings.model_fields["analysis_fps"].default
+max_side = Settings.model_fields["frame_max_side"].default
+take = FrameSampler(fps).take
+pose = mp.solutions.pose.Pose(model_complexity=1, smooth_landmarks=False,
+                              min_detection_confidence=0.3, min_tracking_confidence=0.3)
+n = 0
+with av.open(sys.argv[1]) as container:
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    for frame in container.decode(stream):
+        t = float(frame.pts * stream.time_base)
+        if take(t):
+            rgb = Frame.from_av(frame, seq=n, pts_s=t, rotation_deg=0, max_side=max_side).rgb
+            pose.process(rgb)
+            n += 1
+print(n)
+"""
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Api:
+    """`posepipe api` on the embedded default, serving from its own data folder."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        token = subprocess.run(
+            [str(VENV_BIN / "posepipe"), "token", "create", "bench", "--scope", "admin"],
+            env=env, check=True, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "posepipe"), "api", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for(self._up, 60)
+
+    def _get(self, path: str) -> dict:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=self.headers)
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def _up(self) -> bool:
+        try:
+            self._get("/api/health")
+            return True
+        except OSError:
+            return False
+
+    def upload(self, clip: Path) -> float:
+        """Seconds from the POST to the analysis being done."""
+        boundary = "posepipebench"
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{clip.name}"\r\n'
+                "Content-Type: video/mp4\r\n\r\n"
+            ).encode()
+            + clip.read_bytes()
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        headers = {**self.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+        start = time.perf_counter()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/api/videos?force=true", data=body, headers=headers, method="POST"
+        )
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            video_id = json.loads(resp.read())["video"]["id"]
+        while self._get(f"/api/videos/{video_id}")["status"] not in ("done", "failed"):
+            time.sleep(0.02)
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clip", default=README_CLIP, help="relative to POSEPIPE_MEDIA")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    clip = media_dir() / args.clip
+    python = str(VENV_BIN / "python")
+    times: dict[str, list[float]] = {"bare loop": [], "analyze": [], "API upload": []}
+    with tempfile.TemporaryDirectory(prefix="posepipe-latency-") as tmp:
+        base = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "POSEPIPE_REDIS_URL")}
+        cli_env = {**base, "POSEPIPE_DATA_DIR": str(Path(tmp) / "cli")}
+        api_env = {**base, "POSEPIPE_DATA_DIR": str(Path(tmp) / "api")}
+        analyze = [str(VENV_BIN / "posepipe"), "-q", "analyze", "--force", str(clip)]
+        first = timed(analyze, cli_env)
+        api = Api(api_env)
+        try:
+            for _ in range(args.runs):
+                times["bare loop"].append(timed([python, "-c", BARE_LOOP, str(clip)], base))
+                times["analyze"].append(timed(analyze, cli_env))
+                times["API upload"].append(api.upload(clip))
+        finally:
+            api.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    bare = statistics.median(times["bare loop"])
+    print(f"clip {args.clip}, {args.runs} runs each, alternating; seconds (median, all runs)")
+    print(f"{'analyze, new data folder':26} {first:6.2f}  ({first / bare:.2f}x the bare loop)")
+    for name, values in times.items():
+        med = statistics.median(values)
+        runs = " / ".join(f"{v:.2f}" for v in values)
+        print(f"{name:26} {med:6.2f}  ({med / bare:.2f}x)  [{runs}]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
