@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sqlalchemy import func, inspect, select
@@ -10,7 +14,7 @@ from analytics.config import AnalyticsConfig
 from analytics.engine import AnalyticsEngine
 from analytics.events import Event, EventType
 from storage import analytics_state, events, poses, videos
-from storage.db import Database
+from storage.db import MIGRATIONS_DIR, Database, head_revision
 from storage.models import AnalysedFrame, Chunk, PoseRow, Video
 from workers.poses import FramePoses, Pose
 
@@ -46,6 +50,30 @@ def test_migration_creates_every_table_and_is_repeatable(db: Database) -> None:
     db.migrate()  # a second run is a no-op, not an error
     tables = set(inspect(db.engine).get_table_names())
     assert {"sources", "videos", "chunks", "frames", "poses", "events", "analytics_state"} <= tables
+
+
+def test_the_head_read_from_the_migration_files_is_alembics(db: Database) -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert head_revision() == ScriptDirectory.from_config(config).get_current_head()
+    assert db.revision() == head_revision()
+
+
+def test_a_database_at_the_head_starts_without_importing_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    probe = (
+        "import sys; from storage.db import Database; Database(sys.argv[1]).migrate(); "
+        "print('alembic' in sys.modules)"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", probe, url], capture_output=True, text=True, check=True)
+        for _ in range(2)
+    ]
+    # The first start creates the schema with Alembic; the next one only reads the revision.
+    assert [r.stdout.strip() for r in runs] == ["True", "False"]
 
 
 def test_writing_a_chunk_twice_stores_it_once(db: Database) -> None:
