@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from analytics.evaluation import load_truth
+from bench.common import media_dir
 from pipeline.frames import Frame
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile
@@ -60,12 +61,6 @@ VARIANTS = {
 
 def cache_dir() -> Path:
     return Path(os.environ.get("POSEPIPE_POSE_CACHE", Path.home() / ".cache" / "posepipe" / "poses"))
-
-
-def media_dir() -> Path:
-    return Path(
-        os.environ.get("POSEPIPE_MEDIA", Path(__file__).resolve().parents[1].parent / "shared" / "media")
-    )
 
 
 def _file_digest(path: Path) -> str:
