@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+from PIL import Image
 
 from pipeline.errors import IngestError
 from pipeline.framestore import FrameStore
@@ -80,13 +81,14 @@ class Cell:
     still: bool = False
 
 
-def _cells() -> list[Cell]:
+def _cells() -> tuple[list[Cell], list[Cell]]:
+    """The cells this FFmpeg can write, and those it cannot (their encoder is missing)."""
     have = encoders()
     cells: list[Cell] = []
+    missing: list[Cell] = []
 
     def add(cell: Cell) -> None:
-        if cell.encoder in have:
-            cells.append(cell)
+        (cells if cell.encoder in have else missing).append(cell)
 
     # Codecs x containers that users meet.
     for ext in ("mp4", "mov", "mkv", "ts", "m4v", "avi"):
@@ -203,13 +205,15 @@ def _cells() -> list[Cell]:
         ("gif", "pal8", "gif"),
     ):
         add(Cell(f"photo-{ext}-{pix_fmt}", encoder, pix_fmt, ext, width=97, height=63, still=True, frames=1))
-    return cells
+    return cells, missing
 
 
-CELLS = _cells()
+CELLS, MISSING = _cells()
 
 
 def test_the_matrix_has_the_cells_this_ffmpeg_can_make() -> None:
+    # Cells left out are named, with the encoder this FFmpeg lacks, in the failure or with -s.
+    print(f"{len(CELLS)} cells; left out: {[(c.name, c.encoder) for c in MISSING] or 'none'}")
     assert len(CELLS) >= MIN_CELLS, (
         f"only {len(CELLS)} cells: is FFmpeg missing encoders? have {sorted(encoders())}"
     )
@@ -422,3 +426,29 @@ def test_a_cell_that_cannot_be_read_fails_alone_with_its_reason(tmp_path: Path) 
     with pytest.raises(IngestError, match="truncated.mp4"):
         ingest_to_model(bad, MAX_SIDE)
     assert len(ingest_to_model(good, MAX_SIDE)) == CELLS[0].frames
+
+
+# A phone's photo is stored as the sensor saw it, with an EXIF orientation saying how to turn it.
+# Orientation: where the stored picture's top-left corner ends up once displayed.
+EXIF_ORIENTATIONS = {1: "top-left", 3: "bottom-right", 6: "top-right", 8: "bottom-left"}
+
+
+@pytest.mark.parametrize("orientation", sorted(EXIF_ORIENTATIONS))
+def test_a_photo_is_turned_as_its_exif_orientation_says(orientation: int, tmp_path: Path) -> None:
+    rgb = np.full((60, 100, 3), 40, np.uint8)
+    rgb[:12, :20] = 255  # a bright block in the stored picture's top-left corner
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"exif{orientation}.jpg"
+    Image.fromarray(rgb).save(path, exif=exif.tobytes(), quality=95)
+    (frame,) = ingest_to_model(path, MAX_SIDE)
+    h, w = frame.rgb.shape[:2]
+    assert (w, h) == ((60, 100) if orientation in (6, 8) else (100, 60))
+    corners = {
+        "top-left": frame.rgb[:8, :8],
+        "top-right": frame.rgb[:8, -8:],
+        "bottom-left": frame.rgb[-8:, :8],
+        "bottom-right": frame.rgb[-8:, -8:],
+    }
+    bright = {name for name, patch in corners.items() if patch.mean() > 200}
+    assert bright == {EXIF_ORIENTATIONS[orientation]}, (orientation, bright)
