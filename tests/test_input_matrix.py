@@ -404,6 +404,8 @@ sizes = st.integers(min_value=16, max_value=4096)
 @example(codec="h264-420", width=1366, height=674, max_side=0)
 @example(codec="h264-420", width=4096, height=2302, max_side=MAX_SIDE)
 @example(codec="mjpeg-420", width=16, height=19, max_side=MAX_SIDE)
+@example(codec="h264-420", width=480, height=786, max_side=MAX_SIDE)  # the two lost clips
+@example(codec="h264-420", width=1366, height=720, max_side=MAX_SIDE)
 def test_any_size_reaches_the_model(
     codec: str, width: int, height: int, max_side: int, tmp_path: Path
 ) -> None:

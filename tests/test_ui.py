@@ -198,4 +198,13 @@ def test_several_photos_at_once_show_their_skeletons_and_landmarks(
         rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
         assert len(rows) == 1 and float(rows[0]["nose_visibility"]) > 0.5
     page.screenshot(path=str(tmp_path / "photos.png"), full_page=True)
+    # A photo's own page shows the same drawing.
+    page.click("#upload-open")
+    page.wait_for_selector("#snapshot[data-shown]")
+    assert (
+        page.locator("#snapshot").evaluate("img => img.naturalWidth") == cv2.imread(str(photos[0])).shape[1]
+    )
+    page.wait_for_selector("#video-analysed >> text=1 person found")
+    assert page.locator("#timeline").count() == 0  # a photo has no timeline
+    page.screenshot(path=str(tmp_path / "photo-page.png"), full_page=True)
     assert not problems, problems

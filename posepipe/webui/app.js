@@ -327,6 +327,11 @@ function showPhotoResult(item, v) {
 // ---------- one video ----------
 async function viewVideo(id) {
   const video = await getJson(`/api/videos/${id}`);
+  const photo = video.photo;
+  // A photo has no timeline: its page is the drawing, the landmarks and the people found.
+  const analysed = el("dd", { id: "video-analysed", text: photo
+    ? (video.frames_done ? "a photo" : "not yet")
+    : `${video.frames_done} frames at ${fmt(video.fps_target, 1)} fps, a person in ${video.frames_with_person}` });
   const snapshot = el("img", { class: "snapshot", id: "snapshot", alt: "snapshot" });
   const snapNote = el("div", { class: "legend-note", id: "snapshot-note", text: "Click the timeline to see that moment." });
   const chartBox = el("div", { class: "chart", id: "timeline" });
@@ -347,15 +352,16 @@ async function viewVideo(id) {
     el("h1", {}, `${video.name} `, badge(video.status)),
     el("div", { class: "card" },
       el("dl", { class: "kv" },
-        ...[["video id", video.id], ["kind", video.camera ? `camera ${video.camera}` : video.kind],
-          ["duration", video.duration_s ? `${fmt(video.duration_s)} s` : "–"],
+        ...[["video id", video.id], ["kind", video.camera ? `camera ${video.camera}` : (photo ? "photo" : video.kind)],
+          photo ? null : ["duration", video.duration_s ? `${fmt(video.duration_s)} s` : "–"],
           ["size", video.width ? `${video.width}×${video.height} ${video.codec || ""}` : "–"],
-          ["analysed", `${video.frames_done} frames at ${fmt(video.fps_target, 1)} fps, a person in ${video.frames_with_person}`],
+          ["analysed", analysed],
           ["progress", `${Math.round(video.progress * 100)} %`], ["added", when(video.created_at)]]
-          .flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })])),
+          .filter((row) => row)
+          .flatMap(([k, v]) => [el("dt", { text: k }), v instanceof Node ? v : el("dd", { text: v })])),
       video.error ? el("p", { class: "error", text: video.error }) : null,
       actions),
-    el("div", { class: "grid2" },
+    photo ? el("div", { class: "card photo-box" }, el("h2", { text: "Skeleton" }), snapshot, snapNote) : el("div", { class: "grid2" },
       el("div", { class: "card" }, el("h2", { text: "Timeline: joint angles, repetitions and falls" }), chartBox,
         el("div", { class: "legend-note" }, "Bands:",
           el("span", { class: "swatch", style: "background:rgba(217,45,32,.5)" }), "fall",
@@ -389,7 +395,12 @@ async function viewVideo(id) {
       if (chart) { chart.posepipeMarker = Number(response.headers.get("X-Frame-Time-S")); chart.redraw(false); }
     } catch (err) { snapNote.textContent = err.message; }
   };
-  if (video.frames_done > 0) {
+  if (photo && video.frames_done > 0) {
+    const poses = await (await api(`/api/videos/${id}/poses?format=json&landmarks=nose`)).json();
+    const people = poses.poses.length;
+    analysed.textContent = people ? `${people === 1 ? "1 person" : `${people} people`} found` : "nobody found";
+    showMoment(0);
+  } else if (video.frames_done > 0) {
     const poses = await (await api(`/api/videos/${id}/poses?format=json&landmarks=nose`)).json();
     chart = drawTimeline(chartBox, poses.poses, events, showMoment);
     const first = events.find((e) => e.type === "fall") || events[0];
