@@ -9,7 +9,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     POSEPIPE_DATA_DIR=/data
 
 WORKDIR /app
-# Pinned set installed without resolution: keeps mediapipe's GUI OpenCV out (see README).
+# Pinned set installed without resolution: keeps mediapipe's GUI OpenCV out (see README), so
+# the image needs no libGL. (A plain `pip install .` would bring opencv-contrib-python, which
+# needs libgl1 and libglib2.0-0: README, "Installing with pip".)
 COPY requirements.lock ./
 RUN pip install --no-deps -r requirements.lock
 

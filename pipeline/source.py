@@ -1,4 +1,6 @@
-"""Video files: open with PyAV, describe the video stream, and decode it frame by frame in time order.
+"""Video files and photos: open with PyAV, describe the video stream, and decode it frame by frame in
+time order. A photo (any single picture FFmpeg reads: JPEG, PNG, WebP, BMP, TIFF, ...) is a
+one-frame video here; `VideoInfo.photo` tells it apart by FFmpeg's image demuxer.
 
 Owns every way a file can be unusable (not a container, no video stream, undecodable) and
 turns each into a typed error naming the file and the reason. Does not sample or queue.
@@ -29,6 +31,13 @@ MAX_CONSECUTIVE_DECODE_ERRORS = 25
 DECODE_THREADS = 2
 
 
+def is_photo_container(name: str | None) -> bool:
+    """Is this FFmpeg demuxer one that reads a single picture? `image2` picks the image codec by
+    the file's name, the `<codec>_pipe` demuxers (jpeg_pipe, png_pipe, webp_pipe, ...) by its bytes.
+    Animated formats (gif, apng) have demuxers of their own and stay videos."""
+    return name is not None and (name == "image2" or name.endswith("_pipe"))
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What the container says about its first video stream, with sizes as displayed (upright)."""
@@ -41,6 +50,10 @@ class VideoInfo:
     fps_native: float | None
     duration_s: float | None
     frame_count: int | None
+
+    @property
+    def photo(self) -> bool:
+        return is_photo_container(self.container)
 
 
 @dataclass(frozen=True, slots=True)

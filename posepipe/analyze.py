@@ -41,6 +41,72 @@ RECONCILE_S = 10.0
 # workers fed from one file; two keeps a short file from waiting behind a long one.
 INGEST_THREADS = 2
 POLL_S = 0.25
+# What a folder given to `analyze` contributes: files FFmpeg reads as video or as a photo, by
+# their suffix (anything else there, such as notes or CSV files, is left alone). A file named
+# on the command line is always tried, whatever its name.
+PHOTO_SUFFIXES = frozenset(
+    {
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".png",
+        ".webp",
+        ".bmp",
+        ".tif",
+        ".tiff",
+        ".jp2",
+        ".j2k",
+        ".pgm",
+        ".ppm",
+        ".pbm",
+        ".pnm",
+        ".pam",
+        ".tga",
+        ".dpx",
+        ".exr",
+        ".sgi",
+        ".pcx",
+        ".qoi",
+        ".xbm",
+        ".xwd",
+        ".sun",
+        ".ras",
+        ".pic",
+        ".pix",
+        ".hdr",
+        ".dds",
+        ".psd",
+    }
+)
+VIDEO_SUFFIXES = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".qt",
+        ".mkv",
+        ".webm",
+        ".avi",
+        ".ts",
+        ".mts",
+        ".m2ts",
+        ".mpg",
+        ".mpeg",
+        ".wmv",
+        ".asf",
+        ".flv",
+        ".3gp",
+        ".3g2",
+        ".ogv",
+        ".mxf",
+        ".y4m",
+        ".gif",
+        ".apng",
+        ".nut",
+        ".dv",
+    }
+)
 
 
 class Action(str, Enum):
@@ -72,6 +138,26 @@ class Target:
     error: str | None = None
 
 
+def expand_folders(paths: Sequence[str]) -> list[str]:
+    """Each folder replaced by its videos and photos (by suffix, sorted, not recursing); a
+    folder with none stays as it is, so it fails with a reason."""
+    out: list[str] = []
+    for path in paths:
+        folder = Path(path)
+        if not folder.is_dir():
+            out.append(path)
+            continue
+        media = sorted(
+            str(f)
+            for f in folder.iterdir()
+            if f.is_file()
+            and not f.name.startswith(".")
+            and f.suffix.lower() in PHOTO_SUFFIXES | VIDEO_SUFFIXES
+        )
+        out.extend(media or [path])
+    return out
+
+
 def hash_file(path: Path) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
@@ -85,7 +171,10 @@ def hash_file(path: Path) -> tuple[str, int]:
 def plan(services: Services, path: str, options: AnalyzeOptions) -> Target:
     file = Path(path)
     if not file.is_file():
-        reason = "file does not exist" if not file.exists() else "not a regular file"
+        if file.is_dir():
+            reason = "a folder with no video or photo in it"
+        else:
+            reason = "file does not exist" if not file.exists() else "not a regular file"
         return Target(path, Action.FAILED, error=f"{path}: {reason}")
     try:
         sha256, size = hash_file(file)

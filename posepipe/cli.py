@@ -73,7 +73,7 @@ def analyze(
     exercise: str | None,
     pose_backend: str | None,
 ) -> None:
-    """Analyse video FILES to completion and print a summary."""
+    """Analyse FILES (videos, photos, or folders of them) to completion and print a summary."""
     from posepipe import analyze as analysis
     from posepipe.progress import ProgressBar
     from posepipe.report import summary_lines, video_report
@@ -84,7 +84,7 @@ def analyze(
         fps=settings.analysis_fps, exercise=exercise, force=force, workers=workers
     )
     try:
-        targets = [analysis.plan(services, f, options) for f in files]
+        targets = [analysis.plan(services, f, options) for f in analysis.expand_folders(files)]
         busy = any(t.action in analysis.PENDING_ACTIONS for t in targets)
         with ProgressBar(enabled=busy and not ctx.obj.get("quiet")) as bar:
             analysis.run(services, targets, options, on_progress=bar.update)
@@ -117,14 +117,15 @@ def enqueue(
     exercise: str | None,
     pose_backend: str | None,
 ) -> None:
-    """Queue FILES for the ingester service and print their video ids (needs REDIS_URL)."""
+    """Queue FILES (videos, photos, or folders of them) for the ingester service and print their
+    video ids (needs REDIS_URL)."""
     from posepipe import analyze as analysis
 
     settings = _settings(ctx, analysis_fps=fps, pose_backend=pose_backend)
     services = _services(settings)
     options = analysis.AnalyzeOptions(fps=settings.analysis_fps, exercise=exercise, force=force)
     try:
-        targets = analysis.enqueue(services, files, options)
+        targets = analysis.enqueue(services, analysis.expand_folders(files), options)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
@@ -261,7 +262,9 @@ def poses(
 
 @main.command()
 @click.argument("video_id", type=int)
-@click.option("--t", "t_s", type=float, required=True, help="Time in seconds from the start of the video.")
+@click.option(
+    "--t", "t_s", type=float, default=None, help="Seconds from the start of the video (a photo needs none)."
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
 @click.option("--joint-color", default="red", show_default=True)
 @click.option("--bone-color", default="white", show_default=True)
@@ -277,14 +280,14 @@ def poses(
 def snapshot(
     ctx: click.Context,
     video_id: int,
-    t_s: float,
+    t_s: float | None,
     output: str,
     joint_color: str,
     bone_color: str,
     joint_radius: float,
     bone_thickness: float,
 ) -> None:
-    """Write the analysed frame nearest --t with its skeleton drawn."""
+    """Write the analysed frame nearest --t (a photo: the photo) with its skeleton drawn."""
     from posepipe.render import SkeletonStyle, parse_color
     from posepipe.snapshots import render_snapshot
 

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from pipeline.frames import upright
+from pipeline.source import is_photo_container
 from workers.poses import BONES, Pose
 
 # Joints below this visibility are guesses; drawing them would show a confident skeleton
@@ -83,6 +84,10 @@ def read_frame_at(path: str | Path, t_s: float) -> np.ndarray:
     from the stream's start, as the pipeline counts them)."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
+        if is_photo_container(container.format.name):
+            # A photo is its one frame, whatever the time asked (an image demuxer cannot seek).
+            frame = next(container.decode(stream))
+            return upright(frame.to_ndarray(format="rgb24"), int(round(frame.rotation / 90.0)) * 90)
         time_base = stream.time_base
         start = stream.start_time or 0
         container.seek(start + int(max(0.0, t_s) / time_base), stream=stream, backward=True, any_frame=False)

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from analytics.events import rep_counts
+from pipeline.source import is_photo_container
 from posepipe.analyze import Target
 from storage import events as stored_events
 from storage.db import Database
 from storage.models import Video, VideoStatus
+from storage.poses import read_frames
 
 
 def video_report(db: Database, target: Target) -> dict[str, Any]:
@@ -22,6 +24,8 @@ def video_report(db: Database, target: Target) -> dict[str, Any]:
             "sha256": target.sha256,
             "status": "failed",
             "error": target.error,
+            "kind": None,
+            "people": None,
             "duration_s": None,
             "fps_analyzed": None,
             "frames_analyzed": 0,
@@ -36,12 +40,19 @@ def video_report(db: Database, target: Target) -> dict[str, Any]:
             raise LookupError(f"video {target.video_id} vanished")
         found = [stored_events.to_event(r) for r in rows]
         done = video.status is VideoStatus.DONE
+        photo = is_photo_container(video.container)
+        people = None
+        if photo and done:
+            frames = read_frames(session, video.id, 0, 1, (video.width or 1, video.height or 1))
+            people = len(frames[0].poses) if frames else 0
         return {
             "video_id": video.id,
             "path": target.path,
             "sha256": video.sha256,
             "status": "done" if done else "failed",
             "error": None if done else (video.error or f"analysis ended in state {video.status.value}"),
+            "kind": "photo" if photo else "video",
+            "people": people,
             "duration_s": _round(video.duration_s),
             "fps_analyzed": _fps_analyzed(video),
             "frames_analyzed": video.frames_done,
@@ -82,6 +93,9 @@ def summary_lines(reports: Sequence[dict[str, Any]], cached: Sequence[bool]) -> 
         if report["status"] != "done":
             lines.append(f"  error: {report['error']}")
             continue
+        if report["kind"] == "photo":
+            lines.append(f"  photo: {_people(report['people'])} found")
+            continue
         lines.append(
             f"  {report['duration_s']:.1f} s of video, {report['frames_analyzed']} frames analysed at "
             f"{report['fps_analyzed']} fps, a person in {report['frames_with_person']}"
@@ -99,3 +113,9 @@ def summary_lines(reports: Sequence[dict[str, Any]], cached: Sequence[bool]) -> 
                     f"(track {e['track_id']}, confidence {e['confidence']:.2f})"
                 )
     return lines
+
+
+def _people(count: int | None) -> str:
+    if not count:
+        return "no person"
+    return "1 person" if count == 1 else f"{count} people"

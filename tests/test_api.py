@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -368,6 +369,43 @@ def test_event_detail_snapshot_and_clip_show_the_skeleton(served: Served) -> Non
     # The frame of the clip at the pose's time shows the same red joint.
     index = round((frame_t - t_from) * fps)
     assert red_at(frames[index].to_ndarray(format="rgb24"), joint)
+
+
+PHOTOS = ("img_businessman_fullbody.jpeg", "img_yoga_tree_pose.jpeg", "img_zidane_two_men.jpg")
+
+
+def test_several_photos_uploaded_at_once_each_get_their_skeleton_and_landmarks(
+    served: Served, media_dir: Path
+) -> None:
+    """Three real photos sent at the same time (the web UI sends a multi-file pick so): each is
+    analysed, says it is a photo, and has its skeleton drawing and its landmarks CSV."""
+    paths = [media_dir / "images" / name for name in PHOTOS]
+
+    def send(path: Path) -> httpx.Response:
+        with served.server.client(served.tokens["admin"]) as client:
+            return upload(client, path)
+
+    with ThreadPoolExecutor(len(paths)) as pool:
+        sent = list(pool.map(send, paths))
+    for path, response in zip(paths, sent, strict=True):
+        assert response.status_code == 202, response.text
+        assert response.json()["video"]["name"] == path.name
+        video = wait_done(served.admin, response.json()["video"]["id"])
+        assert video["photo"] is True and video["frames_done"] == 1, video
+        original = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+        shot = served.reader.get(f"/api/videos/{video['id']}/snapshot", params={"t": 0})
+        assert shot.status_code == 200 and shot.headers["X-Background"] == "frame"
+        image = jpeg_rgb(shot.content)
+        assert image.shape == original.shape
+        (pose,) = poses_json(served.reader, video["id"])
+        assert pose["t_s"] == 0.0
+        assert red_at(image, visible_joint(pose)), path.name
+        table = served.reader.get(f"/api/videos/{video['id']}/poses", params={"format": "csv"})
+        rows = list(csv.DictReader(io.StringIO(table.text)))
+        assert table.headers["content-type"].startswith("text/csv") and len(rows) == 1
+        assert float(rows[0]["nose_visibility"]) > 0.5
+    listed = served.reader.get("/api/videos", params={"limit": 500}).json()["items"]
+    assert not any(v["photo"] for v in listed if v["id"] == served.fall_video["id"])
 
 
 def test_poses_as_csv_and_json_with_subsets_and_time_ranges(served: Served) -> None:

@@ -159,3 +159,91 @@ def test_a_typo_in_settings_is_reported(tmp_path: Path) -> None:
     env["POSEPIPE_ANALYSYS_FPS"] = "5"
     result = posepipe(env, "status", check=False)
     assert result.returncode != 0 and "POSEPIPE_ANALYSYS_FPS" in result.stderr
+
+
+# Photos: the shared images, and the businessman written again in every still format FFmpeg writes.
+PHOTO = "images/img_businessman_fullbody.jpeg"
+PHOTO_FORMATS = ("png", "webp", "bmp", "tiff")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory, media_dir: Path) -> tuple[dict[str, str], Path, dict]:
+    folder = tmp_path_factory.mktemp("photos")
+    source = media_dir / PHOTO
+    (folder / "businessman.jpg").write_bytes(source.read_bytes())
+    for ext in PHOTO_FORMATS:
+        subprocess.run(
+            ["ffmpeg", "-loglevel", "error", "-y", "-i", str(source), str(folder / f"businessman.{ext}")],
+            check=True,
+        )
+    (folder / "notes.txt").write_text("not a picture: a folder's other files are left alone\n")
+    env = clean_env(tmp_path_factory.mktemp("data"))
+    doc = json.loads(posepipe(env, "analyze", "--json", str(folder)).stdout)
+    return env, folder, doc
+
+
+def test_a_folder_of_photos_is_analysed_photo_by_photo(photos) -> None:
+    env, folder, doc = photos
+    names = sorted(Path(v["path"]).name for v in doc["videos"])
+    assert names == sorted(["businessman.jpg"] + [f"businessman.{e}" for e in PHOTO_FORMATS])
+    for video in doc["videos"]:
+        assert video["status"] == "done", video
+        assert video["kind"] == "photo" and video["people"] == 1
+        assert video["frames_analyzed"] == 1 and video["frames_with_person"] == 1
+    summary = posepipe(env, "analyze", str(folder / "businessman.png")).stdout
+    assert "photo: 1 person found" in summary
+    assert " s of video" not in summary and "fps" not in summary
+
+
+def test_a_photo_snapshot_needs_no_time_and_its_poses_are_where_the_person_is(
+    photos, media_dir: Path, tmp_path: Path
+) -> None:
+    env, _folder, doc = photos
+    video = next(v for v in doc["videos"] if v["path"].endswith(".webp"))
+    vid = str(video["video_id"])
+    out = tmp_path / "photo.jpg"
+    result = posepipe(env, "snapshot", vid, "-o", str(out))
+    assert "frame at 0.000 s" in result.stdout
+    drawn = cv2.imread(str(out))
+    original = cv2.imread(str(media_dir / PHOTO))
+    assert drawn.shape == original.shape
+    rows = list(csv.DictReader(io.StringIO(posepipe(env, "poses", vid).stdout)))
+    assert len(rows) == 1 and rows[0]["t_s"] == "0.0000"
+    # The labelled keypoints (pixels) of this photo: the nose found is within 4% of the picture.
+    h, w = original.shape[:2]
+    labelled = list(csv.DictReader((media_dir / "images/img_businessman_fullbody.keypoints.csv").open()))
+    nose = np.array([float(rows[0]["nose_x"]) * w, float(rows[0]["nose_y"]) * h])
+    gaps = [np.hypot(*(nose - [float(r["nose_x"]), float(r["nose_y"])])) for r in labelled]
+    assert min(gaps) < 0.04 * max(w, h), gaps
+    # The joints are drawn red where the model put them.
+    lm = np.array([[float(rows[0][f"{n}_{f}"]) for f in ("x", "y", "visibility")] for n in LANDMARK_NAMES])
+    shoulder = lm[11]
+    assert shoulder[2] > 0.5
+    jx, jy = int(shoulder[0] * w), int(shoulder[1] * h)
+    b, g, r = drawn[jy - 1 : jy + 2, jx - 1 : jx + 2].reshape(-1, 3).mean(axis=0)
+    assert r > 170 and g < 110 and b < 110, (r, g, b)
+    events = json.loads(posepipe(env, "events", "--video", vid, "--format", "json").stdout)["events"]
+    assert isinstance(events, list)
+
+
+def test_a_video_snapshot_still_needs_a_time(analysed, tmp_path: Path) -> None:
+    env, doc = analysed
+    result = posepipe(
+        env, "snapshot", str(doc["videos"][0]["video_id"]), "-o", str(tmp_path / "x.jpg"), check=False
+    )
+    assert result.returncode != 0 and "--t" in result.stderr
+
+
+def test_several_people_in_a_photo_with_the_multi_backend(media_dir: Path, tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    photo = str(media_dir / "images/img_zidane_two_men.jpg")
+    doc = json.loads(posepipe(env, "analyze", "--json", "--pose-backend", "multi", photo).stdout)
+    (video,) = doc["videos"]
+    assert video["kind"] == "photo" and video["people"] == 2, video
+
+
+def test_an_empty_folder_fails_with_its_reason(tmp_path: Path) -> None:
+    env = clean_env(tmp_path / "data")
+    (tmp_path / "empty").mkdir()
+    result = posepipe(env, "analyze", str(tmp_path / "empty"), check=False)
+    assert result.returncode == 1 and "a folder with no video or photo in it" in result.stdout

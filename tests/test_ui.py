@@ -10,6 +10,7 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, sync_playwright
 
@@ -164,3 +165,46 @@ def test_upload_watch_and_browse_in_chromium(
 
     assert not problems, problems
     print(f"screenshots in {tmp_path}")
+
+
+def test_several_photos_at_once_show_their_skeletons_and_landmarks(
+    browser: BrowserContext, ui_server: tuple[Server, str], media_dir: Path, tmp_path: Path
+) -> None:
+    """Two real photos picked together: each is uploaded and analysed, its skeleton drawing shows
+    as soon as it is done, and its landmarks CSV downloads."""
+    server, admin = ui_server
+    page = browser.new_page()
+    page.set_default_timeout(STEP_MS)
+    problems = watch_console(page)
+    page.goto(server.url + "/")
+    page.wait_for_selector("#token-input")
+    page.fill("#token-input", admin)
+    page.click("#token-save")
+    page.wait_for_selector("#upload-file")
+    card = page.locator(".card", has=page.locator("#upload-file")).inner_text()
+    assert "video or photo" in card.lower()
+    photos = [media_dir / "images" / n for n in ("img_yoga_tree_pose.jpeg", "img_businessman_fullbody.jpeg")]
+    page.set_input_files("#upload-file", [str(p) for p in photos])
+    page.click("#upload-button")
+    page.wait_for_selector(".upload-item[data-index='1'] .photo-result[data-shown]", timeout=ANALYSIS_MS)
+    page.wait_for_selector(".upload-item[data-index='0'] .photo-result[data-shown]", timeout=ANALYSIS_MS)
+    for index, photo in enumerate(photos):
+        item = page.locator(f".upload-item[data-index='{index}']")
+        assert photo.name in item.inner_text() and "Photo" in item.inner_text()
+        original_width = cv2.imread(str(photo)).shape[1]
+        assert item.locator(".photo-result").evaluate("img => img.naturalWidth") == original_width
+        with page.expect_download() as download:
+            item.locator(".photo-csv").click()
+        rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+        assert len(rows) == 1 and float(rows[0]["nose_visibility"]) > 0.5
+    page.screenshot(path=str(tmp_path / "photos.png"), full_page=True)
+    # A photo's own page shows the same drawing.
+    page.click("#upload-open")
+    page.wait_for_selector("#snapshot[data-shown]")
+    assert (
+        page.locator("#snapshot").evaluate("img => img.naturalWidth") == cv2.imread(str(photos[0])).shape[1]
+    )
+    page.wait_for_selector("#video-analysed >> text=1 person found")
+    assert page.locator("#timeline").count() == 0  # a photo has no timeline
+    page.screenshot(path=str(tmp_path / "photo-page.png"), full_page=True)
+    assert not problems, problems

@@ -10,6 +10,7 @@ from fastapi import HTTPException, Path, Query
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from pipeline.source import is_photo_container
 from posepipe.api.schemas import VideoOut
 from posepipe.render import SkeletonStyle, parse_color
 from storage.models import EventRow, Source, SourceKind, Video, VideoStatus
@@ -70,6 +71,7 @@ def video_view(video: Video, source: Source, counts: dict[str, int]) -> VideoOut
         id=video.id,
         name=source.name,
         kind=source.kind,
+        photo=is_photo_container(video.container),
         camera=source.name if live else None,
         status=video.status,
         error=video.error,

@@ -42,6 +42,7 @@ class VideoOut(BaseModel):
     id: int
     name: str = Field(description="The uploaded or analysed file's name; a session's camera name.")
     kind: SourceKind
+    photo: bool = Field(description="A single picture (JPEG, PNG, WebP, ...): one analysed frame at t = 0.")
     camera: str | None = Field(description="The camera of a live session.")
     status: VideoStatus
     error: str | None

@@ -1,4 +1,4 @@
-"""Receiving an uploaded video: the multipart body streamed to a file under the data dir, hashed on the way.
+"""Receiving an uploaded video or photo: the multipart body streamed to a file in the data dir, hashed.
 
 Nothing is held in memory or in /tmp: each piece of the body is parsed as it arrives and
 its file part appended to `<uploads>/.incoming/<random>.part` (written from a worker
@@ -108,7 +108,9 @@ class _Receiver:
         if name != FILE_FIELD or b"filename" not in options:
             return
         if self.path is not None:
-            raise UploadError(400, f"send one video per upload (one `{FILE_FIELD}` part)")
+            raise UploadError(
+                400, f"one file per upload (one `{FILE_FIELD}` part): send each video or photo on its own"
+            )
         self.client_name = options[b"filename"].decode("utf-8", "replace")
         self.path = self.incoming_dir / f"{uuid.uuid4().hex}.part"
         self._handle = open(self.path, "wb")  # noqa: SIM115  closed by finish() or discard()
@@ -120,9 +122,7 @@ class _Receiver:
         piece = data[start:end]
         self.size += len(piece)
         if self.size > self.max_bytes:
-            raise UploadError(
-                413, f"the video is larger than the upload limit of {self.max_bytes / 1e6:g} MB"
-            )
+            raise UploadError(413, f"the file is larger than the upload limit of {self.max_bytes / 1e6:g} MB")
         self._digest.update(piece)
         self._pending.append(piece)
 
@@ -159,10 +159,10 @@ async def receive_video(request: Request, incoming_dir: Path, max_bytes: int) ->
     """Stream the request's multipart body to disk; raises UploadError (with nothing left behind)."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in params:
-        raise UploadError(415, f"send the video as multipart/form-data in a `{FILE_FIELD}` field")
+        raise UploadError(415, f"send the video or photo as multipart/form-data in a `{FILE_FIELD}` field")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD_BYTES:
-        raise UploadError(413, f"the video is larger than the upload limit of {max_bytes / 1e6:g} MB")
+        raise UploadError(413, f"the file is larger than the upload limit of {max_bytes / 1e6:g} MB")
     receiver = _Receiver(incoming_dir, max_bytes)
     parser = MultipartParser(params[b"boundary"], receiver.callbacks())  # type: ignore[arg-type]
     try:

@@ -100,12 +100,12 @@ def get_video(video_id: RowId, api: Annotated[ApiState, Depends(get_api)]) -> Vi
     response_model=UploadOut,
     dependencies=[Depends(require_admin)],
     openapi_extra=UPLOAD_BODY,
-    summary="Upload a video and analyse it",
+    summary="Upload a video or photo and analyse it",
     responses={
         400: {"description": "Malformed or interrupted upload."},
         413: {"description": "Larger than POSEPIPE_API_MAX_UPLOAD_MB."},
         415: {"description": "Not multipart/form-data."},
-        422: {"description": "Not a readable video (the detail says why), or no file."},
+        422: {"description": "Not a readable video or photo (the detail says why), or no file."},
     },
 )
 async def upload_video(
@@ -122,10 +122,12 @@ async def upload_video(
     ] = False,
     api: Annotated[ApiState, Depends(get_api)],
 ) -> UploadOut:
-    """Send the file as multipart/form-data in the `file` field. It is streamed to the data
-    dir, checked to be a decodable video, stored under its content hash, and analysed: by
-    this process without REDIS_URL, else by the ingester service and workers. Poll
-    `GET /api/videos/{id}` for progress."""
+    """Send the file as multipart/form-data in the `file` field: a video, or a photo (JPEG, PNG,
+    WebP, BMP, TIFF, or any single picture FFmpeg reads; `photo` is true in the answer). It is
+    streamed to the data dir, checked to be decodable, stored under its content hash, and
+    analysed: by this process without REDIS_URL, else by the ingester service and workers. Poll
+    `GET /api/videos/{id}` for progress; a photo's skeleton is then at `/snapshot?t=0` and its
+    landmarks at `/poses`. Several files are several uploads, which may run at once."""
     max_bytes = int(api.settings.api_max_upload_mb * 1e6)
     try:
         received = await receive_video(request, api.incoming_dir, max_bytes)

@@ -205,7 +205,7 @@ function videoRow(v) {
   return el("tr", { "data-video": v.id },
     el("td", { class: "num", text: v.id }),
     el("td", {}, el("a", { href: `#/videos/${v.id}`, text: v.name })),
-    el("td", { text: v.kind }),
+    el("td", { text: v.photo ? "photo" : v.kind }),
     el("td", {}, badge(v.status), v.error ? el("div", { class: "error", text: v.error }) : null),
     el("td", {}, progressBar(v.progress, v.status), el("span", { class: "muted", text: ` ${v.frames_done}/${v.frames_total ?? v.frames_expected ?? "?"} frames` })),
     el("td", {}, counts.length ? counts : el("span", { class: "muted", text: "none" })),
@@ -233,72 +233,105 @@ async function viewVideos() {
 }
 
 function uploadCard() {
-  const file = el("input", { type: "file", id: "upload-file", accept: "video/*" });
+  const file = el("input", { type: "file", id: "upload-file", accept: "video/*,image/*", multiple: true });
   const exercise = el("select", { id: "upload-exercise" }, el("option", { value: "", text: "recognise it" }), EXERCISES.map((x) => el("option", { value: x, text: x })));
   const fps = el("input", { type: "number", id: "upload-fps", min: 0, max: 240, step: "any", placeholder: "default", style: "width:90px" });
   const status = el("div", { id: "upload-status", class: "muted" });
+  const results = el("div", { id: "upload-results" });
   const uploadBar = progressBar(0);
-  const jobBar = progressBar(0);
   const lines = el("div", { id: "upload-progress", hidden: true },
-    el("div", { class: "progress-line" }, el("span", { text: "upload", style: "width:70px" }), uploadBar),
-    el("div", { class: "progress-line" }, el("span", { text: "analysis", style: "width:70px" }), jobBar));
+    el("div", { class: "progress-line" }, el("span", { text: "upload", style: "width:70px" }), uploadBar));
+  // Several files are sent one after another (one upload each, as the API takes them); each
+  // then shows its own analysis progress, and a photo its skeleton drawing and landmarks.
+  const send = (picked, index) => new Promise((resolve) => {
+    const one = picked[index];
+    const params = new URLSearchParams();
+    if (exercise.value) params.set("exercise", exercise.value);
+    if (fps.value) params.set("fps", fps.value);
+    const body = new FormData();
+    body.append("file", one);
+    const item = el("div", { class: "upload-item", "data-index": index });
+    results.append(item);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/api/videos?${params}`);
+    xhr.setRequestHeader("Authorization", `Bearer ${state.token}`);
+    uploadBar.firstChild.style.width = "0%";
+    status.className = "muted";
+    status.textContent = `Uploading ${one.name}${picked.length > 1 ? ` (${index + 1} of ${picked.length})` : ""}…`;
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) uploadBar.firstChild.style.width = `${Math.round((100 * e.loaded) / e.total)}%`; };
+    xhr.onerror = () => { fill(item, el("span", { class: "error", text: `${one.name}: the upload failed (network).` })); resolve(); };
+    xhr.onload = () => {
+      let answer = {};
+      try { answer = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
+      if (xhr.status !== 202) {
+        fill(item, el("span", { class: "error", text: `${one.name}: refused (${xhr.status}): ${answer.detail || xhr.statusText}` }));
+      } else {
+        uploadBar.firstChild.style.width = "100%";
+        followJob(answer.video.id, answer.action, item, index);
+      }
+      resolve();
+    };
+    xhr.send(body);
+  });
   const button = el("button", {
     id: "upload-button", type: "button",
-    onclick: () => {
-      if (!file.files.length) { status.textContent = "Choose a video file first."; return; }
-      const params = new URLSearchParams();
-      if (exercise.value) params.set("exercise", exercise.value);
-      if (fps.value) params.set("fps", fps.value);
-      const body = new FormData();
-      body.append("file", file.files[0]);
-      const xhr = new XMLHttpRequest();
-      xhr.open("POST", `/api/videos?${params}`);
-      xhr.setRequestHeader("Authorization", `Bearer ${state.token}`);
+    onclick: async () => {
+      if (!file.files.length) { status.textContent = "Choose a video or photo first."; return; }
+      const picked = Array.from(file.files);
       lines.hidden = false;
       button.disabled = true;
-      status.className = "muted";
-      status.textContent = `Uploading ${file.files[0].name}…`;
-      xhr.upload.onprogress = (e) => { if (e.lengthComputable) uploadBar.firstChild.style.width = `${Math.round((100 * e.loaded) / e.total)}%`; };
-      xhr.onerror = () => { button.disabled = false; status.className = "error"; status.textContent = "The upload failed (network)."; };
-      xhr.onload = () => {
-        button.disabled = false;
-        let answer = {};
-        try { answer = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
-        if (xhr.status !== 202) {
-          status.className = "error";
-          status.textContent = `Refused (${xhr.status}): ${answer.detail || xhr.statusText}`;
-          return;
-        }
-        uploadBar.firstChild.style.width = "100%";
-        followJob(answer.video.id, answer.action, jobBar, status);
-      };
-      xhr.send(body);
+      results.replaceChildren();
+      for (let i = 0; i < picked.length; i++) await send(picked, i);
+      button.disabled = false;
+      status.textContent = `Sent ${picked.length} file${picked.length > 1 ? "s" : ""}.`;
     },
   }, "Upload and analyse");
-  return el("div", { class: "card" }, el("h2", { text: "Upload a video" }),
-    el("div", { class: "row" }, el("label", {}, "video file", file), el("label", {}, "exercise", exercise), el("label", {}, "fps", fps), button),
-    lines, status);
+  return el("div", { class: "card" }, el("h2", { text: "Upload a video or photo" }),
+    el("div", { class: "row" }, el("label", {}, "video or photo (several at once)", file), el("label", {}, "exercise", exercise), el("label", {}, "fps", fps), button),
+    lines, status, results);
 }
 
-function followJob(videoId, action, bar, status) {
+function followJob(videoId, action, item, index) {
   const route = state.route;
+  const bar = progressBar(0);
+  const text = el("span", { class: "muted" });
+  fill(item, el("div", { class: "progress-line" }, el("span", { text: "analysis", style: "width:70px" }), bar), text);
   const poll = async () => {
     if (route !== state.route) return;
     const v = await getJson(`/api/videos/${videoId}`);
     bar.firstChild.style.width = `${Math.round(v.progress * 100)}%`;
     bar.className = `bar ${v.status}`;
-    fill(status,
-      `Video ${v.id} (${action}): `, badge(v.status), ` ${v.frames_done}/${v.frames_total ?? v.frames_expected ?? "?"} frames `,
-      v.status === "done" ? el("a", { href: `#/videos/${v.id}`, id: "upload-open", text: "open it" }) : null,
+    const done = v.status === "done";
+    fill(text,
+      `${v.photo ? "Photo" : "Video"} ${v.id} ${v.name} (${action}): `, badge(v.status),
+      v.photo ? " " : ` ${v.frames_done}/${v.frames_total ?? v.frames_expected ?? "?"} frames `,
+      done ? el("a", { href: `#/videos/${v.id}`, id: index === 0 ? "upload-open" : `upload-open-${index}`, class: "upload-open", text: "open it" }) : null,
       v.error ? el("span", { class: "error", text: ` ${v.error}` }) : null);
-    if (v.status !== "done" && v.status !== "failed") state.timers.push(setTimeout(() => poll().catch(console.warn), 1000));
+    if (done && v.photo) showPhotoResult(item, v);
+    if (!done && v.status !== "failed") state.timers.push(setTimeout(() => poll().catch(console.warn), 1000));
   };
-  poll().catch((err) => { status.className = "error"; status.textContent = err.message; });
+  poll().catch((err) => { text.className = "error"; text.textContent = err.message; });
+}
+
+function showPhotoResult(item, v) {
+  // The skeleton drawn on the photo as soon as it is analysed, and its landmarks to download.
+  const img = el("img", { class: "snapshot photo-result", alt: `${v.name} with its skeleton` });
+  const csvName = `photo-${v.id}-landmarks.csv`;
+  item.append(el("div", { class: "photo-box" }, img,
+    el("button", { class: "secondary photo-csv", type: "button", onclick: () => download(`/api/videos/${v.id}/poses?format=csv`, csvName).catch(showError) }, "Landmarks (CSV)")));
+  blobUrl(`/api/videos/${v.id}/snapshot?t=0`)
+    .then((url) => { img.onload = () => { img.dataset.shown = "1"; }; img.src = url; })
+    .catch((err) => { img.alt = err.message; });
 }
 
 // ---------- one video ----------
 async function viewVideo(id) {
   const video = await getJson(`/api/videos/${id}`);
+  const photo = video.photo;
+  // A photo has no timeline: its page is the drawing, the landmarks and the people found.
+  const analysed = el("dd", { id: "video-analysed", text: photo
+    ? (video.frames_done ? "a photo" : "not yet")
+    : `${video.frames_done} frames at ${fmt(video.fps_target, 1)} fps, a person in ${video.frames_with_person}` });
   const snapshot = el("img", { class: "snapshot", id: "snapshot", alt: "snapshot" });
   const snapNote = el("div", { class: "legend-note", id: "snapshot-note", text: "Click the timeline to see that moment." });
   const chartBox = el("div", { class: "chart", id: "timeline" });
@@ -319,15 +352,16 @@ async function viewVideo(id) {
     el("h1", {}, `${video.name} `, badge(video.status)),
     el("div", { class: "card" },
       el("dl", { class: "kv" },
-        ...[["video id", video.id], ["kind", video.camera ? `camera ${video.camera}` : video.kind],
-          ["duration", video.duration_s ? `${fmt(video.duration_s)} s` : "–"],
+        ...[["video id", video.id], ["kind", video.camera ? `camera ${video.camera}` : (photo ? "photo" : video.kind)],
+          photo ? null : ["duration", video.duration_s ? `${fmt(video.duration_s)} s` : "–"],
           ["size", video.width ? `${video.width}×${video.height} ${video.codec || ""}` : "–"],
-          ["analysed", `${video.frames_done} frames at ${fmt(video.fps_target, 1)} fps, a person in ${video.frames_with_person}`],
+          ["analysed", analysed],
           ["progress", `${Math.round(video.progress * 100)} %`], ["added", when(video.created_at)]]
-          .flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })])),
+          .filter((row) => row)
+          .flatMap(([k, v]) => [el("dt", { text: k }), v instanceof Node ? v : el("dd", { text: v })])),
       video.error ? el("p", { class: "error", text: video.error }) : null,
       actions),
-    el("div", { class: "grid2" },
+    photo ? el("div", { class: "card photo-box" }, el("h2", { text: "Skeleton" }), snapshot, snapNote) : el("div", { class: "grid2" },
       el("div", { class: "card" }, el("h2", { text: "Timeline: joint angles, repetitions and falls" }), chartBox,
         el("div", { class: "legend-note" }, "Bands:",
           el("span", { class: "swatch", style: "background:rgba(217,45,32,.5)" }), "fall",
@@ -361,7 +395,12 @@ async function viewVideo(id) {
       if (chart) { chart.posepipeMarker = Number(response.headers.get("X-Frame-Time-S")); chart.redraw(false); }
     } catch (err) { snapNote.textContent = err.message; }
   };
-  if (video.frames_done > 0) {
+  if (photo && video.frames_done > 0) {
+    const poses = await (await api(`/api/videos/${id}/poses?format=json&landmarks=nose`)).json();
+    const people = poses.poses.length;
+    analysed.textContent = people ? `${people === 1 ? "1 person" : `${people} people`} found` : "nobody found";
+    showMoment(0);
+  } else if (video.frames_done > 0) {
     const poses = await (await api(`/api/videos/${id}/poses?format=json&landmarks=nose`)).json();
     chart = drawTimeline(chartBox, poses.poses, events, showMoment);
     const first = events.find((e) => e.type === "fall") || events[0];
