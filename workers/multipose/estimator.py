@@ -107,6 +107,7 @@ class MultiPoseEstimator:
         self,
         min_detection_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
+        model: str = "full",
         *,
         max_people: int = c.MAX_PEOPLE,
         redetect_every: int = c.REDETECT_EVERY_FRAMES,
@@ -118,7 +119,7 @@ class MultiPoseEstimator:
         self.max_people = max_people
         self.redetect_every = redetect_every
         self._detector = PoseDetector(min_detection_confidence)
-        self._landmarks = LandmarkModel()
+        self._landmarks = LandmarkModel(model)
         self._followed: list[_Followed] = []
         self._since_detection: int | None = None
         self._lost_last_frame = False
