@@ -18,6 +18,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -29,9 +30,13 @@ from bench.multi_pose import pose_frames, sampled_frames
 from pipeline.frames import Frame
 from posepipe import analyze as analysis
 from posepipe.settings import load_settings
+from storage.cameras import add_camera, enabled_configs
 from storage.models import Video
 from storage.poses import iter_poses
+from storage.secret_box import SecretBox
 from workers import model_files
+from workers.cameras import CameraRunner
+from workers.context import WorkerContext
 from workers.estimator import (
     MediaPipeEstimator,
     PoseSpec,
@@ -251,3 +256,26 @@ def test_movenet_finds_nobody_in_a_blank_frame_upright_or_turned(
 ) -> None:
     blank = Frame(seq=0, pts_s=0.0, rgb=np.zeros((360, 640, 3), dtype=np.uint8))
     assert movenet.estimate(blank) == ()
+
+
+def test_a_camera_runs_movenet_and_the_deployments_model(make_settings, open_services) -> None:
+    settings = make_settings(pose_model="lite")
+    services = open_services(settings)
+    box = SecretBox.from_settings(settings.secret_key, settings.data_dir)
+    with services.db.session() as session:
+        add_camera(session, box, "ward", "rtsp://10.0.0.9/stream", 10.0, None, "movenet")
+        add_camera(session, box, "hall", "rtsp://10.0.0.8/stream", 10.0, None, "mediapipe")
+    with services.db.session() as session:
+        configs = {cfg.name: cfg for cfg in enabled_configs(session, box)}
+    ctx = WorkerContext(settings=settings, db=services.db, redis=None, frames=None, queue=None)  # type: ignore[arg-type]
+    specs = {}
+    for name, config in configs.items():
+        video_id, _run = CameraRunner(config, ctx)._open_session(time.time())
+        with services.db.session() as session:
+            specs[name] = session.get(Video, video_id).pose_backend
+        estimator = ctx.session_estimator(video_id, 0.0, specs[name])
+        assert isinstance(estimator, MoveNetEstimator if name == "ward" else MediaPipeEstimator)
+        if isinstance(estimator, MediaPipeEstimator):
+            assert estimator.model == "lite"
+    assert specs == {"ward": "movenet", "hall": "mediapipe:lite"}
+    ctx.close()
