@@ -399,7 +399,7 @@ def camera() -> None:
     type=POSE_BACKENDS,
     default="mediapipe",
     show_default=True,
-    help="Pose backend of its sessions: multi for a room with several people.",
+    help="Pose backend of its sessions: multi or movenet for a room with several people.",
 )
 @click.pass_context
 def camera_add(
