@@ -97,8 +97,8 @@ _TORSO = tuple(LANDMARK_INDEX[n] for n in ("left_shoulder", "right_shoulder", "l
 _SEEN = np.zeros(N_LANDMARKS, dtype=bool)
 _SEEN[list(COCO_TO_BLAZEPOSE)] = True
 
-# The frame turns tried when nobody is found upright (cv2.rotate codes) and, for each, how a
-# point (x, y) in the turned frame (fractions of its width and height) maps back.
+# The frame turns tried when nobody is found upright: the cv2.rotate code and the name `unturn`
+# maps points back with.
 _TURNS: tuple[tuple[int, str], ...] = (
     (cv2.ROTATE_90_CLOCKWISE, "cw"),
     (cv2.ROTATE_90_COUNTERCLOCKWISE, "ccw"),

@@ -93,11 +93,12 @@ def pose_score(person: PersonLandmarks) -> float:
 
 
 class MultiPoseEstimator:
-    """Several people per frame with the two BlazePose models the mediapipe wheel ships, run by LiteRT.
+    """Several people per frame with BlazePose's detector and landmark model, run by LiteRT.
 
     `min_detection_confidence` is the detector's score threshold; `min_tracking_confidence`
     the landmark model's presence threshold, below which a person counts as lost (the same
-    two thresholds as `mp.solutions.pose`). At most `max_people` people per frame.
+    two thresholds as `mp.solutions.pose`). `model` is the landmark model (lite, full or heavy;
+    constants.LANDMARK_MODELS). At most `max_people` people per frame.
     """
 
     name = "multi"
