@@ -28,6 +28,7 @@ from pipeline import keys
 from posepipe.services import Services
 from storage import videos
 from storage.models import Video, VideoStatus
+from workers.estimator import pose_spec
 from workers.ingest import job_alive, run_ingest
 from workers.reconcile import stalled_runs
 from workers.runtime import WorkerProcesses, WorkerThreads
@@ -182,7 +183,10 @@ def plan(services: Services, path: str, options: AnalyzeOptions) -> Target:
         return Target(path, Action.FAILED, error=f"{path}: cannot read ({exc.strerror or exc})")
     settings = services.settings
     params = videos.AnalysisParams(
-        options.fps, settings.pose_backend, settings.frame_max_side, settings.pose_min_confidence
+        options.fps,
+        pose_spec(settings.pose_backend, settings.pose_model),
+        settings.frame_max_side,
+        settings.pose_min_confidence,
     )
     with services.db.session() as session:
         source = videos.file_source(session, file)

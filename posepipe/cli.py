@@ -14,13 +14,18 @@ from analytics.events import Exercise
 from posepipe import __version__
 from posepipe.logs import filter_native_noise, setup_logging
 from posepipe.settings import Settings, load_settings
-from workers.estimator import BACKENDS
+from workers.estimator import BACKENDS, POSE_MODELS
 
 log = logging.getLogger("posepipe")
 
 EXERCISES = click.Choice([e.value for e in Exercise])
 POSE_BACKENDS = click.Choice(sorted(BACKENDS))
-POSE_BACKEND_HELP = "Pose backend: mediapipe (one person) or multi (several people; default: settings)."
+POSE_BACKEND_HELP = (
+    "Pose backend: mediapipe (one person), multi (several people) or movenet (MoveNet MultiPose, "
+    "up to 6 people; default: settings)."
+)
+POSE_MODEL_CHOICES = click.Choice(POSE_MODELS)
+POSE_MODEL_HELP = "BlazePose landmark model of mediapipe and multi: lite, full or heavy (default: settings)."
 
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
@@ -62,6 +67,7 @@ def main(ctx: click.Context, quiet: bool) -> None:
     "--exercise", type=EXERCISES, default=None, help="The exercise being done (default: recognise it)."
 )
 @click.option("--pose-backend", type=POSE_BACKENDS, default=None, help=POSE_BACKEND_HELP)
+@click.option("--pose-model", type=POSE_MODEL_CHOICES, default=None, help=POSE_MODEL_HELP)
 @click.pass_context
 def analyze(
     ctx: click.Context,
@@ -72,13 +78,14 @@ def analyze(
     force: bool,
     exercise: str | None,
     pose_backend: str | None,
+    pose_model: str | None,
 ) -> None:
     """Analyse FILES (videos, photos, or folders of them) to completion and print a summary."""
     from posepipe import analyze as analysis
     from posepipe.progress import ProgressBar
     from posepipe.report import summary_lines, video_report
 
-    settings = _settings(ctx, analysis_fps=fps, pose_backend=pose_backend)
+    settings = _settings(ctx, analysis_fps=fps, pose_backend=pose_backend, pose_model=pose_model)
     services = _services(settings)
     options = analysis.AnalyzeOptions(
         fps=settings.analysis_fps, exercise=exercise, force=force, workers=workers
@@ -108,6 +115,7 @@ def analyze(
 @click.option("--force", is_flag=True)
 @click.option("--exercise", type=EXERCISES, default=None)
 @click.option("--pose-backend", type=POSE_BACKENDS, default=None, help=POSE_BACKEND_HELP)
+@click.option("--pose-model", type=POSE_MODEL_CHOICES, default=None, help=POSE_MODEL_HELP)
 @click.pass_context
 def enqueue(
     ctx: click.Context,
@@ -116,12 +124,13 @@ def enqueue(
     force: bool,
     exercise: str | None,
     pose_backend: str | None,
+    pose_model: str | None,
 ) -> None:
     """Queue FILES (videos, photos, or folders of them) for the ingester service and print their
     video ids (needs REDIS_URL)."""
     from posepipe import analyze as analysis
 
-    settings = _settings(ctx, analysis_fps=fps, pose_backend=pose_backend)
+    settings = _settings(ctx, analysis_fps=fps, pose_backend=pose_backend, pose_model=pose_model)
     services = _services(settings)
     options = analysis.AnalyzeOptions(fps=settings.analysis_fps, exercise=exercise, force=force)
     try:
@@ -346,6 +355,7 @@ def events(
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--only", default=None, help="Only clips whose path contains this text.")
 @click.option("--pose-backend", type=POSE_BACKENDS, default=None, help=POSE_BACKEND_HELP)
+@click.option("--pose-model", type=POSE_MODEL_CHOICES, default=None, help=POSE_MODEL_HELP)
 @click.option(
     "--sweep",
     is_flag=True,
@@ -362,13 +372,14 @@ def eval_(
     as_json: bool,
     only: str | None,
     pose_backend: str | None,
+    pose_model: str | None,
     sweep: bool,
 ) -> None:
     """Analyse every labelled clip of MEDIA_DIR and score reps and falls against the truth."""
     from analytics.evaluation import format_report
     from posepipe import evaluate
 
-    settings = _settings(ctx, analysis_fps=fps, pose_backend=pose_backend)
+    settings = _settings(ctx, analysis_fps=fps, pose_backend=pose_backend, pose_model=pose_model)
     services = _services(settings)
     truth_path = Path(truth) if truth else Path(media_dir) / "ground_truth.json"
     try:
@@ -410,7 +421,7 @@ def camera() -> None:
     type=POSE_BACKENDS,
     default="mediapipe",
     show_default=True,
-    help="Pose backend of its sessions: multi for a room with several people.",
+    help="Pose backend of its sessions: multi or movenet for a room with several people.",
 )
 @click.pass_context
 def camera_add(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -68,7 +68,14 @@ class Settings(BaseSettings):
     frame_encoding: FrameEncoding = Field(default=FrameEncoding.YUV420, description="Pixel payload in Redis.")
     jpeg_quality: int = Field(default=90, ge=30, le=100)
     frame_ttl_s: int = Field(default=6 * 3600, ge=60, description="Safety expiry of frames nobody consumed.")
-    pose_backend: str = Field(default="mediapipe", description="Pose backend name.")
+    pose_backend: str = Field(
+        default="mediapipe", description="Pose backend: mediapipe, multi or movenet (workers.estimator)."
+    )
+    pose_model: Literal["lite", "full", "heavy"] = Field(
+        default="full",
+        description="BlazePose landmark model of the mediapipe and multi backends (model_complexity 0, 1, "
+        "2); lite and heavy are installed by scripts/install. Part of the analysis cache key.",
+    )
     pose_min_confidence: float = Field(
         default=0.3,
         ge=0.05,

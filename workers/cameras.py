@@ -27,6 +27,7 @@ from storage.cameras import CameraConfig, StatusReport
 from storage.models import CameraState, Source, Video, VideoStatus
 from storage.secret_box import SecretBox
 from workers.context import WorkerContext
+from workers.estimator import pose_spec
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,8 @@ class CameraRunner:
                 self.live.flush_if_due(time.time())
 
     def _open_session(self, session_start: float) -> tuple[int, str]:
+        # The camera's backend with this deployment's BlazePose model: the session's workers pose with it.
+        spec = pose_spec(self.config.pose_backend, self.ctx.settings.pose_model)
         with self.ctx.db.session() as session:
             source = session.get(Source, self.config.source_id)
             video = Video(
@@ -110,9 +113,9 @@ class CameraRunner:
                 path=self.config.url_masked,
                 sha256=None,
                 size_bytes=None,
-                params_key=f"live;fps={self.config.fps:g};backend={self.config.pose_backend}",
+                params_key=f"live;fps={self.config.fps:g};backend={spec}",
                 fps_target=self.config.fps,
-                pose_backend=self.config.pose_backend,
+                pose_backend=spec,
                 exercise=self.config.exercise,
                 status=VideoStatus.RUNNING,
                 run_token=videos.new_run_token(),

@@ -26,7 +26,7 @@ from pipeline.framestore import FrameStore
 from pipeline.queue import JobQueue
 from posepipe.settings import Settings
 from storage.db import Database
-from workers.estimator import PoseEstimator, create_estimator
+from workers.estimator import PoseEstimator, create_estimator, pose_spec
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +83,17 @@ class WorkerContext:
         return cls(settings=settings, db=db, redis=redis, frames=frames, queue=queue)
 
     def estimator(self, backend: str | None = None) -> PoseEstimator:
-        """This worker's model for `backend` (the video's; default the settings'), built once and kept."""
-        name = backend or self.settings.pose_backend
+        """This worker's model for `backend` (the video's pose spec, workers.estimator; default the
+        settings' backend and model), built once and kept."""
+        name = backend or self.default_pose_spec
         if name not in self._estimators:
             self._estimators[name] = create_estimator(name, self.settings.pose_min_confidence)
         self._estimator = self._estimators[name]
         return self._estimator
+
+    @property
+    def default_pose_spec(self) -> str:
+        return pose_spec(self.settings.pose_backend, self.settings.pose_model)
 
     def session_estimator(
         self, video_id: int, first_pts_s: float, backend: str | None = None
@@ -99,7 +104,7 @@ class WorkerContext:
         self._close_idle_sessions(keep=video_id)
         entry = self._sessions.pop(video_id, None)
         if entry is None:
-            name = backend or self.settings.pose_backend
+            name = backend or self.default_pose_spec
             entry = _SessionModel(create_estimator(name, self.settings.pose_min_confidence))
             log.info("video=%s: session pose model built (%d held)", video_id, len(self._sessions) + 1)
         elif entry.last_pts_s is None or not 0 < first_pts_s - entry.last_pts_s <= TRACKING_MAX_GAP_S:

@@ -1,7 +1,15 @@
 """Pose backends: turn a Frame into the Poses found in it. MediaPipe is imported here and nowhere else.
 
 `mediapipe` (mp.solutions.pose, one person) is defined here; `multi` (several people, the
-same models run with LiteRT) lives in workers.multipose and is registered in BACKENDS.
+same models run with LiteRT) lives in workers.multipose and `movenet` (MoveNet MultiPose, up
+to 6 people) in workers.movenet; all are registered in BACKENDS.
+
+The BlazePose backends take a landmark model (POSE_MODELS: lite, full, heavy). What posed a
+video is one string, its pose spec (`pose_spec`): the backend's name, then `:lite` or
+`:heavy` when the model is not the default full one (so specs, and the analysis cache keys
+built from them, of everything analysed before the choice existed stay valid). It is stored
+as the video's `pose_backend`, so every worker poses a video with the model it was planned
+with, and a different model is a different cache key.
 
 A backend holds a loaded model, so it is built once per worker (see workers.context) and
 `reset()` between chunks: chunks are posed independently, so a chunk's result never depends
@@ -12,12 +20,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 import numpy as np
 
 from pipeline.frames import Frame
+from workers import model_files
 from workers.poses import Pose
+
+# BlazePose landmark models, in the order of mp.solutions.pose's model_complexity (0, 1, 2).
+POSE_MODELS: tuple[str, ...] = ("lite", "full", "heavy")
+DEFAULT_POSE_MODEL = "full"  # the one the mediapipe wheel ships
+# The files scripts/install adds beside the wheel's full model.
+_INSTALLED_MODELS = {"lite": model_files.BLAZEPOSE_LITE, "heavy": model_files.BLAZEPOSE_HEAVY}
 
 
 class PoseEstimator(Protocol):
@@ -32,8 +48,21 @@ class PoseEstimator(Protocol):
     def close(self) -> None: ...
 
 
+def require_landmark_model(model: str) -> None:
+    """Raise model_files.ModelMissingError unless BlazePose's `model` is installed.
+
+    mp.solutions.pose downloads a missing lite or heavy model from the network when it starts;
+    asking first turns that into a clear error naming the install command.
+    """
+    if model not in POSE_MODELS:
+        raise ValueError(f"unknown pose model {model!r}; choose from {', '.join(POSE_MODELS)}")
+    if model in _INSTALLED_MODELS:
+        model_files.installed_path(_INSTALLED_MODELS[model])
+
+
 class MediaPipeEstimator:
-    """`mp.solutions.pose` with model_complexity=1, the only model the wheel ships (no download).
+    """`mp.solutions.pose` with one of BlazePose's landmark models (`model`: lite, full or heavy;
+    full ships in the wheel, scripts/install adds the others; never a download).
 
     Tracking mode: after a detection the landmark model follows the person from the previous
     frame's landmarks, which costs about half of a detection. It finds one person per frame.
@@ -54,7 +83,13 @@ class MediaPipeEstimator:
     # Counts constructions in this process: the worker tests prove one model per process.
     instances_created: ClassVar[int] = 0
 
-    def __init__(self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5) -> None:
+    def __init__(
+        self,
+        min_detection_confidence: float = 0.5,
+        min_tracking_confidence: float = 0.5,
+        model: str = DEFAULT_POSE_MODEL,
+    ) -> None:
+        require_landmark_model(model)
         # Quiet MediaPipe's C++ logging (glog/TFLite banners on stderr) unless the user asked.
         os.environ.setdefault("GLOG_minloglevel", "2")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -62,12 +97,13 @@ class MediaPipeEstimator:
 
         self._pose = mp.solutions.pose.Pose(
             static_image_mode=False,
-            model_complexity=1,
+            model_complexity=POSE_MODELS.index(model),
             smooth_landmarks=False,
             enable_segmentation=False,
             min_detection_confidence=min_detection_confidence,
             min_tracking_confidence=min_tracking_confidence,
         )
+        self.model = model
         self._forget_before_next = False
         MediaPipeEstimator.instances_created += 1
 
@@ -95,23 +131,64 @@ class MediaPipeEstimator:
         self._pose.close()
 
 
-def _multi_person(min_detection_confidence: float, min_tracking_confidence: float) -> PoseEstimator:
+def _multi_person(
+    min_detection_confidence: float, min_tracking_confidence: float, model: str
+) -> PoseEstimator:
     """Several people per frame (workers.multipose; LiteRT is imported only when this is chosen)."""
     from workers.multipose.estimator import MultiPoseEstimator
 
-    return MultiPoseEstimator(min_detection_confidence, min_tracking_confidence)
+    require_landmark_model(model)
+    return MultiPoseEstimator(min_detection_confidence, min_tracking_confidence, model)
 
 
-# Backend name -> factory(min_detection_confidence, min_tracking_confidence).
-BACKENDS: dict[str, Callable[[float, float], PoseEstimator]] = {
+def _movenet(min_detection_confidence: float, min_tracking_confidence: float, model: str) -> PoseEstimator:
+    """MoveNet MultiPose (workers.movenet): its own person score, no BlazePose model to choose."""
+    from workers.movenet import MoveNetEstimator
+
+    return MoveNetEstimator()
+
+
+# Backend name -> factory(min_detection_confidence, min_tracking_confidence, model).
+BACKENDS: dict[str, Callable[[float, float, str], PoseEstimator]] = {
     "mediapipe": MediaPipeEstimator,
     "multi": _multi_person,
+    "movenet": _movenet,
 }
+# The backends that run a BlazePose landmark model, so take POSE_MODELS.
+MODEL_BACKENDS = frozenset({"mediapipe", "multi"})
 
 
-def create_estimator(backend: str, min_confidence: float) -> PoseEstimator:
-    try:
-        factory = BACKENDS[backend]
-    except KeyError:
-        raise ValueError(f"unknown pose backend {backend!r}; choose from {', '.join(BACKENDS)}") from None
-    return factory(min_confidence, min_confidence)
+@dataclass(frozen=True)
+class PoseSpec:
+    """A backend and the landmark model it runs (DEFAULT_POSE_MODEL for backends without a choice)."""
+
+    backend: str
+    model: str = DEFAULT_POSE_MODEL
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown pose backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
+        if self.model not in POSE_MODELS:
+            raise ValueError(f"unknown pose model {self.model!r}; choose from {', '.join(POSE_MODELS)}")
+        if self.backend not in MODEL_BACKENDS and self.model != DEFAULT_POSE_MODEL:
+            raise ValueError(f"pose backend {self.backend} has no model choice ({self.model!r} given)")
+
+    @classmethod
+    def parse(cls, spec: str) -> PoseSpec:
+        backend, _, model = spec.partition(":")
+        return cls(backend, model or DEFAULT_POSE_MODEL)
+
+    def __str__(self) -> str:
+        return self.backend if self.model == DEFAULT_POSE_MODEL else f"{self.backend}:{self.model}"
+
+
+def pose_spec(backend: str, model: str = DEFAULT_POSE_MODEL) -> str:
+    """The spec string of `backend` running `model`; backends without a model choice ignore it
+    (a MoveNet analysis does not change with POSEPIPE_POSE_MODEL)."""
+    return str(PoseSpec(backend, model if backend in MODEL_BACKENDS else DEFAULT_POSE_MODEL))
+
+
+def create_estimator(spec: str, min_confidence: float) -> PoseEstimator:
+    """A backend from its spec (`mediapipe`, `multi:heavy`, `movenet`...)."""
+    parsed = PoseSpec.parse(spec)
+    return BACKENDS[parsed.backend](min_confidence, min_confidence, parsed.model)

@@ -28,6 +28,7 @@ from posepipe.services import Services
 from posepipe.settings import Settings
 from storage import videos
 from storage.models import Video, VideoStatus
+from workers.estimator import pose_spec
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,10 @@ class UploadAnalyses:
         (planning again would restart that run)."""
         settings = self.settings
         params = videos.AnalysisParams(
-            options.fps, settings.pose_backend, settings.frame_max_side, settings.pose_min_confidence
+            options.fps,
+            pose_spec(settings.pose_backend, settings.pose_model),
+            settings.frame_max_side,
+            settings.pose_min_confidence,
         )
         with self.services.db.session() as session:
             video = videos.find_reusable(session, sha256, params)

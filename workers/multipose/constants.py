@@ -14,8 +14,15 @@ import math
 # --- the models, as shipped in the mediapipe wheel (loaded from the installed package) ---
 MODEL_PACKAGE = "mediapipe"
 DETECTOR_MODEL = "modules/pose_detection/pose_detection.tflite"
-# The full model: model_complexity=1, the one the mediapipe backend runs.
-LANDMARK_MODEL = "modules/pose_landmark/pose_landmark_full.tflite"
+# BlazePose's landmark models by name (model_complexity 0, 1, 2 in mp.solutions.pose): the
+# wheel ships full; lite and heavy are installed beside it by scripts/install (workers.model_files).
+# All three take the same 256x256 crop and give the same outputs, so everything below holds for each.
+LANDMARK_MODELS = {
+    "lite": "modules/pose_landmark/pose_landmark_lite.tflite",
+    "full": "modules/pose_landmark/pose_landmark_full.tflite",
+    "heavy": "modules/pose_landmark/pose_landmark_heavy.tflite",
+}
+LANDMARK_MODEL = LANDMARK_MODELS["full"]
 # One interpreter thread: workers scale by processes (one model per process), and two
 # threads per interpreter on a 2-core machine only make concurrent workers fight.
 INTERPRETER_THREADS = 1

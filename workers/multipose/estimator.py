@@ -93,11 +93,12 @@ def pose_score(person: PersonLandmarks) -> float:
 
 
 class MultiPoseEstimator:
-    """Several people per frame with the two BlazePose models the mediapipe wheel ships, run by LiteRT.
+    """Several people per frame with BlazePose's detector and landmark model, run by LiteRT.
 
     `min_detection_confidence` is the detector's score threshold; `min_tracking_confidence`
     the landmark model's presence threshold, below which a person counts as lost (the same
-    two thresholds as `mp.solutions.pose`). At most `max_people` people per frame.
+    two thresholds as `mp.solutions.pose`). `model` is the landmark model (lite, full or heavy;
+    constants.LANDMARK_MODELS). At most `max_people` people per frame.
     """
 
     name = "multi"
@@ -107,6 +108,7 @@ class MultiPoseEstimator:
         self,
         min_detection_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
+        model: str = "full",
         *,
         max_people: int = c.MAX_PEOPLE,
         redetect_every: int = c.REDETECT_EVERY_FRAMES,
@@ -118,7 +120,7 @@ class MultiPoseEstimator:
         self.max_people = max_people
         self.redetect_every = redetect_every
         self._detector = PoseDetector(min_detection_confidence)
-        self._landmarks = LandmarkModel()
+        self._landmarks = LandmarkModel(model)
         self._followed: list[_Followed] = []
         self._since_detection: int | None = None
         self._lost_last_frame = False

@@ -78,10 +78,14 @@ def refine_with_heatmap(xy: np.ndarray, heatmap_logits: np.ndarray) -> np.ndarra
 
 
 class LandmarkModel:
-    """BlazePose's full landmark model. One per estimator; not thread-safe (one interpreter)."""
+    """One of BlazePose's landmark models (`model`: lite, full or heavy; see
+    constants.LANDMARK_MODELS). One per estimator; not thread-safe (one interpreter)."""
 
-    def __init__(self) -> None:
-        self._model = TfliteModel.load(c.LANDMARK_MODEL)
+    def __init__(self, model: str = "full") -> None:
+        if model not in c.LANDMARK_MODELS:
+            raise ValueError(f"unknown landmark model {model!r}; choose from {', '.join(c.LANDMARK_MODELS)}")
+        self.model = model
+        self._model = TfliteModel.load(c.LANDMARK_MODELS[model])
 
     def estimate(self, rgb: np.ndarray, region: RotatedRect) -> PersonLandmarks:
         """The landmarks of whoever fills `region` (check `presence` before believing them)."""

