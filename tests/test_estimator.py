@@ -6,6 +6,8 @@ graph (workers.estimator); these tests hold it to the restart's result."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +88,22 @@ def test_a_reset_restarts_the_graph_when_the_blank_frame_shows_someone(media_dir
     finally:
         reused.close()
     assert after_reset == chunks_on_new_models(frames, 8)
+
+
+PLOTTING_PROBE = """
+import sys
+import numpy as np
+from workers.estimator import MediaPipeEstimator
+from pipeline.frames import Frame
+estimator = MediaPipeEstimator()
+estimator.estimate(Frame(seq=0, pts_s=0.0, rgb=np.zeros((96, 128, 3), dtype=np.uint8)))
+posed_without_plotting = "matplotlib.figure" not in sys.modules
+from mediapipe.python.solutions import drawing_utils
+plotted = callable(drawing_utils.plt.figure) and "matplotlib.figure" in sys.modules
+print(posed_without_plotting, plotted, type(sys.modules["matplotlib.pyplot"]).__name__)
+"""
+
+
+def test_posing_does_not_import_the_plotting_library_and_drawing_still_can() -> None:
+    out = subprocess.run([sys.executable, "-c", PLOTTING_PROBE], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "module"]

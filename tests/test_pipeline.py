@@ -132,7 +132,10 @@ def test_embedded_mode_accounts_for_every_sampled_frame(
         "frames_with_person",
         "events",
         "reps",
+        "kind",
+        "people",
     }
+    assert report["kind"] == "video"
 
 
 def test_an_embedded_worker_whose_round_fails_starts_again(

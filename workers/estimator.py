@@ -18,7 +18,10 @@ on which worker ran it or what that worker ran before.
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
@@ -28,6 +31,9 @@ import numpy as np
 from pipeline.frames import Frame
 from workers import model_files
 from workers.poses import Pose
+
+# Imported by mediapipe's drawing utilities when mediapipe is, and never used to pose.
+_PLOTTING_MODULE = "matplotlib.pyplot"
 
 # BlazePose landmark models, in the order of mp.solutions.pose's model_complexity (0, 1, 2).
 POSE_MODELS: tuple[str, ...] = ("lite", "full", "heavy")
@@ -93,7 +99,7 @@ class MediaPipeEstimator:
         # Quiet MediaPipe's C++ logging (glog/TFLite banners on stderr) unless the user asked.
         os.environ.setdefault("GLOG_minloglevel", "2")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import mediapipe as mp
+        mp = import_mediapipe()
 
         self._pose = mp.solutions.pose.Pose(
             static_image_mode=False,
@@ -192,3 +198,29 @@ def create_estimator(spec: str, min_confidence: float) -> PoseEstimator:
     """A backend from its spec (`mediapipe`, `multi:heavy`, `movenet`...)."""
     parsed = PoseSpec.parse(spec)
     return BACKENDS[parsed.backend](min_confidence, min_confidence, parsed.model)
+
+
+def import_mediapipe():  # noqa: ANN201 - the mediapipe module (untyped)
+    """`import mediapipe`, with `matplotlib.pyplot` imported only if something draws a plot.
+
+    `import mediapipe` imports its drawing utilities, which import matplotlib.pyplot: 0.5-1.2 s
+    of a command's start-up (more on a first run, which builds matplotlib's font cache), spent
+    before the first frame is posed by a program that never plots. Until then a stand-in is
+    registered under that name; the first attribute anybody reads from it imports the real
+    pyplot and puts it in its place (tests/test_estimator.py checks both ways).
+    """
+    if _PLOTTING_MODULE not in sys.modules:
+        sys.modules[_PLOTTING_MODULE] = _DeferredModule(_PLOTTING_MODULE)
+    import mediapipe
+
+    return mediapipe
+
+
+class _DeferredModule(types.ModuleType):
+    """A module imported on first use. Only missing attributes reach `__getattr__`, so the import
+    system's own look-ups (`__spec__`, `__name__`) do not trigger it."""
+
+    def __getattr__(self, attr: str) -> object:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attr)

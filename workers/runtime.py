@@ -420,6 +420,12 @@ class WorkerThreads:
         # already", CI, 2026-11-29; why is not known); the exception ended the thread and the
         # analysis waited for ever. Whatever ends a round, the thread goes on.
         backoff = Backoff(WORKER_RESTART_BACKOFF)
+        try:
+            # Load the model now, while the ingester decodes the first chunk, not after it.
+            ctx.estimator()
+        except Exception:
+            # The first job that needs the model fails with the same error, on its video.
+            log.exception("embedded worker could not load the pose model ahead of its first job")
         while not self._stop.is_set():
             try:
                 ThreadWorker(queues, context=ctx).work(max_idle_time=THREAD_IDLE_S, logging_level="WARNING")
