@@ -1,0 +1,158 @@
+"""New events in id order past a cursor: the one reader behind `GET /api/events/stream`,
+`posepipe events --follow` and the MQTT bridge.
+
+Every consumer polls the database (so it sees events stored by any process, on SQLite and
+PostgreSQL alike) for events whose id is above its cursor, and moves the cursor only over ids
+it is sure will not appear later. Owns that rule and the durable cursors of long-running
+consumers (the MQTT bridge); not how an event is rendered or sent.
+
+Why a cursor must not simply jump to the newest id it sees: on PostgreSQL an id is taken from
+the sequence when a row is inserted, but transactions commit in any order. Event 41 may be
+committed by a long transaction after event 42 was committed by a short one; a reader that saw
+42 and moved its cursor there would never see 41. So the feed stops at a gap in the ids and
+waits for it to fill. A gap can also be permanent (a rolled-back insert keeps its sequence
+value; a deleted video's events), so the wait is bounded: after GAP_HOLD_S the feed passes the
+gap. On SQLite writers hold the database's write lock from their first insert to their commit,
+so ids become visible in order and a gap is always permanent: it is passed at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from storage.db import Database
+from storage.models import EventCursor, EventRow, Source, utcnow
+
+# Consumers poll this often when idle: an event is on the stream within about this plus a query.
+POLL_S = 0.25
+# Longest the feed waits at a gap in the ids (PostgreSQL): longer than an analytics
+# transaction takes from its insert to its commit (a live chunk: tens of ms; a 32-frame file
+# chunk with its poses: well under a second), short enough that a rolled-back insert, which
+# leaves a gap that never fills, holds the events behind it back only this long.
+GAP_HOLD_S = 3.0
+# A gap whose next event was stored this long ago is old (events of a deleted video, or a
+# rollback long past): passed at once, so a client resuming from an old cursor is not held.
+# Far above GAP_HOLD_S so that clocks of different writer hosts may disagree a little.
+STALE_GAP_S = 60.0
+# Events read per round; a consumer far behind catches up in rounds of this many.
+BATCH = 500
+
+Narrow = Callable[[Select[Any]], Select[Any]]
+
+
+def latest_event_id(session: Session) -> int:
+    """The highest stored event id (0 when there is none): where a feed of only new events starts."""
+    return int(session.scalar(select(func.max(EventRow.id))) or 0)
+
+
+@dataclass
+class EventFeed:
+    """Events with id > `cursor`, in id order, each returned once. Not thread-safe: one per consumer.
+
+    `narrow` adds filters (e.g. posepipe.api.events.EventFilters.apply) to a query of
+    (EventRow, Source); filtered-out events move the cursor like the others. The rows returned
+    are detached (their attributes loaded) and may be read after the session closed.
+    """
+
+    db: Database
+    cursor: int
+    narrow: Narrow | None = None
+    gap_hold_s: float | None = None
+    clock: Callable[[], float] = time.monotonic
+    # First missing id of a gap -> when this feed first saw it (clock seconds).
+    _gaps: dict[int, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.gap_hold_s is None:
+            self.gap_hold_s = 0.0 if self.db.is_sqlite else GAP_HOLD_S
+
+    def poll(self) -> list[tuple[EventRow, Source]]:
+        """One round: the events that became safe to pass since the last call (maybe none)."""
+        with self.db.session() as session:
+            ids = session.execute(
+                select(EventRow.id, EventRow.created_at)
+                .where(EventRow.id > self.cursor)
+                .order_by(EventRow.id)
+                .limit(BATCH)
+            ).all()
+            if not ids:
+                self._after_deletion(session)
+                return []
+            upto = self._safe_upto([(int(i), created) for i, created in ids])
+            if upto == self.cursor:
+                return []
+            query = (
+                select(EventRow, Source)
+                .join(Source, Source.id == EventRow.source_id)
+                .where(EventRow.id > self.cursor, EventRow.id <= upto)
+            )
+            if self.narrow is not None:
+                query = self.narrow(query)
+            rows = [(row, source) for row, source in session.execute(query.order_by(EventRow.id))]
+        self.cursor = upto
+        self._gaps = {first: seen for first, seen in self._gaps.items() if first > upto}
+        return rows
+
+    def _safe_upto(self, ids: list[tuple[int, datetime | None]]) -> int:
+        """The highest id up to which no event can appear any more."""
+        upto = self.cursor
+        now = self.clock()
+        for event_id, created_at in ids:
+            if event_id != upto + 1 and not self._gap_passed(upto + 1, created_at, now):
+                break
+            upto = event_id
+        return upto
+
+    def _gap_passed(self, first_missing: int, next_created_at: datetime | None, now: float) -> bool:
+        seen = self._gaps.setdefault(first_missing, now)
+        if now - seen >= (self.gap_hold_s or 0.0):
+            return True
+        if next_created_at is None:
+            return False
+        if next_created_at.tzinfo is None:  # SQLite returns stored UTC times without their zone
+            next_created_at = next_created_at.replace(tzinfo=utcnow().tzinfo)
+        return utcnow() - next_created_at > timedelta(seconds=STALE_GAP_S)
+
+    def _after_deletion(self, session: Session) -> None:
+        # SQLite gives a new row max(id) + 1: once the newest events are deleted (their video
+        # was), new events reuse ids this feed has passed. Coming back down to the newest id
+        # still stored keeps them visible. PostgreSQL's sequence never hands an id out twice.
+        if self.db.is_sqlite:
+            newest = latest_event_id(session)
+            if newest < self.cursor:
+                self.cursor = newest
+
+
+def load_cursor(db: Database, name: str, start: Callable[[Session], int] = latest_event_id) -> int:
+    """A durable cursor's position; a new one is created at `start` (default: the newest event,
+    so a new consumer does not replay history)."""
+
+    def work(session: Session) -> int:
+        row = session.get(EventCursor, name)
+        if row is None:
+            row = EventCursor(name=name, last_event_id=start(session))
+            session.add(row)
+        return int(row.last_event_id)
+
+    return db.write_retrying(work, f"event cursor {name}")
+
+
+def save_cursor(db: Database, name: str, last_event_id: int) -> None:
+    """Store the position once everything up to it was handled (for MQTT: acknowledged)."""
+
+    def work(session: Session) -> None:
+        row = session.get(EventCursor, name)
+        if row is None:
+            session.add(EventCursor(name=name, last_event_id=last_event_id))
+        else:
+            row.last_event_id = last_event_id
+            row.updated_at = utcnow()
+
+    db.write_retrying(work, f"event cursor {name}")
