@@ -360,6 +360,33 @@ def events(
     write_events(sys.stdout, rows, fmt)
 
 
+@main.command()
+@click.pass_context
+def mqtt(ctx: click.Context) -> None:
+    """Publish events and camera status to the MQTT broker of POSEPIPE_MQTT_URL until stopped.
+
+    Run one per database and topic prefix; it resumes where it stopped (docs/integrations.md).
+    """
+    import signal
+
+    from posepipe.mqtt_bridge import MqttBridge
+    from storage.db import Database
+
+    settings = _settings(ctx)
+    db = Database(settings.sqlalchemy_url)
+    try:
+        db.migrate()
+        try:
+            bridge = MqttBridge(db, settings)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: bridge.stop())
+        bridge.run()
+    finally:
+        db.dispose()
+
+
 @main.command("eval")
 @click.argument("media_dir", type=click.Path(exists=True, file_okay=False))
 @click.option(

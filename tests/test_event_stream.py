@@ -50,10 +50,11 @@ for n, spec in enumerate(json.loads(sys.argv[2])):
     time.sleep(spec.get("sleep_s", 0))
     kind = SourceKind.CAMERA if spec["camera"] else SourceKind.FILE
     name = spec["camera"] or "clip.mp4"
+    uri = f"camera:{name}" if spec["camera"] else name  # as storage.cameras.add_camera names it
     with db.session() as session:
-        source = session.scalar(select(Source).where(Source.kind == kind, Source.uri == name))
+        source = session.scalar(select(Source).where(Source.kind == kind, Source.uri == uri))
         if source is None:
-            source = Source(kind=kind, name=name, uri=name)
+            source = Source(kind=kind, name=name, uri=uri)
             session.add(source)
             session.flush()
         t = float(n)
