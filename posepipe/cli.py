@@ -532,9 +532,17 @@ def api(ctx: click.Context, host: str, port: int) -> None:
     import uvicorn
 
     from posepipe.api.app import create_app
+    from posepipe.api.events import end_event_streams
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # uvicorn waits for open responses before it stops, and an event stream never ends
+            # by itself: end them first.
+            end_event_streams()
+            super().handle_exit(sig, frame)
 
     settings = _settings(ctx)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=host,
         port=port,
@@ -543,6 +551,7 @@ def api(ctx: click.Context, host: str, port: int) -> None:
         proxy_headers=False,
         server_header=False,
     )
+    Server(config).run()
 
 
 @main.group()

@@ -403,3 +403,19 @@ def test_feed_on_sqlite_sees_new_events_after_the_newest_were_deleted(tmp_path: 
         assert [row.id for row, _ in feed.poll()] == [2]
     finally:
         db.dispose()
+
+
+def test_a_stopping_server_ends_its_open_streams_and_exits(db_url: str, tmp_path: Path) -> None:
+    env = clean_env(tmp_path / "data")
+    env["POSEPIPE_DATABASE_URL"] = db_url
+    bearer = token(env, "reader", "read")
+    with api_server(env, tmp_path / "api.log") as server:
+        stream = SseReader(server.url, "/api/events/stream", bearer)
+        time.sleep(0.5)
+        started = time.monotonic()
+        server.proc.terminate()
+        server.proc.wait(10)  # uvicorn alone would wait for the stream's client forever
+        print(f"API stopped {time.monotonic() - started:.2f} s after SIGTERM with a stream open")
+        stream._thread.join(5)
+        assert not stream._thread.is_alive()  # the client saw the stream end
+        assert "closed after 0 events" in server.log.read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -50,6 +51,15 @@ MAX_CSV_ROWS = 100_000
 STREAM_HEARTBEAT_S = 15.0
 # How long a browser's EventSource waits before reconnecting after the stream broke.
 STREAM_RETRY_MS = 2000
+# Set when the server is stopping (see end_event_streams).
+_STREAMS_ENDING = threading.Event()
+
+
+def end_event_streams() -> None:
+    """End every open event stream of this process within a poll (the server is stopping;
+    clients reconnect, with their Last-Event-ID, to another or the restarted server)."""
+    _STREAMS_ENDING.set()
+
 
 SORTS = {
     EventSort.NEWEST: (EventRow.id.desc(),),
@@ -229,7 +239,7 @@ async def event_stream(
         try:
             yield f"retry: {STREAM_RETRY_MS}\n: posepipe events after {start}\n\n"
             quiet_since = time.monotonic()
-            while True:
+            while not _STREAMS_ENDING.is_set():
                 rows = await run_in_threadpool(feed.poll)
                 for row, source in rows:
                     yield f"id: {row.id}\ndata: {event_view(row, source).model_dump_json()}\n\n"
