@@ -7,6 +7,7 @@ when the reader of stdout goes away.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from typing import TextIO
@@ -14,6 +15,8 @@ from typing import TextIO
 from analytics.events import EventType
 from storage import event_feed
 from storage.db import Database
+
+log = logging.getLogger(__name__)
 
 
 def parse_types(types: Sequence[str]) -> list[EventType] | None:
@@ -48,9 +51,10 @@ def follow_events(
         min_confidence=None,
     )
     if after_id is None:
-        with db.session() as session:
-            after_id = event_feed.latest_event_id(session)
-    feed = event_feed.EventFeed(db, after_id, narrow=filters.apply)
+        feed = event_feed.EventFeed.from_now(db, filters.apply)
+    else:
+        feed = event_feed.EventFeed(db, after_id, narrow=filters.apply)
+    log.info("following events after id %d", feed.cursor)
     printed = 0
     try:
         while True:

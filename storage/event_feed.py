@@ -66,12 +66,33 @@ class EventFeed:
     narrow: Narrow | None = None
     gap_hold_s: float | None = None
     clock: Callable[[], float] = time.monotonic
+    # Ids above the cursor that are not to be returned (they were stored before the feed began).
+    skip: frozenset[int] = frozenset()
     # First missing id of a gap -> when this feed first saw it (clock seconds).
     _gaps: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.gap_hold_s is None:
             self.gap_hold_s = 0.0 if self.db.is_sqlite else GAP_HOLD_S
+
+    @classmethod
+    def from_now(cls, db: Database, narrow: Narrow | None = None) -> EventFeed:
+        """A feed of the events stored from now on. Not simply those above the newest id: on
+        PostgreSQL an event with a lower id may still commit. The cursor starts below the events
+        of the last GAP_HOLD_S, and those already visible are skipped; the rest arrive as they commit."""
+        with db.session() as session:
+            newest = latest_event_id(session)
+            if db.is_sqlite:
+                return cls(db, newest, narrow)
+            since = utcnow() - timedelta(seconds=GAP_HOLD_S)
+            # The newest ids through the primary key's index (created_at has none).
+            newest_rows = session.execute(
+                select(EventRow.id, EventRow.created_at).order_by(EventRow.id.desc()).limit(BATCH)
+            ).all()
+            recent = {int(i) for i, created in newest_rows if _aware(created) >= since}
+        if not recent:
+            return cls(db, newest, narrow)
+        return cls(db, min(recent) - 1, narrow, skip=frozenset(recent))
 
     def poll(self) -> list[tuple[EventRow, Source]]:
         """One round: the events that became safe to pass since the last call (maybe none)."""
@@ -95,8 +116,14 @@ class EventFeed:
             )
             if self.narrow is not None:
                 query = self.narrow(query)
-            rows = [(row, source) for row, source in session.execute(query.order_by(EventRow.id))]
+            rows = [
+                (row, source)
+                for row, source in session.execute(query.order_by(EventRow.id))
+                if row.id not in self.skip
+            ]
         self.cursor = upto
+        if self.skip:
+            self.skip = frozenset(i for i in self.skip if i > upto)
         self._gaps = {first: seen for first, seen in self._gaps.items() if first > upto}
         return rows
 
@@ -116,9 +143,7 @@ class EventFeed:
             return True
         if next_created_at is None:
             return False
-        if next_created_at.tzinfo is None:  # SQLite returns stored UTC times without their zone
-            next_created_at = next_created_at.replace(tzinfo=utcnow().tzinfo)
-        return utcnow() - next_created_at > timedelta(seconds=STALE_GAP_S)
+        return utcnow() - _aware(next_created_at) > timedelta(seconds=STALE_GAP_S)
 
     def _after_deletion(self, session: Session) -> None:
         # SQLite gives a new row max(id) + 1: once the newest events are deleted (their video
@@ -128,6 +153,12 @@ class EventFeed:
             newest = latest_event_id(session)
             if newest < self.cursor:
                 self.cursor = newest
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:  # SQLite returns stored UTC times without their zone
+        return value.replace(tzinfo=utcnow().tzinfo)
+    return value
 
 
 def load_cursor(db: Database, name: str, start: Callable[[Session], int] = latest_event_id) -> int:

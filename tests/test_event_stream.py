@@ -267,16 +267,20 @@ def test_stream_filters_by_camera_and_type(served: tuple[Any, str, str]) -> None
 def test_follow_prints_new_events_as_api_items_and_resumes_after_an_id(db_url: str, tmp_path: Path) -> None:
     env = clean_env(tmp_path / "data")
     env["POSEPIPE_DATABASE_URL"] = db_url
-    # Creates the schema before the events are stored.
-    subprocess.run([sys.executable, "-m", "posepipe", "-q", "events"], env=env, check=True, timeout=60)
     follow = subprocess.Popen(
-        [sys.executable, "-m", "posepipe", "-q", "events", "--follow", "--camera", "hall", "--type", "fall"],
+        [sys.executable, "-m", "posepipe", "events", "--follow", "--camera", "hall", "--type", "fall"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     lines: list[tuple[float, dict[str, Any]]] = []
+    assert follow.stderr is not None
+    # Started (the schema made, the starting point read): events from here on are followed.
+    started = [follow.stderr.readline() for _ in range(1)]
+    while "following events after id" not in started[-1] and started[-1] and len(started) < 50:
+        started.append(follow.stderr.readline())
+    assert "following events after id" in started[-1], started
 
     def read() -> None:
         assert follow.stdout is not None
@@ -286,7 +290,6 @@ def test_follow_prints_new_events_as_api_items_and_resumes_after_an_id(db_url: s
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        time.sleep(3.0)  # the interpreter has started and read its starting point
         stored = store(
             db_url,
             [spec("fall", camera="hall"), spec("rep", camera="hall"), spec("fall", camera="gym")]
@@ -348,6 +351,30 @@ def test_feed_holds_at_an_uncommitted_id_until_it_commits_on_postgresql(pg_url: 
         slow.commit()
         slow.close()
         assert [row.id for row, _ in feed.poll()] == [1, 2]
+    finally:
+        db.dispose()
+
+
+def test_a_feed_from_now_gets_a_lower_id_that_commits_after_it_began_on_postgresql(pg_url: str) -> None:
+    db = Database(pg_url)
+    db.migrate()
+    try:
+        source_id = _source(db, "hall")
+        with db.session() as session:
+            add_events(session, None, source_id, [_event(0)])  # id 1: history
+        slow = db._sessions()
+        slow.begin()
+        add_events(slow, None, source_id, [_event(1)])  # id 2, not committed yet
+        slow.flush()
+        with db.session() as session:
+            add_events(session, None, source_id, [_event(2)])  # id 3, committed: history too
+        feed = EventFeed.from_now(db)
+        assert feed.poll() == []
+        slow.commit()
+        slow.close()
+        with db.session() as session:
+            add_events(session, None, source_id, [_event(3)])  # id 4
+        assert [row.id for row, _ in feed.poll()] == [2, 4]
     finally:
         db.dispose()
 

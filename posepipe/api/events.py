@@ -229,15 +229,16 @@ async def event_stream(
         if start < 0:
             raise HTTPException(400, "Last-Event-ID must be >= 0")
     if start is None:
-        start = await run_in_threadpool(_latest_event_id, api)
-    feed = event_feed.EventFeed(api.db, start, narrow=filters.apply)
+        feed = await run_in_threadpool(event_feed.EventFeed.from_now, api.db, filters.apply)
+    else:
+        feed = event_feed.EventFeed(api.db, start, narrow=filters.apply)
     client = request.client.host if request.client else "?"
 
     async def messages() -> AsyncIterator[str]:
-        log.info("event stream opened for %s after event %d", client, start)
+        log.info("event stream opened for %s after event %d", client, feed.cursor)
         sent = 0
         try:
-            yield f"retry: {STREAM_RETRY_MS}\n: posepipe events after {start}\n\n"
+            yield f"retry: {STREAM_RETRY_MS}\n: posepipe events after {feed.cursor}\n\n"
             quiet_since = time.monotonic()
             while not _STREAMS_ENDING.is_set():
                 rows = await run_in_threadpool(feed.poll)
@@ -261,11 +262,6 @@ async def event_stream(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-
-
-def _latest_event_id(api: ApiState) -> int:
-    with api.db.session() as session:
-        return event_feed.latest_event_id(session)
 
 
 @router.get(
