@@ -187,3 +187,13 @@ def save_cursor(db: Database, name: str, last_event_id: int) -> None:
             row.updated_at = utcnow()
 
     db.write_retrying(work, f"event cursor {name}")
+
+
+def cursor_backlogs(session: Session) -> list[tuple[str, int]]:
+    """(consumer, events stored past its cursor) for every durable cursor: how far the MQTT
+    bridge is behind (it grows while the broker is unreachable)."""
+    cursors = session.execute(select(EventCursor.name, EventCursor.last_event_id).order_by(EventCursor.name))
+    return [
+        (name, int(session.scalar(select(func.count()).where(EventRow.id > last)) or 0))
+        for name, last in cursors
+    ]

@@ -22,8 +22,9 @@ import pytest
 from sqlalchemy import select, update
 
 from analytics.events import Event, EventType
+from posepipe.api.events import STREAM_HEARTBEAT_S
 from storage.db import Database
-from storage.event_feed import EventFeed
+from storage.event_feed import EventFeed, save_cursor
 from storage.events import add_events
 from storage.models import EventRow, Source, SourceKind, utcnow
 from tests.services import wait_until
@@ -41,6 +42,7 @@ WRITER = """
 import json, sys, time
 from sqlalchemy import func, select
 from analytics.events import Event, EventType
+from posepipe.api.events import STREAM_HEARTBEAT_S
 from storage.db import Database
 from storage.events import add_events
 from storage.models import EventRow, Source, SourceKind, utcnow
@@ -249,6 +251,12 @@ def test_stream_filters_by_camera_and_type(served: tuple[Any, str, str]) -> None
     assert {m.data["camera"] for m in gym.messages} == {"gym"}
     for reader in (hall_falls, gym, everything):
         reader.close()
+    # A durable consumer's backlog (the MQTT bridge's) is on /metrics.
+    database = Database(db_url)
+    save_cursor(database, "mqtt:test", stored[1].id)
+    database.dispose()
+    metrics = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {bearer}"}).text
+    assert 'posepipe_event_consumer_backlog{consumer="mqtt:test"} 4.0' in metrics
     bad = httpx.get(
         f"{server.url}/api/events/stream",
         params={"type": "jump"},
@@ -438,7 +446,8 @@ def test_a_stopping_server_ends_its_open_streams_and_exits(db_url: str, tmp_path
     bearer = token(env, "reader", "read")
     with api_server(env, tmp_path / "api.log") as server:
         stream = SseReader(server.url, "/api/events/stream", bearer)
-        time.sleep(0.5)
+        # An idle stream carries a heartbeat comment (proxies close silent connections).
+        wait_until(lambda: ": keepalive" in stream.comments, STREAM_HEARTBEAT_S + 5, "a heartbeat")
         started = time.monotonic()
         server.proc.terminate()
         server.proc.wait(10)  # uvicorn alone would wait for the stream's client forever

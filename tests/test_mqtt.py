@@ -27,6 +27,7 @@ from posepipe.mqtt_link import BrokerAddress
 from posepipe.settings import Settings
 from storage.cameras import StatusReport, add_camera, remove_camera, report_status
 from storage.db import Database
+from storage.event_feed import cursor_backlogs
 from storage.models import CameraState
 from storage.secret_box import SecretBox
 from tests.services import free_port, wait_until
@@ -248,12 +249,16 @@ def test_events_survive_a_broker_restart_and_a_bridge_restart_each_published_onc
         during = store(setup.db_url, [spec("fall", camera="hall"), spec("rep", camera="hall"), spec("rep")])
         wait_until(lambda: "reconnecting in" in bridge.text(), ARRIVAL_S, "the bridge to notice")
         time.sleep(2.0)
+        with setup.db.session() as session:  # as /metrics shows it
+            assert cursor_backlogs(session) == [("mqtt:posepipe", len(during))]
         broker.start()
         wait_until(
             lambda: len(subscriber.event_ids()) >= len(first + during), ARRIVAL_S * 2, "events after restart"
         )
         time.sleep(1.0)
         assert subscriber.event_ids() == [s.id for s in first + during]
+        with setup.db.session() as session:
+            assert cursor_backlogs(session) == [("mqtt:posepipe", 0)]
 
         # The bridge is stopped (offline, retained) and started again: it resumes at its cursor.
         bridge.stop()
