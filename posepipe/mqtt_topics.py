@@ -100,7 +100,13 @@ class Topics:
         def entity(component: str, key: str, **config: Any) -> tuple[str, dict[str, Any]]:
             return (
                 f"{self.discovery_prefix}/{component}/{node}/{key}/config",
-                {**common, "unique_id": f"{node}_{key}", "object_id": f"{node}_{key}", **config},
+                # default_entity_id replaced object_id in Home Assistant 2025.10 (object_id went in 2026.4).
+                {
+                    **common,
+                    "unique_id": f"{node}_{key}",
+                    "default_entity_id": f"{component}.{node}_{key}",
+                    **config,
+                },
             )
 
         status = self.camera_status(camera)

@@ -306,6 +306,8 @@ def test_camera_status_retained_with_discovery_and_cleared_when_removed(
         fall = configs["homeassistant/binary_sensor/posepipe_hall/fall/config"]
         assert fall["state_topic"] == "posepipe/cameras/hall/events/fall"
         assert fall["availability_topic"] == "posepipe/available"
+        assert fall["default_entity_id"] == "binary_sensor.posepipe_hall_fall"
+        assert fall["device_class"] == "safety"
         state = configs["homeassistant/sensor/posepipe_hall/state/config"]
         assert state["state_topic"] == "posepipe/cameras/hall/status"
         assert all(
