@@ -1,13 +1,16 @@
 """`posepipe mqtt`: publishes every new event and each camera's status to an MQTT broker.
 
-One bridge process per database and topic prefix. Events are read with storage.event_feed
-past a durable cursor (`event_cursors` row `mqtt:<prefix>`), published at QoS 1, and the
-cursor is stored only once the broker acknowledged (PUBACK) every message up to it: a broker
-that restarts, or a bridge that is restarted, loses no event, and under normal operation
-publishes none twice (an event is published again only if the broker took it but its PUBACK
-was lost with the connection: QoS 1 is at least once). While the broker is unreachable the
-bridge reconnects with capped, jittered backoff (pipeline.backoff) and events wait in the
-database. A new cursor starts at the newest event: history is not replayed to a new broker.
+A process of its own rather than a thread in every worker: one publisher per prefix keeps the
+order and the once-only promise simple. A second bridge started for the same prefix stands by
+(the cursor row carries a lease) and takes over when the first stops or dies. Events are read
+with storage.event_feed past that durable cursor (`event_cursors` row `mqtt:<prefix>`),
+published at QoS 1, and the cursor is stored only once the broker acknowledged (PUBACK) every
+message up to it: a broker that restarts, or a bridge that is restarted, loses no event, and
+under normal operation publishes none twice (an event is published again only if the broker
+took it but its PUBACK was lost with the connection, or a bridge stalled past its lease while
+publishing: QoS 1 is at least once). While the broker is unreachable the bridge reconnects
+with capped, jittered backoff (pipeline.backoff) and events wait in the database. A new
+cursor starts at the newest event: history is not replayed to a new broker.
 
 Camera status is published retained when it changes (state, staleness, errors, session; rates
 and counters at most every STATUS_REFRESH_S), with Home Assistant discovery per camera; a
@@ -54,6 +57,12 @@ RETAINED_SCAN_S = 1.0
 RECONNECT = BackoffPolicy(base_s=1.0, cap_s=30.0)
 # After a database error the bridge waits this long (the database is likely restarting).
 DB_ERROR_PAUSE_S = 5.0
+# One bridge publishes a prefix at a time: it holds the cursor's lease, renewed this often, and
+# a standby takes over this long after the holder stopped renewing (killed, or its host lost).
+LEASE_S = 30.0
+LEASE_RENEW_S = 10.0
+# A standby asks for the lease this often (a cleanly stopped bridge releases it at once).
+STANDBY_POLL_S = 2.0
 
 
 class MqttBridge:
@@ -70,7 +79,6 @@ class MqttBridge:
         self._stop = threading.Event()
         # Per connection: what the broker holds for each camera, and when it was published.
         self._status: dict[str, tuple[dict[str, Any], float]] = {}
-        self.connections = 0
         self.events_published = 0
 
     def stop(self) -> None:
@@ -80,33 +88,60 @@ class MqttBridge:
         """Publish until stop() (or SIGTERM/SIGINT in `posepipe mqtt`)."""
         backoff = Backoff(RECONNECT, self._rng)
         log.info("mqtt: publishing to %s under %s/", self.address.masked, self.topics.prefix)
-        while not self._stop.is_set():
-            link = MqttLink(self.address, self.client_id, self._offline())
+        standby = False
+        try:
+            while not self._stop.is_set():
+                try:
+                    position = event_feed.claim_cursor(self.db, self.cursor_name, self.client_id, LEASE_S)
+                except SQLAlchemyError as exc:
+                    log.warning("mqtt: database error, pausing %.0f s: %s", DB_ERROR_PAUSE_S, exc)
+                    self._stop.wait(DB_ERROR_PAUSE_S)
+                    continue
+                if position is None:
+                    if not standby:
+                        log.info("mqtt: another bridge publishes %s/; standing by", self.topics.prefix)
+                        standby = True
+                    self._stop.wait(STANDBY_POLL_S)
+                    continue
+                standby = False
+                self._connect_and_serve(position, backoff)
+        finally:
             try:
-                link.connect(CONNECT_TIMEOUT_S)
-                self.connections += 1
-                log.info("mqtt: connected to %s", self.address.masked)
-                self._serve(link, backoff)
-            except LinkError as exc:
-                link.close()
-                delay = backoff.next_delay_s()
-                log.warning("mqtt: %s; reconnecting in %.1f s", exc, delay)
-                self._stop.wait(delay)
+                event_feed.release_cursor(self.db, self.cursor_name, self.client_id)
             except SQLAlchemyError as exc:
-                link.close()
-                log.warning("mqtt: database error, pausing %.0f s: %s", DB_ERROR_PAUSE_S, exc)
-                self._stop.wait(DB_ERROR_PAUSE_S)
+                log.warning("mqtt: could not release the cursor (a standby waits out the lease): %s", exc)
+
+    def _connect_and_serve(self, position: int, backoff: Backoff) -> None:
+        link = MqttLink(self.address, self.client_id, self._offline())
+        try:
+            link.connect(CONNECT_TIMEOUT_S)
+            log.info("mqtt: connected to %s; events after %d", self.address.masked, position)
+            self._serve(link, backoff, position)
+        except LinkError as exc:
+            link.close()
+            delay = backoff.next_delay_s()
+            log.warning("mqtt: %s; reconnecting in %.1f s", exc, delay)
+            self._stop.wait(delay)
+        except event_feed.LeaseLost as exc:
+            # Another bridge publishes now (this one stalled past its lease): leave without the
+            # last will or an "offline", which would be wrong while the other is online.
+            link.close()
+            log.warning("mqtt: %s; standing by", exc)
+        except SQLAlchemyError as exc:
+            link.close()
+            log.warning("mqtt: database error, pausing %.0f s: %s", DB_ERROR_PAUSE_S, exc)
+            self._stop.wait(DB_ERROR_PAUSE_S)
 
     def _offline(self) -> Message:
         return Message(self.topics.available, OFFLINE.encode(), retain=True)
 
-    def _serve(self, link: MqttLink, backoff: Backoff) -> None:
+    def _serve(self, link: MqttLink, backoff: Backoff, position: int) -> None:
         link.publish([Message(self.topics.available, ONLINE.encode(), retain=True)], PUBACK_TIMEOUT_S)
         self._status = {}  # a restarted broker may have lost every retained message
         self._clear_removed_cameras(link)
         self._publish_cameras(link)
-        saved = event_feed.load_cursor(self.db, self.cursor_name)
-        feed = event_feed.EventFeed(self.db, saved)
+        feed = event_feed.EventFeed(self.db, position)
+        saved, saved_at = position, time.monotonic()
         backoff.reset()
         next_status = time.monotonic() + STATUS_POLL_S
         while not self._stop.is_set():
@@ -115,9 +150,9 @@ class MqttBridge:
             rows = feed.poll()
             if rows:
                 self._publish_events(link, rows)
-            if feed.cursor != saved:
-                event_feed.save_cursor(self.db, self.cursor_name, feed.cursor)
-                saved = feed.cursor
+            if feed.cursor != saved or time.monotonic() - saved_at >= LEASE_RENEW_S:
+                event_feed.save_cursor(self.db, self.cursor_name, self.client_id, feed.cursor, LEASE_S)
+                saved, saved_at = feed.cursor, time.monotonic()
             if time.monotonic() >= next_status:
                 self._publish_cameras(link)
                 next_status = time.monotonic() + STATUS_POLL_S

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.db import Database
@@ -161,30 +162,86 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
-def load_cursor(db: Database, name: str, start: Callable[[Session], int] = latest_event_id) -> int:
-    """A durable cursor's position; a new one is created at `start` (default: the newest event,
-    so a new consumer does not replay history)."""
+class LeaseLost(Exception):
+    """Another consumer holds the cursor now (this one's lease ran out): stop publishing."""
+
+
+def claim_cursor(
+    db: Database,
+    name: str,
+    owner: str,
+    lease_s: float,
+    start: Callable[[Session], int] = latest_event_id,
+    now: datetime | None = None,
+) -> int | None:
+    """Take or renew the lease on a durable cursor; its position, or None while another owner's
+    lease runs (so two bridges never publish at once: the second waits as a standby). A new
+    cursor starts at `start` (default: the newest event, so a new consumer replays no history)."""
+    at = now or utcnow()
+
+    def work(session: Session) -> int | None:
+        # Compare-and-set as the transaction's first statement (on SQLite it takes the write lock).
+        taken = session.execute(
+            update(EventCursor)
+            .where(
+                EventCursor.name == name,
+                or_(
+                    EventCursor.owner.is_(None),
+                    EventCursor.owner == owner,
+                    EventCursor.lease_until < at,
+                ),
+            )
+            .values(owner=owner, lease_until=at + timedelta(seconds=lease_s), updated_at=at)
+        )
+        if taken.rowcount == 1:
+            return int(session.scalar(select(EventCursor.last_event_id).where(EventCursor.name == name)) or 0)
+        if session.get(EventCursor, name) is not None:
+            return None
+        position = start(session)
+        session.add(
+            EventCursor(
+                name=name,
+                last_event_id=position,
+                owner=owner,
+                lease_until=at + timedelta(seconds=lease_s),
+                updated_at=at,
+            )
+        )
+        session.flush()
+        return position
+
+    try:
+        return db.write_retrying(work, f"event cursor {name}")
+    except IntegrityError:
+        return None  # another consumer created it at the same moment: it holds the lease
+
+
+def save_cursor(db: Database, name: str, owner: str, last_event_id: int, lease_s: float) -> None:
+    """Store the position once everything up to it was handled (for MQTT: acknowledged) and
+    renew the lease; LeaseLost if another consumer took the cursor meanwhile."""
+    at = utcnow()
 
     def work(session: Session) -> int:
-        row = session.get(EventCursor, name)
-        if row is None:
-            row = EventCursor(name=name, last_event_id=start(session))
-            session.add(row)
-        return int(row.last_event_id)
+        result = session.execute(
+            update(EventCursor)
+            .where(EventCursor.name == name, EventCursor.owner == owner)
+            .values(last_event_id=last_event_id, lease_until=at + timedelta(seconds=lease_s), updated_at=at)
+        )
+        return int(result.rowcount)
 
-    return db.write_retrying(work, f"event cursor {name}")
+    if db.write_retrying(work, f"event cursor {name}") != 1:
+        raise LeaseLost(f"event cursor {name} is held by another consumer")
 
 
-def save_cursor(db: Database, name: str, last_event_id: int) -> None:
-    """Store the position once everything up to it was handled (for MQTT: acknowledged)."""
+def release_cursor(db: Database, name: str, owner: str) -> None:
+    """Give the lease up (a clean stop): a standby takes over at its next try."""
 
     def work(session: Session) -> None:
-        row = session.get(EventCursor, name)
-        if row is None:
-            session.add(EventCursor(name=name, last_event_id=last_event_id))
-        else:
-            row.last_event_id = last_event_id
-            row.updated_at = utcnow()
+        session.execute(
+            update(EventCursor)
+            .where(EventCursor.name == name, EventCursor.owner == owner)
+            .values(owner=None, lease_until=None, updated_at=utcnow())
+        )
 
     db.write_retrying(work, f"event cursor {name}")
 

@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from analytics.events import Event, EventType
 from posepipe.api.events import STREAM_HEARTBEAT_S
 from storage.db import Database
-from storage.event_feed import EventFeed, save_cursor
+from storage.event_feed import EventFeed, claim_cursor, save_cursor
 from storage.events import add_events
 from storage.models import EventRow, Source, SourceKind, utcnow
 from tests.services import wait_until
@@ -253,7 +253,8 @@ def test_stream_filters_by_camera_and_type(served: tuple[Any, str, str]) -> None
         reader.close()
     # A durable consumer's backlog (the MQTT bridge's) is on /metrics.
     database = Database(db_url)
-    save_cursor(database, "mqtt:test", stored[1].id)
+    assert claim_cursor(database, "mqtt:test", "me", 30.0) is not None
+    save_cursor(database, "mqtt:test", "me", stored[1].id, 30.0)
     database.dispose()
     metrics = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {bearer}"}).text
     assert 'posepipe_event_consumer_backlog{consumer="mqtt:test"} 4.0' in metrics

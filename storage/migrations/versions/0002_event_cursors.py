@@ -19,6 +19,8 @@ def upgrade() -> None:
     op.create_table('event_cursors',
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('last_event_id', sa.BigInteger(), nullable=False),
+    sa.Column('owner', sa.String(length=128), nullable=True),
+    sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name')
     )
