@@ -365,7 +365,8 @@ def events(
 def mqtt(ctx: click.Context) -> None:
     """Publish events and camera status to the MQTT broker of POSEPIPE_MQTT_URL until stopped.
 
-    Run one per database and topic prefix; it resumes where it stopped (docs/integrations.md).
+    It resumes where it stopped; a second one for the same prefix stands by and takes over when
+    the first stops or dies (docs/integrations.md).
     """
     import signal
 
