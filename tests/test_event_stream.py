@@ -19,12 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from analytics.events import Event, EventType
 from posepipe.api.events import STREAM_HEARTBEAT_S
 from storage.db import Database
-from storage.event_feed import EventFeed, claim_cursor, save_cursor
+from storage.event_feed import EventFeed, NewestEventId, claim_cursor, save_cursor
 from storage.events import add_events
 from storage.models import EventRow, Source, SourceKind, utcnow
 from tests.services import wait_until
@@ -456,3 +456,23 @@ def test_a_stopping_server_ends_its_open_streams_and_exits(db_url: str, tmp_path
         stream._thread.join(5)
         assert not stream._thread.is_alive()  # the client saw the stream end
         assert "closed after 0 events" in server.log.read_text()
+
+
+def test_idle_feeds_sharing_the_newest_id_query_once_per_interval(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'p.db'}")
+    db.migrate()
+    try:
+        source_id = _source(db, "hall")
+        statements: list[str] = []
+        event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        newest = NewestEventId(db, max_age_s=60.0)
+        feeds = [EventFeed(db, 0, newest=newest) for _ in range(10)]
+        for _ in range(3):
+            assert all(feed.poll() == [] for feed in feeds)
+        assert sum("FROM events" in s for s in statements) == 1  # not 30
+        with db.session() as session:
+            add_events(session, None, source_id, [_event(0)])
+        newest.max_age_s = 0.0
+        assert all([row.id for row, _ in feed.poll()] == [1] for feed in feeds)
+    finally:
+        db.dispose()

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -228,10 +229,11 @@ async def event_stream(
             raise HTTPException(400, f"Last-Event-ID {last_event_id[:32]!r} is not an event id") from exc
         if start < 0:
             raise HTTPException(400, "Last-Event-ID must be >= 0")
+    newest = _newest_event_id(api)
     if start is None:
-        feed = await run_in_threadpool(event_feed.EventFeed.from_now, api.db, filters.apply)
+        feed = await run_in_threadpool(event_feed.EventFeed.from_now, api.db, filters.apply, newest)
     else:
-        feed = event_feed.EventFeed(api.db, start, narrow=filters.apply)
+        feed = event_feed.EventFeed(api.db, start, narrow=filters.apply, newest=newest)
     client = request.client.host if request.client else "?"
 
     async def messages() -> AsyncIterator[str]:
@@ -262,6 +264,17 @@ async def event_stream(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+# One newest-id reader per database for all the streams of this process.
+_NEWEST: weakref.WeakKeyDictionary[Any, event_feed.NewestEventId] = weakref.WeakKeyDictionary()
+
+
+def _newest_event_id(api: ApiState) -> event_feed.NewestEventId:
+    newest = _NEWEST.get(api.db)
+    if newest is None:
+        newest = _NEWEST.setdefault(api.db, event_feed.NewestEventId(api.db))
+    return newest
 
 
 @router.get(
