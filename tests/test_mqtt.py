@@ -446,3 +446,20 @@ def test_the_cursor_lease_admits_one_holder_and_passes_on_when_it_lapses(db_url:
         assert claim_cursor(db, "mqtt:x", "a", 30.0) == 9
     finally:
         db.dispose()
+
+
+def test_a_refused_password_is_retried_and_never_logged(
+    setup: Setup, broker: Mosquitto, tmp_path: Path
+) -> None:
+    wrong = "Wr0ng-pa55-word"
+    env = dict(setup.env, POSEPIPE_MQTT_URL=f"mqtt://{USER}:{wrong}@127.0.0.1:{broker.port}")
+    bridge = Bridge(env, tmp_path / "bridge.log")
+    bridge.start()
+    try:
+        wait_until(lambda: bridge.text().count("refused") >= 2, ARRIVAL_S, "two refused attempts")
+    finally:
+        bridge.stop()
+    log = bridge.text()
+    assert "reconnecting in" in log and f"mqtt://{USER}:***@127.0.0.1:{broker.port}" in log
+    assert wrong not in log
+    print(next(line for line in log.splitlines() if "refused" in line))
