@@ -324,22 +324,80 @@ def snapshot(
     "--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True
 )
 @click.option("--limit", type=int, default=None)
+@click.option(
+    "-f",
+    "--follow",
+    is_flag=True,
+    help="Print each new event as it is stored, one JSON line each (the items of GET /api/events), "
+    "until interrupted.",
+)
+@click.option("--camera", default=None, help="With --follow: only this camera's events.")
+@click.option(
+    "--after-id",
+    type=click.IntRange(min=0),
+    default=None,
+    help="With --follow: start after this event id (resume; default: only events from now on).",
+)
 @click.pass_context
 def events(
-    ctx: click.Context, video_id: int | None, types: tuple[str, ...], fmt: str, limit: int | None
+    ctx: click.Context,
+    video_id: int | None,
+    types: tuple[str, ...],
+    fmt: str,
+    limit: int | None,
+    follow: bool,
+    camera: str | None,
+    after_id: int | None,
 ) -> None:
-    """List stored events."""
+    """List stored events, or follow new ones (--follow)."""
     from posepipe.export import write_events
     from storage.events import list_events
 
+    if not follow and (camera is not None or after_id is not None):
+        raise click.UsageError("--camera and --after-id go with --follow")
     settings = _settings(ctx)
     services = _services(settings)
     try:
+        if follow:
+            from posepipe.follow import follow_events
+
+            follow_events(services.db, sys.stdout, video_id, camera, types, after_id)
+            return
         with services.db.session() as session:
             rows = list_events(session, video_id=video_id, types=list(types) or None, limit=limit)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     finally:
         services.close()
     write_events(sys.stdout, rows, fmt)
+
+
+@main.command()
+@click.pass_context
+def mqtt(ctx: click.Context) -> None:
+    """Publish events and camera status to the MQTT broker of POSEPIPE_MQTT_URL until stopped.
+
+    It resumes where it stopped; a second one for the same prefix stands by and takes over when
+    the first stops or dies (docs/integrations.md).
+    """
+    import signal
+
+    from posepipe.mqtt_bridge import MqttBridge
+    from storage.db import Database
+
+    settings = _settings(ctx)
+    db = Database(settings.sqlalchemy_url)
+    try:
+        db.migrate()
+        try:
+            bridge = MqttBridge(db, settings)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: bridge.stop())
+        bridge.run()
+    finally:
+        db.dispose()
 
 
 @main.command("eval")
@@ -489,9 +547,17 @@ def api(ctx: click.Context, host: str, port: int) -> None:
     import uvicorn
 
     from posepipe.api.app import create_app
+    from posepipe.api.events import end_event_streams
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # uvicorn waits for open responses before it stops, and an event stream never ends
+            # by itself: end them first.
+            end_event_streams()
+            super().handle_exit(sig, frame)
 
     settings = _settings(ctx)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=host,
         port=port,
@@ -500,6 +566,7 @@ def api(ctx: click.Context, host: str, port: int) -> None:
         proxy_headers=False,
         server_header=False,
     )
+    Server(config).run()
 
 
 @main.group()

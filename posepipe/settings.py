@@ -12,7 +12,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from analytics import thresholds as th
@@ -177,6 +177,21 @@ class Settings(BaseSettings):
     )
     webhook_retry_cap_s: float = Field(
         default=900.0, gt=0, le=86400, description="Longest wait between two attempts of one delivery."
+    )
+    mqtt_url: SecretStr | None = Field(
+        default=None,
+        description="MQTT broker `posepipe mqtt` publishes events and camera status to, e.g. "
+        "mqtt://user:password@broker:1883 (mqtts:// for TLS); unset = no MQTT. Shown masked everywhere.",
+    )
+    mqtt_topic_prefix: str = Field(
+        default="posepipe",
+        pattern=r"^[A-Za-z0-9_-]{1,32}(/[A-Za-z0-9_-]{1,32}){0,3}$",
+        description="First level(s) of every topic (docs/integrations.md).",
+    )
+    mqtt_discovery_prefix: str = Field(
+        default="homeassistant",
+        pattern=r"^([A-Za-z0-9_-]{1,32}(/[A-Za-z0-9_-]{1,32}){0,3})?$",
+        description="Home Assistant MQTT discovery prefix; empty = no discovery messages.",
     )
 
     @field_validator("api_cors_origins", mode="before")

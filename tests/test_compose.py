@@ -43,9 +43,8 @@ def test_compose_services_process_a_queued_video(
     services = compose()["services"]
     env = clean_env(tmp_path)
     env.update({"REDIS_URL": redis_url, "DATABASE_URL": pg_url})
-    long_running = {
-        n: s for n, s in services.items() if n not in INFRASTRUCTURE and "tools" not in s.get("profiles", [])
-    }
+    # Services under a profile (the cli tool, the optional MQTT broker and bridge) start only on request.
+    long_running = {n: s for n, s in services.items() if n not in INFRASTRUCTURE and not s.get("profiles")}
     procs = []
     try:
         for service in long_running.values():

@@ -1,12 +1,19 @@
-"""Event routes: filtered, sorted, paged lists (JSON or CSV); one event with its evidence, picture, clip."""
+"""Event routes: filtered, sorted, paged lists (JSON or CSV); new events as they are stored
+(server-sent events); one event with its evidence, picture, clip."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Select, func, select
 from starlette.concurrency import run_in_threadpool
@@ -30,13 +37,30 @@ from posepipe.api.streaming import stream_text
 from posepipe.api.videos import jpeg_response
 from posepipe.export import write_events
 from posepipe.render import SkeletonStyle
+from storage import event_feed
 from storage.models import EventRow, Source, SourceKind
 from storage.webhooks import event_document
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api", tags=["events"], dependencies=[Depends(require_read)])
 
 MAX_PAGE = 500
 MAX_CSV_ROWS = 100_000
+# An idle stream sends a comment this often: proxies and load balancers close connections
+# that carry nothing for a minute or so (nginx's proxy_read_timeout defaults to 60 s).
+STREAM_HEARTBEAT_S = 15.0
+# How long a browser's EventSource waits before reconnecting after the stream broke.
+STREAM_RETRY_MS = 2000
+# Set when the server is stopping (see end_event_streams).
+_STREAMS_ENDING = threading.Event()
+
+
+def end_event_streams() -> None:
+    """End every open event stream of this process within a poll (the server is stopping;
+    clients reconnect, with their Last-Event-ID, to another or the restarted server)."""
+    _STREAMS_ENDING.set()
+
 
 SORTS = {
     EventSort.NEWEST: (EventRow.id.desc(),),
@@ -164,6 +188,93 @@ def events_csv(
         media_type="text/csv",
         headers={"Content-Disposition": 'attachment; filename="events.csv"'},
     )
+
+
+@router.get(
+    "/events/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "One SSE message per new event: `id` is the event id, `data` the event as an "
+            "item of `GET /api/events`; a comment line every 15 s while idle.",
+        },
+        400: {"description": "Last-Event-ID is not an event id."},
+    },
+    summary="New events as they are stored (server-sent events)",
+)
+async def event_stream(
+    request: Request,
+    filters: Annotated[EventFilters, Depends(event_filters)],
+    *,
+    after_id: Annotated[
+        int | None,
+        Query(ge=0, description="Start after this event id (default: only events stored from now on)."),
+    ] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(description="Sent by a reconnecting client: resume after this id (wins over after_id)."),
+    ] = None,
+    api: Annotated[ApiState, Depends(get_api)],
+) -> StreamingResponse:
+    """Each event stored from now on (or after `after_id`), within about a second, in id order,
+    once: a client that reconnects with the last id it got misses nothing and gets nothing
+    twice. Browsers' EventSource cannot send the bearer token; read the stream with `fetch`
+    (or any SSE client that sets headers): see docs/integrations.md."""
+    start = after_id
+    if last_event_id is not None and last_event_id.strip():
+        try:
+            start = int(last_event_id.strip())
+        except ValueError as exc:
+            raise HTTPException(400, f"Last-Event-ID {last_event_id[:32]!r} is not an event id") from exc
+        if start < 0:
+            raise HTTPException(400, "Last-Event-ID must be >= 0")
+    newest = _newest_event_id(api)
+    if start is None:
+        feed = await run_in_threadpool(event_feed.EventFeed.from_now, api.db, filters.apply, newest)
+    else:
+        feed = event_feed.EventFeed(api.db, start, narrow=filters.apply, newest=newest)
+    client = request.client.host if request.client else "?"
+
+    async def messages() -> AsyncIterator[str]:
+        log.info("event stream opened for %s after event %d", client, feed.cursor)
+        sent = 0
+        try:
+            yield f"retry: {STREAM_RETRY_MS}\n: posepipe events after {feed.cursor}\n\n"
+            quiet_since = time.monotonic()
+            while not _STREAMS_ENDING.is_set():
+                rows = await run_in_threadpool(feed.poll)
+                for row, source in rows:
+                    yield f"id: {row.id}\ndata: {event_view(row, source).model_dump_json()}\n\n"
+                sent += len(rows)
+                now = time.monotonic()
+                if rows:
+                    quiet_since = now
+                elif now - quiet_since >= STREAM_HEARTBEAT_S:
+                    yield ": keepalive\n\n"
+                    quiet_since = now
+                if len(rows) < event_feed.BATCH:
+                    await asyncio.sleep(event_feed.POLL_S)
+        finally:
+            # Starlette cancels this generator when the client disconnects.
+            log.info("event stream for %s closed after %d events (cursor %d)", client, sent, feed.cursor)
+
+    return StreamingResponse(
+        messages(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+# One newest-id reader per database for all the streams of this process.
+_NEWEST: weakref.WeakKeyDictionary[Any, event_feed.NewestEventId] = weakref.WeakKeyDictionary()
+
+
+def _newest_event_id(api: ApiState) -> event_feed.NewestEventId:
+    newest = _NEWEST.get(api.db)
+    if newest is None:
+        newest = _NEWEST.setdefault(api.db, event_feed.NewestEventId(api.db))
+    return newest
 
 
 @router.get(

@@ -1,10 +1,10 @@
 """Prometheus metrics at `/metrics`, computed at scrape time from the database and Redis (none kept here).
 
 Cameras: input and analysed fps, frames in and dropped by cause, reconnects, pose inference
-time per frame; videos by status; webhook deliveries by state; recent inference time per
-frame over all workers; and, with REDIS_URL, the queues' depth, running and failed jobs and
-the workers RQ knows. Several API processes report the same numbers (they are read from
-the shared stores), so scrape one.
+time per frame; videos by status; webhook deliveries by state; the MQTT bridge's backlog;
+recent inference time per frame over all workers; and, with REDIS_URL, the queues' depth,
+running and failed jobs and the workers RQ knows. Several API processes report the same
+numbers (they are read from the shared stores), so scrape one.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline import keys
 from posepipe.api.state import ApiState
-from storage import webhooks
+from storage import event_feed, webhooks
 from storage.cameras import list_cameras
 from storage.models import Chunk, Video, VideoStatus, utcnow
 
@@ -120,6 +120,16 @@ class PosepipeCollector(Collector):
         for state, count in deliveries.items():
             hooks.add_metric([state.value], count)
         yield hooks
+        with self.api.db.session() as session:
+            backlogs = event_feed.cursor_backlogs(session)
+        behind = GaugeMetricFamily(
+            "posepipe_event_consumer_backlog",
+            "Events stored past a durable consumer's cursor (the MQTT bridge: mqtt:<prefix>).",
+            labels=["consumer"],
+        )
+        for name, count in backlogs:
+            behind.add_metric([name], count)
+        yield behind
         recent = GaugeMetricFamily(
             "posepipe_inference_ms",
             f"Mean pose inference time per frame, chunks of the last {RECENT_INFERENCE.seconds // 60} min.",

@@ -1,0 +1,200 @@
+"""What posepipe publishes to MQTT: topic names, payloads and Home Assistant discovery documents.
+
+Pure functions of a topic prefix (POSEPIPE_MQTT_TOPIC_PREFIX, default `posepipe`) and the
+stored rows; the broker connection is posepipe.mqtt_link, the loop posepipe.mqtt_bridge.
+docs/integrations.md lists the topics for users.
+
+    <prefix>/available                       retained  "online" / "offline" (the bridge's last will)
+    <prefix>/events/<type>                   QoS 1     every event, the item of GET /api/events
+    <prefix>/cameras/<camera>/events/<type>  QoS 1     the same message again, for a camera's events
+    <prefix>/cameras/<camera>/status         retained  the camera's state (JSON), or empty once removed
+    <discovery>/<component>/posepipe_<camera>/<object>/config   retained  Home Assistant discovery
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from posepipe import __version__
+from posepipe.logs import mask_secrets
+from storage.models import Camera, CameraStatusRow, utcnow
+
+ONLINE = "online"
+OFFLINE = "offline"
+# The ingester writes a camera's status every 2 s (workers.cameras.STATUS_INTERVAL_S); one not
+# written for this long means no ingester is watching the camera (stopped or crashed), whatever
+# its last stored state says.
+STALE_STATUS_S = 10.0
+# Home Assistant's fall and long-lie sensors turn off again this long after the last such event
+# (the events are moments, not states): long enough to be noticed on a dashboard.
+FALL_ON_S = 120
+LONG_LIE_ON_S = 300
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    payload: bytes
+    retain: bool = False
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str
+    discovery_prefix: str = ""
+
+    @property
+    def available(self) -> str:
+        return f"{self.prefix}/available"
+
+    def event(self, event_type: str) -> str:
+        return f"{self.prefix}/events/{event_type}"
+
+    def camera_event(self, camera: str, event_type: str) -> str:
+        return f"{self.prefix}/cameras/{camera}/events/{event_type}"
+
+    def camera_status(self, camera: str) -> str:
+        return f"{self.prefix}/cameras/{camera}/status"
+
+    def event_messages(self, document: dict[str, Any]) -> list[Message]:
+        """An event (an item of GET /api/events, JSON-ready) as the messages that carry it."""
+        payload = json.dumps(document, separators=(",", ":")).encode()
+        messages = [Message(self.event(document["type"]), payload)]
+        if document.get("camera"):
+            messages.append(Message(self.camera_event(document["camera"], document["type"]), payload))
+        return messages
+
+    def status_message(self, camera: str, status: dict[str, Any] | None) -> Message:
+        """Retained; None (a removed camera) clears the retained message."""
+        payload = b"" if status is None else json.dumps(status, separators=(",", ":")).encode()
+        return Message(self.camera_status(camera), payload, retain=True)
+
+    def discovery_messages(self, camera: str, remove: bool = False) -> list[Message]:
+        """Home Assistant discovery for one camera (a device with five entities); `remove` sends
+        the empty retained configs that delete them."""
+        if not self.discovery_prefix:
+            return []
+        return [
+            Message(topic, b"" if remove else json.dumps(config, separators=(",", ":")).encode(), retain=True)
+            for topic, config in self._discovery(camera)
+        ]
+
+    def _discovery(self, camera: str) -> list[tuple[str, dict[str, Any]]]:
+        node = f"posepipe_{camera.replace('.', '_').replace('-', '_')}"
+        common = {
+            "availability_topic": self.available,
+            "payload_available": ONLINE,
+            "payload_not_available": OFFLINE,
+            "device": {
+                "identifiers": [node],
+                "name": f"{camera} (posepipe)",
+                "manufacturer": "posepipe",
+                "sw_version": __version__,
+            },
+            "origin": {"name": "posepipe", "sw_version": __version__},
+        }
+
+        def entity(component: str, key: str, **config: Any) -> tuple[str, dict[str, Any]]:
+            return (
+                f"{self.discovery_prefix}/{component}/{node}/{key}/config",
+                # default_entity_id replaced object_id in Home Assistant 2025.10 (object_id went in 2026.4).
+                {
+                    **common,
+                    "unique_id": f"{node}_{key}",
+                    "default_entity_id": f"{component}.{node}_{key}",
+                    **config,
+                },
+            )
+
+        status = self.camera_status(camera)
+        return [
+            entity(
+                "sensor",
+                "state",
+                name="State",
+                state_topic=status,
+                value_template="{{ 'stale' if value_json.stale else value_json.state }}",
+                json_attributes_topic=status,
+                icon="mdi:cctv",
+            ),
+            entity(
+                "binary_sensor",
+                "fall",
+                name="Fall",
+                device_class="safety",
+                state_topic=self.camera_event(camera, "fall"),
+                value_template="ON",
+                payload_on="ON",
+                off_delay=FALL_ON_S,
+                json_attributes_topic=self.camera_event(camera, "fall"),
+            ),
+            entity(
+                "binary_sensor",
+                "long_lie",
+                name="Long lie",
+                device_class="safety",
+                state_topic=self.camera_event(camera, "long_lie"),
+                value_template="ON",
+                payload_on="ON",
+                off_delay=LONG_LIE_ON_S,
+                json_attributes_topic=self.camera_event(camera, "long_lie"),
+            ),
+            entity(
+                "sensor",
+                "rep",
+                name="Rep",
+                state_topic=self.camera_event(camera, "rep"),
+                value_template="{{ value_json.data.rep_index }}",
+                json_attributes_topic=self.camera_event(camera, "rep"),
+                icon="mdi:weight-lifter",
+            ),
+            entity(
+                "sensor",
+                "last_set",
+                name="Last set",
+                unit_of_measurement="reps",
+                state_topic=self.camera_event(camera, "exercise_set"),
+                value_template="{{ value_json.data.reps }}",
+                json_attributes_topic=self.camera_event(camera, "exercise_set"),
+                icon="mdi:counter",
+            ),
+        ]
+
+
+def camera_status_document(
+    camera: Camera, status: CameraStatusRow | None, now: datetime | None = None
+) -> dict[str, Any]:
+    """A camera's status as published (no URL: it is not needed to act on the status)."""
+    now = now or utcnow()
+    updated = status.updated_at if status is not None else None
+    if updated is not None and updated.tzinfo is None:  # SQLite returns stored UTC times without their zone
+        updated = updated.replace(tzinfo=now.tzinfo)
+    stale = updated is None or now - updated > timedelta(seconds=STALE_STATUS_S)
+    return {
+        "camera": camera.name,
+        "enabled": camera.enabled,
+        "exercise": camera.exercise,
+        "fps": camera.fps,
+        "state": status.state.value if status is not None else "never_started",
+        "stale": stale,
+        "session_video_id": status.session_video_id if status else None,
+        "last_frame_at": iso(status.last_frame_at) if status else None,
+        "fps_in": status.fps_in if status else None,
+        "fps_analyzed": status.fps_analyzed if status else None,
+        "frames_in": status.frames_in if status else 0,
+        "dropped": dict(status.dropped or {}) if status else {},
+        "reconnects": status.reconnects if status else 0,
+        "last_error": mask_secrets(status.last_error) if status and status.last_error else None,
+        "updated_at": iso(updated),
+    }
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite returns stored UTC times without their zone
+        value = value.replace(tzinfo=utcnow().tzinfo)
+    return value.isoformat()
