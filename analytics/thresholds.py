@@ -151,10 +151,31 @@ REP_SAME_REP_OVERLAP = 0.5
 # A set (bout) ends when no repetition follows for this long: rest between sets is longer
 # (30 s and more), while a pause inside a set, even to change grip, is a few seconds.
 REP_SET_MAX_GAP_S = 5.0
-# Automatic recognition reports an exercise only after this many consecutive repetitions of
-# it: a single squat-like crouch, bend or sit-down is everyday life; three in a row, each a
-# full cycle with gaps under REP_SET_MAX_GAP_S, are exercise. Given exercise: each rep counts.
-REP_SET_MIN_REPS_AUTO = 3
+#
+# Counting from the motion's own range (analytics/reps/counting.py). The range of a signal is
+# taken between these percentiles of its values over the analysis window: the extremes the
+# body really reaches, robust to a few wrong samples (3 % of a 20 s window is 0.6 s).
+REP_RANGE_LOW_PERCENTILE = 3.0
+REP_RANGE_HIGH_PERCENTILE = 97.0
+# The peak zone is the part of the range within this fraction of the peak extreme, the rest
+# zone within it of the rest extreme; the middle 30 % is hysteresis. A repetition must travel
+# at least the middle of its own range: a half curl or a half squat among full ones (which
+# coaches do not count) stops short, a quarter squat set (every rep alike) still counts.
+# Fitted leaving one source out (docs/analytics.md): every left-out source chose 0.35.
+REP_ZONE_FRACTION = 0.35
+# A movement smaller than this (degrees of the signal, p3-p97) is not a repetition at all:
+# it is landmark noise, breathing or sway (a still joint reads 5-20 deg of range at 10 fps).
+# Quarter squats still bend the knee ~40 deg, arms raised to shoulder height swing ~80 deg.
+REP_MIN_RANGE_DEG = 25.0
+# The range and recognition look at the last minute of a track: a set of 10 slow squats
+# fits, and a new set after a long rest is judged on its own motion.
+REP_ANALYSIS_WINDOW_S = 60.0
+# Counting is redone this often (video time): cheap at 10 fps, prompt enough for a live view.
+REP_ANALYSE_EVERY_S = 1.0
+# A repetition is reported once it ended this long ago: by then the range and the exercise
+# are judged on a few repetitions, not on the first one. Reps come this late on a live
+# stream (all of them at the end of a shorter video or track).
+REP_COMMIT_DELAY_S = 8.0
 #
 # Rest and peak zones of each exercise's driving angle. Peak thresholds sit at the point
 # the movement passes only when done on purpose; rest thresholds leave ~40 deg for the
@@ -226,3 +247,35 @@ LUNGE_FRONT_KNEE_TARGET_DEG = 90.0
 LUNGE_FRONT_KNEE_TOLERANCE_DEG = 25.0
 # Sit-up: trunk within this of upright at the top.
 SITUP_REACH_TRUNK_INCLINATION_MAX_DEG = 20.0
+#
+# Recognition (analytics/reps/recognise.py; each cue's physical reason is there).
+# The knees bend in a squat or lunge by 40 deg or more even at quarter depth; jumping jacks
+# land on soft knees (10-25 deg) and curls and push-ups do not bend an upright body's knees.
+RECOGNISE_LEGS_MIN_ROM_DEG = 40.0
+# Lunge: the back knee drops toward the floor while the front one stays about a shin
+# (~0.9 torso lengths) up; squatting knees are level within landmark noise (~0.1).
+RECOGNISE_LUNGE_MIN_KNEE_GAP_TORSO = 0.3
+# Lateral lunge: one knee bends to ~90 deg while the other stays nearly straight; a squat
+# bends both alike (within ~15 deg of estimate noise).
+RECOGNISE_LUNGE_MIN_KNEE_ASYMMETRY_DEG = 30.0
+# Jumping jack: the arms swing from the sides to at least shoulder height (~90 deg of
+# shoulder angle); a curl's upper arm swings 10-30 deg at most.
+RECOGNISE_JACK_MIN_SHOULDER_ROM_DEG = 60.0
+# A full repetition's range of motion per exercise's signal (degrees), to weigh cycles
+# against each other: knee 90 (to thighs parallel), elbow 90 (push-up to 90 deg; curl
+# 170 -> 40 is more, capped), shoulder 150 (arms to overhead), trunk 60 (lying back to
+# ~30 deg from upright).
+RECOGNISE_FULL_ROM_DEG = {
+    "squat": 90.0, "lunge": 90.0, "pushup": 90.0, "bicep_curl": 90.0, "jumping_jack": 150.0, "situp": 60.0,
+}  # fmt: skip
+#
+# The tutorial counter (analytics/reps/baseline.py), a yardstick: the thresholds typical
+# tutorials print for image-plane angles, not chosen here. Down past the first, up past the
+# second counts one repetition.
+BASELINE_SQUAT_DOWN_KNEE_DEG = 100.0
+BASELINE_UP_DEG = 160.0
+BASELINE_PUSHUP_DOWN_ELBOW_DEG = 90.0
+BASELINE_CURL_UP_ELBOW_DEG = 50.0
+BASELINE_CURL_DOWN_ELBOW_DEG = 150.0
+BASELINE_SITUP_UP_HIP_DEG = 70.0
+BASELINE_SITUP_DOWN_HIP_DEG = 110.0

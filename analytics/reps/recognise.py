@@ -1,0 +1,99 @@
+"""Which exercise a window of motion is: cues from which joints move and how the trunk lies.
+
+Owns the recognition decision; the counting is reps.counting. Every exercise's signal is
+first counted on its own (each only in its posture: upright for squats, lunges, curls and
+jumping jacks, trunk toward horizontal for push-ups, knees not below the hips for sit-ups),
+giving its cycles and their range of motion. The cues, each with its physical reason:
+
+- **the knees bend** (knee flexion swings at least RECOGNISE_LEGS_MIN_ROM_DEG per cycle):
+  a squat or a lunge. Nothing done with the arms or on the floor bends the knees of an
+  upright body that far, so legs win over arms (arms raised in a squat are a counterweight).
+- **squat or lunge**: a lunge splits the legs, one knee drops toward the floor while the
+  front one stays a shin's length up, or (lateral lunge) one knee bends while the other stays
+  straight; squatting knees stay level and bend alike. Lunge when, at the median bottom, the
+  knees are RECOGNISE_LUNGE_MIN_KNEE_GAP_TORSO apart in height or
+  RECOGNISE_LUNGE_MIN_KNEE_ASYMMETRY_DEG apart in angle.
+- **the arms swing up beside the body** (shoulder angle swings at least
+  RECOGNISE_JACK_MIN_SHOULDER_ROM_DEG) with the trunk upright and the knees nearly straight:
+  a jumping jack. A curl keeps the upper arm along the body.
+- **the elbows bend with the upper arms down** and nothing above: a curl.
+- **on the floor**: a push-up bends the elbows with the trunk held horizontal; a sit-up
+  swings the trunk itself. Whichever explains more of the motion (cycles weighted by how
+  much of a full range each travels) wins.
+
+When no cue fits, the candidate with the most cycles is taken, with a low confidence: a
+person who repeats a movement is always counted, and the exercise_set event says how sure.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from analytics import thresholds as th
+from analytics.events import Exercise
+from analytics.reps.cycle import Cycle
+from analytics.reps.features import LEFT, RIGHT, BodyFeatures
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """The exercise, how sure (0-1), and the cue that decided it (for the event data)."""
+
+    exercise: Exercise
+    confidence: float
+    cue: str
+
+
+def median_rom(cycles: Sequence[Cycle[BodyFeatures]]) -> float:
+    return statistics.median(c.rom for c in cycles) if cycles else 0.0
+
+
+def _evidence(exercise: Exercise, cycles: Sequence[Cycle[BodyFeatures]]) -> float:
+    """Cycles weighted by how much of the exercise's full range of motion each travelled."""
+    full = th.RECOGNISE_FULL_ROM_DEG[exercise.value]
+    return sum(min(1.0, c.rom / full) for c in cycles)
+
+
+def _lunge_split(cycles: Sequence[Cycle[BodyFeatures]]) -> bool:
+    gaps = [c.peak_snapshot.knee_gap_torso for c in cycles]
+    gaps = [x for x in gaps if not math.isnan(x)]
+    asym = []
+    for c in cycles:
+        left, right = c.peak_snapshot.side("knee", LEFT), c.peak_snapshot.side("knee", RIGHT)
+        if not (math.isnan(left.angle_deg) or math.isnan(right.angle_deg)):
+            asym.append(abs(left.angle_deg - right.angle_deg))
+    split_height = bool(gaps) and statistics.median(gaps) >= th.RECOGNISE_LUNGE_MIN_KNEE_GAP_TORSO
+    split_angle = bool(asym) and statistics.median(asym) >= th.RECOGNISE_LUNGE_MIN_KNEE_ASYMMETRY_DEG
+    return split_height or split_angle
+
+
+def recognise(cycles: Mapping[Exercise, Sequence[Cycle[BodyFeatures]]]) -> Recognition | None:
+    """The exercise of a window, from each exercise's cycles counted on its own signal."""
+    legs = cycles.get(Exercise.SQUAT, [])
+    if legs and median_rom(legs) >= th.RECOGNISE_LEGS_MIN_ROM_DEG:
+        if _lunge_split(legs):
+            return Recognition(Exercise.LUNGE, 0.8, "knees bend, legs split")
+        return Recognition(Exercise.SQUAT, 0.8, "knees bend level")
+    jacks = cycles.get(Exercise.JUMPING_JACK, [])
+    upright_arms = {
+        e: _evidence(e, cycles.get(e, [])) for e in (Exercise.JUMPING_JACK, Exercise.BICEP_CURL)
+    }
+    floor = {e: _evidence(e, cycles.get(e, [])) for e in (Exercise.PUSHUP, Exercise.SITUP)}
+    best_floor = max(floor, key=lambda e: floor[e])
+    best_arms_score = max(upright_arms.values())
+    if floor[best_floor] > 0 and floor[best_floor] >= best_arms_score:
+        cue = "elbows bend, trunk horizontal" if best_floor is Exercise.PUSHUP else "trunk swings up"
+        return Recognition(best_floor, 0.8, cue)
+    if jacks and median_rom(jacks) >= th.RECOGNISE_JACK_MIN_SHOULDER_ROM_DEG:
+        return Recognition(Exercise.JUMPING_JACK, 0.8, "arms swing up beside the body")
+    if cycles.get(Exercise.BICEP_CURL):
+        return Recognition(Exercise.BICEP_CURL, 0.7, "elbows bend, upper arms down")
+    # No cue fits: the most repeated candidate, said to be a guess.
+    counted = {e: len(c) for e, c in cycles.items() if c}
+    if not counted:
+        return None
+    guess = max(counted, key=lambda e: (counted[e], _evidence(e, cycles[e])))
+    return Recognition(guess, 0.3, "most repeated movement")
