@@ -11,6 +11,7 @@ python -m bench.score_posed --sweep              # how often a count changes ove
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -99,9 +100,8 @@ def format_reps(rows: Sequence[RepRow]) -> str:
     lines = [f"{'clip':66} {'label':>5} {'auto':>4} {'named':>12} {'given':>5} {'tutor':>5}"]
     for r in rows:
         named = r.named if r.named != r.exercise else "="
-        lines.append(
-            f"{r.path.split('/')[-1][:66]:66} {r.expected:5} {r.auto:4} {named:>12} {r.given:5} {r.baseline:5}"
-        )
+        name = r.path.split("/")[-1][:66]
+        lines.append(f"{name:66} {r.expected:5} {r.auto:4} {named:>12} {r.given:5} {r.baseline:5}")
     lines.append("")
     lines.append(_measures("posepipe, recognised", rows, [r.auto for r in rows], named=True))
     lines.append(_measures("posepipe, exercise given", rows, [r.given for r in rows], named=False))
@@ -122,9 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cache = PoseCache()
     raw = load_truth(cache.media / "ground_truth.json")
-    import json
-
-    sources = {k: str(v.get("source", k)) for k, v in json.loads((cache.media / "ground_truth.json").read_text()).items()}
+    sources = {
+        k: str(v.get("source", k))
+        for k, v in json.loads((cache.media / "ground_truth.json").read_text()).items()
+    }
     truth = {rel: t for rel, t in sorted(raw.items()) if not args.only or args.only in rel}
     exercise_clips = [t for t in truth.values() if t.exercise and t.reps is not None]
     try:
@@ -159,10 +160,13 @@ def format_sweep(cache: PoseCache, clips: Sequence[ClipTruth], sources: dict[str
             for mode, now, was in (("auto", row.auto, b.auto), ("given", row.given, b.given)):
                 if now != was:
                     n_changed += 1
-                    lines.append(f"  {name:7} {mode:5} {t.path.split('/')[-1]}: {was} -> {now} (label {t.reps})")
+                    lines.append(
+                        f"  {name:7} {mode:5} {t.path.split('/')[-1]}: {was} -> {now} (label {t.reps})"
+                    )
         changed += n_changed
         total += 2 * len(cached)
-        lines.append(f"{name:7}: {len(cached)}/{len(clips)} clips cached, {n_changed} of {2 * len(cached)} runs changed")
+        runs = 2 * len(cached)
+        lines.append(f"{name:7}: {len(cached)}/{len(clips)} clips cached, {n_changed} of {runs} runs changed")
     share = 100 * changed / total if total else float("nan")
     lines.append(f"all: {changed} of {total} runs changed ({share:.1f} %)")
     return "\n".join(lines)

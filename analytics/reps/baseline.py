@@ -63,7 +63,7 @@ def _angle(pose: TrackedPose, joint: str, most_bent: bool) -> float:
 
 
 def _jack_state(pose: TrackedPose) -> str | None:
-    """"open" (both wrists above the nose, ankles wider than the shoulders), "closed" (wrists
+    """ "open" (both wrists above the nose, ankles wider than the shoulders), "closed" (wrists
     below the shoulders, ankles within the shoulders' width), else None."""
     xy, vis = pose.image_xy, pose.visibility
     needed = (g.NOSE, g.L_WRIST, g.R_WRIST, g.L_SHOULDER, g.R_SHOULDER, g.L_ANKLE, g.R_ANKLE)

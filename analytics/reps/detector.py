@@ -54,7 +54,9 @@ def exercise_cycles(rule: ExerciseRule, frames: Sequence[BodyFeatures]) -> list[
     found.sort(key=lambda cc: cc.cycle.t_peak_s)
     kept: list[ChannelCycle] = []
     for cc in found:
-        if any(k.channel != cc.channel and _overlap(k.cycle, cc.cycle) >= th.REP_SAME_REP_OVERLAP for k in kept):
+        if any(
+            k.channel != cc.channel and _overlap(k.cycle, cc.cycle) >= th.REP_SAME_REP_OVERLAP for k in kept
+        ):
             continue
         kept.append(cc)
     return kept
@@ -142,7 +144,9 @@ class RepDetector:
             events.extend(self._sets.add(self._rep(rule, cc), recognition.confidence))
             self._locked = recognition
             self._reported_peak_s, self._reported_end_s = c.t_peak_s, c.t_end_s
-            log.debug("track=%s %s rep %.2f-%.2f s", self.track_id, rule.exercise.value, c.t_start_s, c.t_end_s)
+            log.debug(
+                "track=%s %s rep %.2f-%.2f s", self.track_id, rule.exercise.value, c.t_start_s, c.t_end_s
+            )
         return events
 
     @staticmethod

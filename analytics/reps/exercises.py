@@ -1,8 +1,9 @@
 """The six exercises as rules over body measurements: the signal, the posture it is read in, form checks.
 
 Owns what each exercise's signal is; the counting is reps.counting (thresholds from the
-signal's own range) and telling exercises apart is reps.recognise. Each rule turns a frame's measurements into one signal per channel (both
-sides together, or each arm alone for curls) that grows into the movement, in degrees:
+signal's own range) and telling exercises apart is reps.recognise. Each rule turns a
+frame's measurements into one signal per channel (both sides together, or each arm alone
+for curls) that grows into the movement, in degrees:
 joint flexion (180 - joint angle), shoulder elevation, or trunk elevation (90 - trunk
 inclination). The signal is NaN whenever the posture the exercise needs is not there, so
 a curl is never read off someone lying down, nor a push-up off someone standing.
@@ -102,8 +103,10 @@ def read_pushup(f: BodyFeatures, _channel: str) -> Reading:
     incl = f.angles.trunk_inclination_deg
     if math.isnan(incl) or incl < th.PUSHUP_MIN_TRUNK_INCLINATION_DEG:
         return NOT_MEASURABLE
-    # The plank: shoulders, hips and knees in a line. Unseen hips cannot show it.
-    if not _sides(f, "hip").value >= th.PUSHUP_MIN_HIP_DEG:
+    # The plank: shoulders, hips and knees in a line. Hips hidden behind the body (a push-up
+    # filmed head-on) cannot show it either way; the trunk and forearms still do.
+    hip = _sides(f, "hip").value
+    if not math.isnan(hip) and hip < th.PUSHUP_MIN_HIP_DEG:
         return NOT_MEASURABLE
     # Only arms whose hands are on the floor below the elbows (not hands behind the head).
     supporting = tuple(s for s in SIDES if f.forearm_down(s) >= th.PUSHUP_MIN_FOREARM_DOWN)

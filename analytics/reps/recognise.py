@@ -8,6 +8,9 @@ giving its cycles and their range of motion. The cues, each with its physical re
 - **the knees bend** (knee flexion swings at least RECOGNISE_LEGS_MIN_ROM_DEG per cycle):
   a squat or a lunge. Nothing done with the arms or on the floor bends the knees of an
   upright body that far, so legs win over arms (arms raised in a squat are a counterweight).
+  The body must go down: at the bottom the lower knee is bent (at most
+  RECOGNISE_LOWER_KNEE_MAX_DEG); a knee lifted over a straight standing leg (marching, high
+  knees) is neither.
 - **squat or lunge**: a lunge splits the legs, one knee drops toward the floor while the
   front one stays a shin's length up, or (lateral lunge) one knee bends while the other stays
   straight; squatting knees stay level and bend alike. Lunge when, at the median bottom, the
@@ -16,13 +19,15 @@ giving its cycles and their range of motion. The cues, each with its physical re
 - **the arms swing up beside the body** (shoulder angle swings at least
   RECOGNISE_JACK_MIN_SHOULDER_ROM_DEG) with the trunk upright and the knees nearly straight:
   a jumping jack. A curl keeps the upper arm along the body.
-- **the elbows bend with the upper arms down** and nothing above: a curl.
+- **the elbows bend with the upper arms down** by RECOGNISE_CURL_MIN_ROM_DEG or more, and
+  nothing above: a curl. Arms swinging in a walk bend the elbows 20-40 deg.
 - **on the floor**: a push-up bends the elbows with the trunk held horizontal; a sit-up
   swings the trunk itself. Whichever explains more of the motion (cycles weighted by how
   much of a full range each travels) wins.
 
-When no cue fits, the candidate with the most cycles is taken, with a low confidence: a
-person who repeats a movement is always counted, and the exercise_set event says how sure.
+When no cue fits, the candidate with the most cycles is taken, with a low confidence, if it
+repeated (RECOGNISE_MIN_GUESSED_CYCLES): a person who repeats a movement is always counted,
+and the exercise_set event says how sure.
 """
 
 from __future__ import annotations
@@ -70,17 +75,32 @@ def _lunge_split(cycles: Sequence[Cycle[BodyFeatures]]) -> bool:
     return split_height or split_angle
 
 
+def _lower_knee_bent(cycles: Sequence[Cycle[BodyFeatures]]) -> bool:
+    """At the median bottom, the lower knee is bent: the body went down (squat, any lunge)."""
+    angles = []
+    for c in cycles:
+        side = c.peak_snapshot.lower_knee_side
+        if side is not None:
+            angles.append(c.peak_snapshot.side("knee", side).angle_deg)
+    angles = [a for a in angles if not math.isnan(a)]
+    return not angles or statistics.median(angles) <= th.RECOGNISE_LOWER_KNEE_MAX_DEG
+
+
 def recognise(cycles: Mapping[Exercise, Sequence[Cycle[BodyFeatures]]]) -> Recognition | None:
     """The exercise of a window, from each exercise's cycles counted on its own signal."""
     legs = cycles.get(Exercise.SQUAT, [])
+    excluded: set[Exercise] = set()
     if legs and median_rom(legs) >= th.RECOGNISE_LEGS_MIN_ROM_DEG:
-        if _lunge_split(legs):
+        if not _lower_knee_bent(legs):
+            # A knee lifted over a straight standing leg (marching, high knees, a step up):
+            # the body does not go down, so it is neither a squat nor a lunge, even as a guess.
+            excluded = {Exercise.SQUAT, Exercise.LUNGE}
+        elif _lunge_split(legs):
             return Recognition(Exercise.LUNGE, 0.8, "knees bend, legs split")
-        return Recognition(Exercise.SQUAT, 0.8, "knees bend level")
+        else:
+            return Recognition(Exercise.SQUAT, 0.8, "knees bend level")
     jacks = cycles.get(Exercise.JUMPING_JACK, [])
-    upright_arms = {
-        e: _evidence(e, cycles.get(e, [])) for e in (Exercise.JUMPING_JACK, Exercise.BICEP_CURL)
-    }
+    upright_arms = {e: _evidence(e, cycles.get(e, [])) for e in (Exercise.JUMPING_JACK, Exercise.BICEP_CURL)}
     floor = {e: _evidence(e, cycles.get(e, [])) for e in (Exercise.PUSHUP, Exercise.SITUP)}
     best_floor = max(floor, key=lambda e: floor[e])
     best_arms_score = max(upright_arms.values())
@@ -89,10 +109,15 @@ def recognise(cycles: Mapping[Exercise, Sequence[Cycle[BodyFeatures]]]) -> Recog
         return Recognition(best_floor, 0.8, cue)
     if jacks and median_rom(jacks) >= th.RECOGNISE_JACK_MIN_SHOULDER_ROM_DEG:
         return Recognition(Exercise.JUMPING_JACK, 0.8, "arms swing up beside the body")
-    if cycles.get(Exercise.BICEP_CURL):
+    curls = cycles.get(Exercise.BICEP_CURL, [])
+    if curls and median_rom(curls) >= th.RECOGNISE_CURL_MIN_ROM_DEG:
         return Recognition(Exercise.BICEP_CURL, 0.7, "elbows bend, upper arms down")
-    # No cue fits: the most repeated candidate, said to be a guess.
-    counted = {e: len(c) for e, c in cycles.items() if c}
+    # No cue fits: the most repeated candidate, said to be a guess. Once is not a repetition.
+    counted = {
+        e: len(c)
+        for e, c in cycles.items()
+        if len(c) >= th.RECOGNISE_MIN_GUESSED_CYCLES and e not in excluded
+    }
     if not counted:
         return None
     guess = max(counted, key=lambda e: (counted[e], _evidence(e, cycles[e])))

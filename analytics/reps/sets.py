@@ -72,10 +72,14 @@ class SetTracker:
         """A counted repetition (its exercise already decided). `recognition`: how sure the
         exercise is (1 when given), carried into the set event's confidence."""
         events: list[Event] = []
-        if self._open is not None and self._open.exercise == rep.exercise:
-            if rep.t_start_s - self._open.last_end_s <= th.REP_SET_MAX_GAP_S:
-                self._open.reps.append(rep)
-                return [self._rep_event(rep, self._open)]
+        open_set = self._open
+        if (
+            open_set is not None
+            and open_set.exercise == rep.exercise
+            and rep.t_start_s - open_set.last_end_s <= th.REP_SET_MAX_GAP_S
+        ):
+            open_set.reps.append(rep)
+            return [self._rep_event(rep, open_set)]
         events.extend(self._close())
         events.extend(self._open_set([rep], recognition))
         return events
