@@ -121,13 +121,12 @@ FALL_TRACK_ENDED_CONFIDENCE = 0.8
 # distances are torso lengths. docs/analytics.md gives the reasoning at length.
 #
 # Visibility a landmark needs to drive a repetition. MediaPipe gives a limb hidden behind
-# the body (the far arm in a side view) 0.2-0.6 while still placing it from the body's
-# context, and a landmark out of the frame below ~0.2. A cycle only needs the limb to be
-# followed, so the floor sits between the two, below the 0.5 used for stored angles. Fully
-# behind the body (the far elbow at the top of a curl: 0.08-0.30 at pose confidence 0.3)
-# the placement is a guess (that elbow then reads anywhere from 60 to 120 deg) and the
-# sample is dropped; the cycle's dwell is measured across the gap (REP_MIN_PEAK_DWELL_S).
-REP_MIN_VISIBILITY = 0.3
+# the body (the far arm in a side view) 0.1-0.6 while still placing it from the body's
+# context, and a landmark out of the frame below ~0.1. A cycle only needs the limb to be
+# followed: the far arm of an alternating side-view curl reads 0.15-0.3 through its whole
+# curl and follows it (9 of 9 curls seen at 0.15, 6 at 0.3, where its rest went unseen).
+# A guessed limb's noise is what REP_FRAGMENT_* and the range-relative zones absorb.
+REP_MIN_VISIBILITY = 0.15
 # Time the signal must spend in the peak zone, from its crossing in to its last crossing
 # out (each interpolated between the samples either side of the threshold, also across a
 # short loss of sight, so a top hidden behind the body still has a duration). A single
@@ -254,11 +253,13 @@ SITUP_REACH_TRUNK_INCLINATION_MAX_DEG = 20.0
 # land on soft knees (10-25 deg) and curls and push-ups do not bend an upright body's knees.
 RECOGNISE_LEGS_MIN_ROM_DEG = 40.0
 # Lunge: the back knee drops toward the floor while the front one stays about a shin
-# (~0.9 torso lengths) up; squatting knees are level within landmark noise (~0.1).
+# (~0.9 torso lengths) up; squatting knees are level within landmark noise. Upper quartile
+# over each cycle's middle half, on the shared clips: lunges 0.40-0.89, squats 0.02-0.19.
 RECOGNISE_LUNGE_MIN_KNEE_GAP_TORSO = 0.3
-# Lateral lunge: one knee bends to ~90 deg while the other stays nearly straight; a squat
-# bends both alike (within ~15 deg of estimate noise).
-RECOGNISE_LUNGE_MIN_KNEE_ASYMMETRY_DEG = 30.0
+# Lateral lunge: one knee bends to ~90 deg while the other stays nearly straight (~80 deg
+# apart); a squat bends both alike, up to ~35 deg apart when seen obliquely (one knee's
+# plane faces the camera, the other's does not).
+RECOGNISE_LUNGE_MIN_KNEE_ASYMMETRY_DEG = 50.0
 # Jumping jack: the arms swing from the sides to at least shoulder height (~90 deg of
 # shoulder angle); a curl's upper arm swings 10-30 deg at most.
 RECOGNISE_JACK_MIN_SHOULDER_ROM_DEG = 60.0
@@ -289,3 +290,8 @@ RECOGNISE_MIN_GUESSED_CYCLES = 2
 # The lower knee at a squat's or lunge's bottom is bent (a lunge's back knee ~90 deg, a
 # quarter squat's ~135); a knee lift leaves the lower, standing leg straight (>= ~165).
 RECOGNISE_LOWER_KNEE_MAX_DEG = 140.0
+# A cycle shorter than this fraction of the set's median one, meeting its neighbour within
+# REP_FRAGMENT_MAX_REST_S, is a piece of that neighbour (a guessed limb read one rep as two):
+# a body keeps a steady tempo within a set (tempo changes of 30-50 % between reps, not 2x).
+REP_FRAGMENT_FRACTION = 0.5
+REP_FRAGMENT_MAX_REST_S = 0.3

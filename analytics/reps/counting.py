@@ -13,8 +13,9 @@ the rest zone before the peak and again after it.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import numpy as np
@@ -83,4 +84,34 @@ def count_cycles(
         cycle = counter.update(t, v, snap, q)
         if cycle is not None:
             cycles.append(cycle)
-    return cycles
+    return merge_fragments(cycles)
+
+
+def merge_fragments(cycles: Sequence[Cycle[Snapshot]]) -> list[Cycle[Snapshot]]:
+    """Join a cycle far shorter than the set's typical one to the neighbour it touches.
+
+    A limb placed by guesswork (the far arm behind the body) can read one slow curl as two
+    quick ones that meet in a single sample at rest. A body repeats an exercise at a steady
+    tempo, so a "repetition" shorter than REP_FRAGMENT_FRACTION of the median one that starts
+    (or ends) within REP_FRAGMENT_MAX_REST_S of its neighbour is part of that neighbour; a
+    quick repetition with a real rest on both sides still counts.
+    """
+    if len(cycles) < 3:
+        return list(cycles)
+    typical = statistics.median(c.t_end_s - c.t_start_s for c in cycles)
+    merged: list[Cycle[Snapshot]] = []
+    for cycle in cycles:
+        if merged:
+            last = merged[-1]
+            touching = cycle.t_start_s - last.t_end_s <= th.REP_FRAGMENT_MAX_REST_S
+            short = min(cycle.t_end_s - cycle.t_start_s, last.t_end_s - last.t_start_s)
+            if touching and short < th.REP_FRAGMENT_FRACTION * typical:
+                deeper = cycle if cycle.peak_value > last.peak_value else last
+                merged[-1] = replace(
+                    deeper, t_start_s=last.t_start_s, t_end_s=cycle.t_end_s, top_value=last.top_value,
+                    end_value=cycle.end_value, peak_dwell_s=last.peak_dwell_s + cycle.peak_dwell_s,
+                    quality=(last.quality + cycle.quality) / 2,
+                )  # fmt: skip
+                continue
+        merged.append(cycle)
+    return merged

@@ -75,7 +75,7 @@ def window_analysis(
     if given is not None:
         return Recognition(given, 1.0, "given"), exercise_cycles(RULES[given], frames)
     per_exercise = {e: exercise_cycles(rule, frames) for e, rule in RULES.items()}
-    recognition = recognise({e: [cc.cycle for cc in ccs] for e, ccs in per_exercise.items()})
+    recognition = recognise({e: [cc.cycle for cc in ccs] for e, ccs in per_exercise.items()}, frames)
     if recognition is None:
         return None, []
     # Squat and lunge read the same signal; the recognised one names its cycles.

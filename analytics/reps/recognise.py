@@ -13,9 +13,9 @@ giving its cycles and their range of motion. The cues, each with its physical re
   knees) is neither.
 - **squat or lunge**: a lunge splits the legs, one knee drops toward the floor while the
   front one stays a shin's length up, or (lateral lunge) one knee bends while the other stays
-  straight; squatting knees stay level and bend alike. Lunge when, at the median bottom, the
-  knees are RECOGNISE_LUNGE_MIN_KNEE_GAP_TORSO apart in height or
-  RECOGNISE_LUNGE_MIN_KNEE_ASYMMETRY_DEG apart in angle.
+  straight; squatting knees stay level and bend alike. Lunge when, through the middle half
+  of the typical cycle (upper quartile), the knees are RECOGNISE_LUNGE_MIN_KNEE_GAP_TORSO
+  apart in height or RECOGNISE_LUNGE_MIN_KNEE_ASYMMETRY_DEG apart in angle.
 - **the arms swing up beside the body** (shoulder angle swings at least
   RECOGNISE_JACK_MIN_SHOULDER_ROM_DEG) with the trunk upright and the knees nearly straight:
   a jumping jack. A curl keeps the upper arm along the body.
@@ -36,6 +36,8 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from analytics import thresholds as th
 from analytics.events import Exercise
@@ -62,16 +64,34 @@ def _evidence(exercise: Exercise, cycles: Sequence[Cycle[BodyFeatures]]) -> floa
     return sum(min(1.0, c.rom / full) for c in cycles)
 
 
-def _lunge_split(cycles: Sequence[Cycle[BodyFeatures]]) -> bool:
-    gaps = [c.peak_snapshot.knee_gap_torso for c in cycles]
-    gaps = [x for x in gaps if not math.isnan(x)]
-    asym = []
-    for c in cycles:
-        left, right = c.peak_snapshot.side("knee", LEFT), c.peak_snapshot.side("knee", RIGHT)
-        if not (math.isnan(left.angle_deg) or math.isnan(right.angle_deg)):
-            asym.append(abs(left.angle_deg - right.angle_deg))
+def _cycle_middle(cycle: Cycle[BodyFeatures], frames: Sequence[BodyFeatures]) -> list[BodyFeatures]:
+    """The frames of the middle half of a cycle: the way down, the bottom and the way up, not
+    the standing ends (the legs split as a lunge steps out and come back together after)."""
+    quarter = (cycle.t_end_s - cycle.t_start_s) / 4
+    return [f for f in frames if cycle.t_start_s + quarter <= f.t_s <= cycle.t_end_s - quarter]
+
+
+def _upper_quartile(values: Sequence[float]) -> float | None:
+    values = [v for v in values if not math.isnan(v)]
+    return float(np.percentile(values, 75)) if values else None
+
+
+def _lunge_split(cycles: Sequence[Cycle[BodyFeatures]], frames: Sequence[BodyFeatures]) -> bool:
+    gaps, asymmetry = [], []
+    for cycle in cycles:
+        middle = _cycle_middle(cycle, frames)
+        gap = _upper_quartile([f.knee_gap_torso for f in middle])
+        asym = _upper_quartile(
+            [abs(f.side("knee", LEFT).angle_deg - f.side("knee", RIGHT).angle_deg) for f in middle]
+        )
+        if gap is not None:
+            gaps.append(gap)
+        if asym is not None:
+            asymmetry.append(asym)
     split_height = bool(gaps) and statistics.median(gaps) >= th.RECOGNISE_LUNGE_MIN_KNEE_GAP_TORSO
-    split_angle = bool(asym) and statistics.median(asym) >= th.RECOGNISE_LUNGE_MIN_KNEE_ASYMMETRY_DEG
+    split_angle = (
+        bool(asymmetry) and statistics.median(asymmetry) >= th.RECOGNISE_LUNGE_MIN_KNEE_ASYMMETRY_DEG
+    )
     return split_height or split_angle
 
 
@@ -86,8 +106,10 @@ def _lower_knee_bent(cycles: Sequence[Cycle[BodyFeatures]]) -> bool:
     return not angles or statistics.median(angles) <= th.RECOGNISE_LOWER_KNEE_MAX_DEG
 
 
-def recognise(cycles: Mapping[Exercise, Sequence[Cycle[BodyFeatures]]]) -> Recognition | None:
-    """The exercise of a window, from each exercise's cycles counted on its own signal."""
+def recognise(
+    cycles: Mapping[Exercise, Sequence[Cycle[BodyFeatures]]], frames: Sequence[BodyFeatures]
+) -> Recognition | None:
+    """The exercise of a window (`frames`), from each exercise's cycles counted on its own signal."""
     legs = cycles.get(Exercise.SQUAT, [])
     excluded: set[Exercise] = set()
     if legs and median_rom(legs) >= th.RECOGNISE_LEGS_MIN_ROM_DEG:
@@ -95,7 +117,7 @@ def recognise(cycles: Mapping[Exercise, Sequence[Cycle[BodyFeatures]]]) -> Recog
             # A knee lifted over a straight standing leg (marching, high knees, a step up):
             # the body does not go down, so it is neither a squat nor a lunge, even as a guess.
             excluded = {Exercise.SQUAT, Exercise.LUNGE}
-        elif _lunge_split(legs):
+        elif _lunge_split(legs, frames):
             return Recognition(Exercise.LUNGE, 0.8, "knees bend, legs split")
         else:
             return Recognition(Exercise.SQUAT, 0.8, "knees bend level")
