@@ -109,7 +109,11 @@ class RepDetector:
         elif pose.t_s >= self._next_analysis_s:
             self._next_analysis_s = pose.t_s + th.REP_ANALYSE_EVERY_S
             events.extend(self._report(until_s=pose.t_s - th.REP_COMMIT_DELAY_S))
-        events.extend(self._sets.tick(pose.t_s - th.REP_COMMIT_DELAY_S, None))
+        # A repetition that continues the open set starts within REP_SET_MAX_GAP_S of its last
+        # one, lasts at most REP_MAX_DURATION_S and is reported at most REP_COMMIT_DELAY_S +
+        # REP_ANALYSE_EVERY_S after it ends: only once that time is past is the set over.
+        settled_s = pose.t_s - th.REP_COMMIT_DELAY_S - th.REP_ANALYSE_EVERY_S - th.REP_MAX_DURATION_S
+        events.extend(self._sets.tick(settled_s, None))
         if self._sets.open_exercise is None:
             self._locked = None
         return events

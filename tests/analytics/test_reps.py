@@ -287,6 +287,14 @@ def test_reps_come_during_a_long_set_not_only_at_its_end() -> None:
     assert len(reps(detector.finish(frames[-1].t_s))) < 10
 
 
+def test_slow_reps_with_standing_between_stay_one_set() -> None:
+    # A rep every ~5.5 s (a 3 s stand between): each reported late, yet the set must not close
+    # between two of them.
+    knees = STAND + (squat_knees() + [180.0] * 22) * 6
+    events = detect(squat_frames(knees), None)
+    assert [e.data["reps"] for e in sets(events)] == [6]
+
+
 def test_a_long_pause_splits_sets() -> None:
     pause = [180.0] * round((th.REP_SET_MAX_GAP_S + 2.0) / DT)
     events = detect(squat_frames(STAND + squat_knees() * 2 + pause + squat_knees()), Exercise.SQUAT)
