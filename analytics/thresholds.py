@@ -295,3 +295,10 @@ RECOGNISE_LOWER_KNEE_MAX_DEG = 140.0
 # a body keeps a steady tempo within a set (tempo changes of 30-50 % between reps, not 2x).
 REP_FRAGMENT_FRACTION = 0.5
 REP_FRAGMENT_MAX_REST_S = 0.3
+# Standing again after a squat or lunge puts the knees ~0.8-1 torso lengths (a thigh) below
+# the hips; sitting or lying with the legs out keeps them level (~0). Half way is the line.
+RECOGNISE_STANDING_MAX_THIGH_RISE_TORSO = -0.5
+# A curl lifts the weight: at the top the forearm is past horizontal with the upper arm
+# hanging, elbow at most ~90 deg (full curls 40-70 on the shared clips). Carrying a bag or
+# leaning on a table bends it to 100-120 deg.
+RECOGNISE_CURL_MAX_PEAK_ELBOW_DEG = 90.0

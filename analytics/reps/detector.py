@@ -126,12 +126,17 @@ class RepDetector:
     def _report(self, until_s: float | None) -> list[Event]:
         """Report the window's repetitions that ended by `until_s` (all when None) and were not yet."""
         frames = list(self._frames)
+        recognition: Recognition | None = None
         if self._locked is not None:
             locked = self._locked
             source = Exercise.SQUAT if locked.exercise is Exercise.LUNGE else locked.exercise
-            recognition: Recognition | None = locked
             cycles = exercise_cycles(RULES[source], frames)
-        else:
+            following = [cc for cc in cycles if cc.cycle.t_peak_s > self._reported_end_s]
+            if following and following[0].cycle.t_start_s - self._reported_end_s > th.REP_SET_MAX_GAP_S:
+                self._locked = None  # the set is over; what comes next is judged afresh
+            else:
+                recognition = locked
+        if self._locked is None:
             # A new set is judged on the motion since the last one.
             fresh = [f for f in frames if f.t_s > self._reported_end_s]
             recognition, cycles = window_analysis(fresh, self.given)

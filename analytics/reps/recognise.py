@@ -10,7 +10,8 @@ giving its cycles and their range of motion. The cues, each with its physical re
   upright body that far, so legs win over arms (arms raised in a squat are a counterweight).
   The body must go down: at the bottom the lower knee is bent (at most
   RECOGNISE_LOWER_KNEE_MAX_DEG); a knee lifted over a straight standing leg (marching, high
-  knees) is neither.
+  knees) is neither; nor is sitting down and stretching out (after the cycle the knees must
+  be back a thigh below the hips, `RECOGNISE_STANDING_MAX_THIGH_RISE_TORSO`).
 - **squat or lunge**: a lunge splits the legs, one knee drops toward the floor while the
   front one stays a shin's length up, or (lateral lunge) one knee bends while the other stays
   straight; squatting knees stay level and bend alike. Lunge when, through the middle half
@@ -19,15 +20,20 @@ giving its cycles and their range of motion. The cues, each with its physical re
 - **the arms swing up beside the body** (shoulder angle swings at least
   RECOGNISE_JACK_MIN_SHOULDER_ROM_DEG) with the trunk upright and the knees nearly straight:
   a jumping jack. A curl keeps the upper arm along the body.
-- **the elbows bend with the upper arms down** by RECOGNISE_CURL_MIN_ROM_DEG or more, and
-  nothing above: a curl. Arms swinging in a walk bend the elbows 20-40 deg.
+- **the elbows bend with the upper arms down** by RECOGNISE_CURL_MIN_ROM_DEG or more, to at
+  most RECOGNISE_CURL_MAX_PEAK_ELBOW_DEG at the top (the forearm past horizontal: the weight
+  comes up), and nothing above: a curl. Arms swinging in a walk bend the elbows 20-40 deg;
+  leaning on a table or carrying a bag bends them to 100-120 deg.
 - **on the floor**: a push-up bends the elbows with the trunk held horizontal; a sit-up
   swings the trunk itself. Whichever explains more of the motion (cycles weighted by how
   much of a full range each travels) wins.
 
-When no cue fits, the candidate with the most cycles is taken, with a low confidence, if it
-repeated (RECOGNISE_MIN_GUESSED_CYCLES): a person who repeats a movement is always counted,
-and the exercise_set event says how sure.
+When no cue fits, the candidate with the most cycles that no cue ruled out physically is
+taken, with a low confidence, if it repeated (RECOGNISE_MIN_GUESSED_CYCLES): the exercise_set
+event says how sure. A cue rules its exercise out when the movement is too small for it (knees
+bending less than a quarter squat, arms below shoulder height, elbows not lifting a weight) or
+the wrong shape (a knee lifted over a straight leg, not standing up again): walking, gestures
+and everyday bends repeat too, and are not exercise.
 """
 
 from __future__ import annotations
@@ -95,6 +101,23 @@ def _lunge_split(cycles: Sequence[Cycle[BodyFeatures]], frames: Sequence[BodyFea
     return split_height or split_angle
 
 
+def _back_up(cycles: Sequence[Cycle[BodyFeatures]], frames: Sequence[BodyFeatures]) -> bool:
+    """After the typical cycle the person stands again: the knees a thigh below the hips.
+    Sitting down onto a couch and stretching out bends and straightens the knees too, but
+    ends with the knees level with the hips."""
+    drops = []
+    for cycle in cycles:
+        end = [
+            f.thigh_rise_torso
+            for f in frames
+            if cycle.t_end_s <= f.t_s <= cycle.t_end_s + th.REP_ANALYSE_EVERY_S
+        ]
+        end = [x for x in end if not math.isnan(x)]
+        if end:
+            drops.append(min(end))
+    return not drops or statistics.median(drops) <= th.RECOGNISE_STANDING_MAX_THIGH_RISE_TORSO
+
+
 def _lower_knee_bent(cycles: Sequence[Cycle[BodyFeatures]]) -> bool:
     """At the median bottom, the lower knee is bent: the body went down (squat, any lunge)."""
     angles = []
@@ -111,12 +134,15 @@ def recognise(
 ) -> Recognition | None:
     """The exercise of a window (`frames`), from each exercise's cycles counted on its own signal."""
     legs = cycles.get(Exercise.SQUAT, [])
-    excluded: set[Exercise] = set()
-    if legs and median_rom(legs) >= th.RECOGNISE_LEGS_MIN_ROM_DEG:
-        if not _lower_knee_bent(legs):
+    excluded: set[Exercise] = set()  # ruled out on physical grounds, even as a guess
+    if legs and median_rom(legs) < th.RECOGNISE_LEGS_MIN_ROM_DEG:
+        # Knees bending less than a quarter squat, again and again: walking or stepping in place.
+        excluded.update((Exercise.SQUAT, Exercise.LUNGE))
+    elif legs:
+        if not _lower_knee_bent(legs) or not _back_up(legs, frames):
             # A knee lifted over a straight standing leg (marching, high knees, a step up):
             # the body does not go down, so it is neither a squat nor a lunge, even as a guess.
-            excluded = {Exercise.SQUAT, Exercise.LUNGE}
+            excluded.update((Exercise.SQUAT, Exercise.LUNGE))
         elif _lunge_split(legs, frames):
             return Recognition(Exercise.LUNGE, 0.8, "knees bend, legs split")
         else:
@@ -131,10 +157,19 @@ def recognise(
         return Recognition(best_floor, 0.8, cue)
     if jacks and median_rom(jacks) >= th.RECOGNISE_JACK_MIN_SHOULDER_ROM_DEG:
         return Recognition(Exercise.JUMPING_JACK, 0.8, "arms swing up beside the body")
+    # Arms that do not reach shoulder height, again and again: swinging in a walk, gesturing.
+    excluded.add(Exercise.JUMPING_JACK)
     curls = cycles.get(Exercise.BICEP_CURL, [])
-    if curls and median_rom(curls) >= th.RECOGNISE_CURL_MIN_ROM_DEG:
-        return Recognition(Exercise.BICEP_CURL, 0.7, "elbows bend, upper arms down")
-    # No cue fits: the most repeated candidate, said to be a guess. Once is not a repetition.
+    if curls:
+        # The weight comes up: the forearm passes horizontal (elbow flexion past 90 deg).
+        lifted = (
+            statistics.median(c.peak_value for c in curls) >= 180.0 - th.RECOGNISE_CURL_MAX_PEAK_ELBOW_DEG
+        )
+        if lifted and median_rom(curls) >= th.RECOGNISE_CURL_MIN_ROM_DEG:
+            return Recognition(Exercise.BICEP_CURL, 0.7, "elbows bend, upper arms down")
+        excluded.add(Exercise.BICEP_CURL)
+    # No cue fits: the most repeated candidate not ruled out on physical grounds, said to be
+    # a guess (a push-up or sit-up whose arms moved more than its trunk). Once is not a repetition.
     counted = {
         e: len(c)
         for e, c in cycles.items()

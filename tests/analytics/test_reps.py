@@ -384,14 +384,15 @@ EXERCISE_CLIPS = (
 # Everyday movements that look most like an exercise: crouching, squatting down, bending
 # to pick things up, kneeling, getting down on hands and knees, lying down and up, a fall
 # to the knees, dancing, and walking.
-# (A single crouch, kneeling to reach under a couch or picking up a bag is one complete
-# squat-, sit-up- or curl-like cycle and is now reported as one rep, low confidence: the
-# price of counting single-rep sets; docs/analytics.md lists them.)
+# (A single crouch, kneeling to reach under a couch, picking up a bag or lying back on a couch
+# is one complete squat-, sit-up- or curl-like cycle and is reported as one rep: the price of
+# counting single-rep sets; docs/analytics.md lists them.) Repeated everyday bends must not be.
 NEGATIVE_CLIPS = (
     "adl_negatives/urfall_ds31_squat_down.mp4",
     "adl_negatives/le2i_office_175_kneel_tie_shoe.mp4",
     "adl_negatives/urfall_ds64_prone_on_floor_and_up.mp4",
-    "adl_negatives/adl_urfall_lie_down_couch_rgb.mp4",
+    "adl_negatives/urfall_ds59_get_down_on_floor.mp4",
+    "adl_negatives/le2i_coffee_65_bend_over_table.mp4",
 )
 # Ground-truth completion times are +-0.25 s; a rep completes at the first sample back at rest.
 COMPLETION_TOLERANCE_S = 0.75
