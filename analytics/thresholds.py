@@ -302,3 +302,10 @@ RECOGNISE_STANDING_MAX_THIGH_RISE_TORSO = -0.5
 # hanging, elbow at most ~90 deg (full curls 40-70 on the shared clips). Carrying a bag or
 # leaning on a table bends it to 100-120 deg.
 RECOGNISE_CURL_MAX_PEAK_ELBOW_DEG = 90.0
+# A lone repetition, recognised automatically: the body stays in the exercise's posture
+# (its signal readable) on nearly every frame seen, and the rep goes through most of a full
+# range. Single reps of the shared exercise clips: posture 1.00 of the frames, 0.9-1.4 of a
+# full range; everyday postures passed through once (picking up, crouching, collapsing,
+# lying back): 0.36-0.98 and 0.4-1.5.
+RECOGNISE_SINGLE_MIN_POSTURE_FRACTION = 0.95
+RECOGNISE_SINGLE_MIN_FULL_ROM_FRACTION = 0.8

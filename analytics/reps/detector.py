@@ -12,6 +12,7 @@ late. Once a set is open its exercise holds until the set closes (one exercise p
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from analytics.reps.counting import count_cycles
 from analytics.reps.cycle import Cycle
 from analytics.reps.exercises import RULES, ExerciseRule
 from analytics.reps.features import BodyFeatures
-from analytics.reps.recognise import Recognition, recognise
+from analytics.reps.recognise import Recognition, recognise, single_rep_stands
 from analytics.reps.sets import Rep, SetTracker
 from analytics.track import TrackedPose
 
@@ -80,7 +81,15 @@ def window_analysis(
         return None, []
     # Squat and lunge read the same signal; the recognised one names its cycles.
     source = Exercise.SQUAT if recognition.exercise is Exercise.LUNGE else recognition.exercise
-    return recognition, per_exercise[source]
+    cycles = per_exercise[source]
+    if len(cycles) == 1:
+        rule = RULES[source]
+        readable = sum(
+            1 for f in frames if any(not math.isnan(rule.read(f, ch).value) for ch in rule.channels)
+        )
+        if not single_rep_stands(recognition.exercise, cycles[0].cycle, readable / len(frames)):
+            return None, []
+    return recognition, cycles
 
 
 class RepDetector:

@@ -179,3 +179,19 @@ def recognise(
         return None
     guess = max(counted, key=lambda e: (counted[e], _evidence(e, cycles[e])))
     return Recognition(guess, 0.3, "most repeated movement")
+
+
+def single_rep_stands(exercise: Exercise, cycle: Cycle[BodyFeatures], readable_fraction: float) -> bool:
+    """Whether one lone cycle, recognised automatically, is a repetition of `exercise`.
+
+    Everyday life passes through exercise postures once (a crouch to pick something up, a
+    collapse to the knees, lying back on a sofa); someone doing one rep stays in the
+    exercise's posture the whole time (`readable_fraction` of the window's frames in which the
+    exercise's signal can be read, at least RECOGNISE_SINGLE_MIN_POSTURE_FRACTION) and goes
+    through the full range (at least RECOGNISE_SINGLE_MIN_FULL_ROM_FRACTION of a full rep).
+    """
+    full = th.RECOGNISE_FULL_ROM_DEG[exercise.value]
+    return (
+        readable_fraction >= th.RECOGNISE_SINGLE_MIN_POSTURE_FRACTION
+        and cycle.rom >= th.RECOGNISE_SINGLE_MIN_FULL_ROM_FRACTION * full
+    )
