@@ -274,6 +274,14 @@ def test_automatic_recognition_names_squats_and_counts_every_rep() -> None:
     assert bout.confidence < given.confidence
 
 
+def test_a_lone_rep_counts_automatically_only_when_whole() -> None:
+    one = squat_frames(STAND + squat_knees() + STAND)
+    assert [e.data["exercise"] for e in reps(detect(one, None))] == ["squat"]
+    # One small knee bend (30 deg) is not a squat on its own; told it is, it counts.
+    dip = squat_frames(STAND + squat_knees(bottom_deg=150.0) + STAND)
+    assert detect(dip, None) == [] and len(reps(detect(dip, Exercise.SQUAT))) == 1
+
+
 def test_reps_come_during_a_long_set_not_only_at_its_end() -> None:
     frames = squat_frames(STAND + squat_knees() * 10)
     detector = RepDetector(1, AnalyticsConfig(exercise=None))
