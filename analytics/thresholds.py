@@ -178,26 +178,6 @@ REP_ANALYSE_EVERY_S = 1.0
 # stream (all of them at the end of a shorter video or track).
 REP_COMMIT_DELAY_S = 8.0
 #
-# Rest and peak zones of each exercise's driving angle. Peak thresholds sit at the point
-# the movement passes only when done on purpose; rest thresholds leave ~40 deg for the
-# world estimate, which reads a straight limb as 145-165 deg. The band between is hysteresis.
-# Squat and lunge: knee angle. A bottom is at or below 90-100 deg; 110 is well past the top
-# third of the range, which walking (knee >= ~120 deg) and standing sway never reach.
-SQUAT_LUNGE_PEAK_KNEE_DEG = 110.0
-SQUAT_LUNGE_REST_KNEE_DEG = 140.0
-# Push-up: elbow angle, ~90 deg at the standard bottom, straight at the top.
-PUSHUP_PEAK_ELBOW_DEG = 110.0
-PUSHUP_REST_ELBOW_DEG = 140.0
-# Curl: elbow angle; 90 deg puts the forearm above horizontal with the upper arm hanging.
-CURL_PEAK_ELBOW_DEG = 90.0
-CURL_REST_ELBOW_DEG = 140.0
-# Jumping jack: shoulder angle (upper arm to trunk side), 30 deg either side of horizontal.
-JUMPING_JACK_PEAK_SHOULDER_DEG = 120.0
-JUMPING_JACK_REST_SHOULDER_DEG = 60.0
-# Sit-up: trunk inclination, within 30 deg of upright at the top, of lying at the bottom.
-SITUP_PEAK_TRUNK_INCLINATION_DEG = 30.0
-SITUP_REST_TRUNK_INCLINATION_DEG = 60.0
-#
 # Postures that let each signal be read (outside them the machine pauses).
 # Standing exercises: trunk closer to upright than this. A squat or lunge leans forward up
 # to ~45-50 deg at the bottom; curls and jumping jacks are done upright (a lean of 30 deg
@@ -218,16 +198,9 @@ CURL_MAX_SHOULDER_DEG = 50.0
 # below; lying or sitting on the floor with bent knees puts them level or above).
 SITUP_MIN_THIGH_RISE_TORSO = -0.5
 #
-# Telling the exercises apart at a cycle's peak (automatic recognition).
-# Lunge vs squat: in a lunge the back knee drops near the floor while the front knee stays
-# about a shin length (~0.9 torso lengths) up; squatting knees are level.
-LUNGE_MIN_KNEE_GAP_TORSO = 0.3
 # Jumping jack: feet apart at the peak. Jumping out puts the ankles ~1.5 torso lengths
 # apart (about three hip widths), feet together are 0.2-0.4; 1.0 is a clear jump apart.
 JUMPING_JACK_MIN_ANKLE_SPREAD_TORSO = 1.0
-# Sit-up: the trunk comes up toward the thighs (hip angle below this at the top); sitting
-# up with straight legs or on a chair stays near 90 deg or more.
-SITUP_MAX_HIP_AT_PEAK_DEG = 80.0
 #
 # Form checks (flags on a counted repetition).
 # Squat depth: thighs about parallel puts the knee near 90-100 deg.

@@ -104,6 +104,9 @@ class RepDetector:
         # The last reported repetition's peak and end: later analyses report only what follows.
         self._reported_peak_s = -float("inf")
         self._reported_end_s = -float("inf")
+        # The last reported rep's channel, start and end: the same cycle found again by a later
+        # analysis (its ends can move by a sample as the range changes) is not reported twice.
+        self._reported_last: tuple[str, float, float] | None = None
         # The open set's exercise and how sure its recognition was (None: no set open).
         self._locked: Recognition | None = None
 
@@ -122,7 +125,7 @@ class RepDetector:
         # one, lasts at most REP_MAX_DURATION_S and is reported at most REP_COMMIT_DELAY_S +
         # REP_ANALYSE_EVERY_S after it ends: only once that time is past is the set over.
         settled_s = pose.t_s - th.REP_COMMIT_DELAY_S - th.REP_ANALYSE_EVERY_S - th.REP_MAX_DURATION_S
-        events.extend(self._sets.tick(settled_s, None))
+        events.extend(self._sets.tick(settled_s))
         if self._sets.open_exercise is None:
             self._locked = None
         return events
@@ -155,17 +158,27 @@ class RepDetector:
         events: list[Event] = []
         for cc in cycles:
             c = cc.cycle
-            if c.t_peak_s <= self._reported_end_s or c.t_peak_s <= self._reported_peak_s:
+            if c.t_peak_s <= self._reported_peak_s or self._already_reported(cc):
                 continue
             if until_s is not None and c.t_end_s > until_s:
                 break
             events.extend(self._sets.add(self._rep(rule, cc), recognition.confidence))
             self._locked = recognition
             self._reported_peak_s, self._reported_end_s = c.t_peak_s, c.t_end_s
+            self._reported_last = (cc.channel, c.t_start_s, c.t_end_s)
             log.debug(
                 "track=%s %s rep %.2f-%.2f s", self.track_id, rule.exercise.value, c.t_start_s, c.t_end_s
             )
         return events
+
+    def _already_reported(self, cc: ChannelCycle) -> bool:
+        if self._reported_last is None:
+            return False
+        channel, start, end = self._reported_last
+        c = cc.cycle
+        shared = min(end, c.t_end_s) - max(start, c.t_start_s)
+        shorter = min(end - start, c.t_end_s - c.t_start_s)
+        return channel == cc.channel and shorter > 0 and shared / shorter >= th.REP_SAME_REP_OVERLAP
 
     @staticmethod
     def _rep(rule: ExerciseRule, cc: ChannelCycle) -> Rep:

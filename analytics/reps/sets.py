@@ -36,12 +36,6 @@ class Rep:
     def duration_s(self) -> float:
         return self.t_end_s - self.t_start_s
 
-    def overlap_fraction(self, other: Rep) -> float:
-        """Shared time as a fraction of the shorter of the two."""
-        shared = min(self.t_end_s, other.t_end_s) - max(self.t_start_s, other.t_start_s)
-        shorter = min(self.duration_s, other.duration_s)
-        return max(shared, 0.0) / shorter if shorter > 0 else 0.0
-
 
 @dataclass
 class _OpenSet:
@@ -84,15 +78,10 @@ class SetTracker:
         events.extend(self._open_set([rep], recognition))
         return events
 
-    def tick(self, t_s: float, cycle_open_since_s: float | None) -> list[Event]:
-        """Close the open set once it has been idle too long. `cycle_open_since_s`: start of a
-        cycle of the set's exercise still in progress (it may yet continue the set)."""
-        if self._open is None or t_s - self._open.last_end_s <= th.REP_SET_MAX_GAP_S:
-            return []
-        if (
-            cycle_open_since_s is not None
-            and cycle_open_since_s - self._open.last_end_s <= th.REP_SET_MAX_GAP_S
-        ):
+    def tick(self, settled_s: float) -> list[Event]:
+        """Close the open set if no repetition that could still continue it can come: every rep
+        ending by `settled_s` has been added."""
+        if self._open is None or settled_s - self._open.last_end_s <= th.REP_SET_MAX_GAP_S:
             return []
         return self._close()
 
