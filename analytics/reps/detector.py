@@ -162,7 +162,7 @@ class RepDetector:
                 continue
             if until_s is not None and c.t_end_s > until_s:
                 break
-            events.extend(self._sets.add(self._rep(rule, cc), recognition.confidence))
+            events.extend(self._sets.add(self._rep(rule, cc), recognition.confidence, recognition.cue))
             self._locked = recognition
             self._reported_peak_s, self._reported_end_s = c.t_peak_s, c.t_end_s
             self._reported_last = (cc.channel, c.t_start_s, c.t_end_s)

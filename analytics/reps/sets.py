@@ -42,6 +42,7 @@ class _OpenSet:
     exercise: Exercise
     index: int
     recognition: float
+    cue: str
     reps: list[Rep] = field(default_factory=list)
 
     @property
@@ -62,9 +63,10 @@ class SetTracker:
     def open_exercise(self) -> Exercise | None:
         return None if self._open is None else self._open.exercise
 
-    def add(self, rep: Rep, recognition: float = 1.0) -> list[Event]:
+    def add(self, rep: Rep, recognition: float = 1.0, cue: str = "given") -> list[Event]:
         """A counted repetition (its exercise already decided). `recognition`: how sure the
-        exercise is (1 when given), carried into the set event's confidence."""
+        exercise is (1 when given), carried into the set event's confidence; `cue`: what
+        decided it (reported with the set)."""
         events: list[Event] = []
         open_set = self._open
         if (
@@ -75,7 +77,7 @@ class SetTracker:
             open_set.reps.append(rep)
             return [self._rep_event(rep, open_set)]
         events.extend(self._close())
-        events.extend(self._open_set([rep], recognition))
+        events.extend(self._open_set([rep], recognition, cue))
         return events
 
     def tick(self, settled_s: float) -> list[Event]:
@@ -88,9 +90,9 @@ class SetTracker:
     def finish(self) -> list[Event]:
         return self._close()
 
-    def _open_set(self, reps: list[Rep], recognition: float) -> list[Event]:
+    def _open_set(self, reps: list[Rep], recognition: float, cue: str) -> list[Event]:
         self._sets_done += 1
-        self._open = _OpenSet(reps[0].exercise, self._sets_done, recognition, list(reps))
+        self._open = _OpenSet(reps[0].exercise, self._sets_done, recognition, cue, list(reps))
         return [self._rep_event(rep, self._open, i + 1) for i, rep in enumerate(reps)]
 
     def _close(self) -> list[Event]:
@@ -140,6 +142,7 @@ class SetTracker:
                 "reps_per_min": round(60.0 * len(reps) / (t1 - t0), 1) if t1 > t0 else 0.0,
                 "form_flag_counts": flags,
                 "recognised": self.given is None,
+                "recognised_by": open_set.cue,
             },
         )  # fmt: skip
 

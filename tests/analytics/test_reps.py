@@ -269,9 +269,10 @@ def test_automatic_recognition_names_squats_and_counts_every_rep() -> None:
     assert [e.data["exercise"] for e in reps(events)] == ["squat", "squat"]
     assert all(e.data["recognised"] for e in events)
     (bout,) = sets(events)
-    # Recognised, not given: the set says it is less than sure.
+    # Recognised, not given: the set says it is less than sure, and why it is a squat.
     given = sets(detect(squat_frames(STAND + squat_knees() * 2), Exercise.SQUAT))[0]
     assert bout.confidence < given.confidence
+    assert bout.data["recognised_by"] == "knees bend level" and given.data["recognised_by"] == "given"
 
 
 def test_a_lone_rep_counts_automatically_only_when_whole() -> None:
