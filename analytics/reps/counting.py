@@ -93,10 +93,11 @@ def merge_fragments(cycles: Sequence[Cycle[Snapshot]]) -> list[Cycle[Snapshot]]:
     A limb placed by guesswork (the far arm behind the body) can read one slow curl as two
     quick ones that meet in a single sample at rest. A body repeats an exercise at a steady
     tempo, so a "repetition" shorter than REP_FRAGMENT_FRACTION of the median one that starts
-    (or ends) within REP_FRAGMENT_MAX_REST_S of its neighbour is part of that neighbour; a
-    quick repetition with a real rest on both sides still counts.
+    (or ends) within REP_FRAGMENT_MAX_REST_S of its neighbour is part of that neighbour, and
+    so is any touching piece of a limb seen only by guesswork (mean visibility below VISIBLE);
+    a quick repetition with a real rest on both sides still counts.
     """
-    if len(cycles) < 3:
+    if len(cycles) < 2:
         return list(cycles)
     typical = statistics.median(c.t_end_s - c.t_start_s for c in cycles)
     merged: list[Cycle[Snapshot]] = []
@@ -105,7 +106,11 @@ def merge_fragments(cycles: Sequence[Cycle[Snapshot]]) -> list[Cycle[Snapshot]]:
             last = merged[-1]
             touching = cycle.t_start_s - last.t_end_s <= th.REP_FRAGMENT_MAX_REST_S
             short = min(cycle.t_end_s - cycle.t_start_s, last.t_end_s - last.t_start_s)
-            if touching and short < th.REP_FRAGMENT_FRACTION * typical:
+            # A limb seen well that returns to rest and goes again is a new rep however quick;
+            # a guessed one (both pieces seen below VISIBLE on average) touching rest for a
+            # sample is more likely the guess wobbling than the arm.
+            guessed = max(cycle.quality, last.quality) < th.VISIBLE
+            if touching and (guessed or short < th.REP_FRAGMENT_FRACTION * typical):
                 deeper = cycle if cycle.peak_value > last.peak_value else last
                 merged[-1] = replace(
                     deeper, t_start_s=last.t_start_s, t_end_s=cycle.t_end_s, top_value=last.top_value,
