@@ -389,6 +389,9 @@ EXERCISE_CLIPS = (
     "exercise/ex_squat_side_woman.mp4", "exercise/ex_pushup_side_full_then_knee.mp4",
     "exercise/ex_curl_dumbbell_alternating.mp4", "exercise/ex_jumping_jacks_gray.mp4",
     "exercise/ex_lunges_outdoor.mp4", "exercise/ex_situps_home.mp4",
+    # Push-ups filmed head-on (hips hidden) then from the side; alternating curls whose far
+    # arm is hidden behind the body through every curl.
+    "exercise/ex_pushup_crossfit_front_side.mp4", "exercise/ex_bicep_curl_alternating_side_gym_man.mp4",
 )  # fmt: skip
 # Everyday movements that look most like an exercise: crouching, squatting down, bending
 # to pick things up, kneeling, getting down on hands and knees, lying down and up, a fall
@@ -444,7 +447,7 @@ def test_exercise_clips_meet_the_bar(exercise_results: dict, media_dir: Path, gi
         counted = [e for e in reps(events) if e.data["exercise"] == labels[rel]["exercise"]]
         errors[rel] = len(counted) - labels[rel]["reps_complete"]
     exact = sum(1 for e in errors.values() if e == 0)
-    assert exact >= 5 and all(abs(e) <= 1 for e in errors.values()), errors
+    assert exact >= len(EXERCISE_CLIPS) - 1 and all(abs(e) <= 1 for e in errors.values()), errors
 
 
 @pytest.mark.slow
