@@ -121,13 +121,13 @@ FALL_TRACK_ENDED_CONFIDENCE = 0.8
 # distances are torso lengths. docs/analytics.md gives the reasoning at length.
 #
 # Visibility a landmark needs to drive a repetition. MediaPipe gives a limb hidden behind
-# the body (the far arm in a side view) 0.2-0.6 while still placing it from the body's
-# context, and a landmark out of the frame below ~0.2. A cycle only needs the limb to be
-# followed, so the floor sits between the two, below the 0.5 used for stored angles. Fully
-# behind the body (the far elbow at the top of a curl: 0.08-0.30 at pose confidence 0.3)
-# the placement is a guess (that elbow then reads anywhere from 60 to 120 deg) and the
-# sample is dropped; the cycle's dwell is measured across the gap (REP_MIN_PEAK_DWELL_S).
-REP_MIN_VISIBILITY = 0.3
+# the body (the far arm in a side view) 0.1-0.6 while still placing it from the body's
+# context, and a landmark out of the frame below ~0.1. A cycle only needs the limb to be
+# followed: the far arm of an alternating side-view curl reads 0.15-0.3 through its whole
+# curl and follows it (9 of 9 curls seen at 0.15, 6 at 0.3, where its rest went unseen).
+# Fitted with REP_ZONE_FRACTION leaving one source out (17 of 18 folds chose 0.15).
+# A guessed limb's noise is what REP_FRAGMENT_* and the range-relative zones absorb.
+REP_MIN_VISIBILITY = 0.15
 # Time the signal must spend in the peak zone, from its crossing in to its last crossing
 # out (each interpolated between the samples either side of the threshold, also across a
 # short loss of sight, so a top hidden behind the body still has a duration). A single
@@ -151,30 +151,32 @@ REP_SAME_REP_OVERLAP = 0.5
 # A set (bout) ends when no repetition follows for this long: rest between sets is longer
 # (30 s and more), while a pause inside a set, even to change grip, is a few seconds.
 REP_SET_MAX_GAP_S = 5.0
-# Automatic recognition reports an exercise only after this many consecutive repetitions of
-# it: a single squat-like crouch, bend or sit-down is everyday life; three in a row, each a
-# full cycle with gaps under REP_SET_MAX_GAP_S, are exercise. Given exercise: each rep counts.
-REP_SET_MIN_REPS_AUTO = 3
 #
-# Rest and peak zones of each exercise's driving angle. Peak thresholds sit at the point
-# the movement passes only when done on purpose; rest thresholds leave ~40 deg for the
-# world estimate, which reads a straight limb as 145-165 deg. The band between is hysteresis.
-# Squat and lunge: knee angle. A bottom is at or below 90-100 deg; 110 is well past the top
-# third of the range, which walking (knee >= ~120 deg) and standing sway never reach.
-SQUAT_LUNGE_PEAK_KNEE_DEG = 110.0
-SQUAT_LUNGE_REST_KNEE_DEG = 140.0
-# Push-up: elbow angle, ~90 deg at the standard bottom, straight at the top.
-PUSHUP_PEAK_ELBOW_DEG = 110.0
-PUSHUP_REST_ELBOW_DEG = 140.0
-# Curl: elbow angle; 90 deg puts the forearm above horizontal with the upper arm hanging.
-CURL_PEAK_ELBOW_DEG = 90.0
-CURL_REST_ELBOW_DEG = 140.0
-# Jumping jack: shoulder angle (upper arm to trunk side), 30 deg either side of horizontal.
-JUMPING_JACK_PEAK_SHOULDER_DEG = 120.0
-JUMPING_JACK_REST_SHOULDER_DEG = 60.0
-# Sit-up: trunk inclination, within 30 deg of upright at the top, of lying at the bottom.
-SITUP_PEAK_TRUNK_INCLINATION_DEG = 30.0
-SITUP_REST_TRUNK_INCLINATION_DEG = 60.0
+# Counting from the motion's own range (analytics/reps/counting.py). The range of a signal is
+# taken between these percentiles of its values over the analysis window: the extremes the
+# body really reaches, robust to a few wrong samples (3 % of a 20 s window is 0.6 s).
+REP_RANGE_LOW_PERCENTILE = 3.0
+REP_RANGE_HIGH_PERCENTILE = 97.0
+# The peak zone is the part of the range within this fraction of the peak extreme, the rest
+# zone within it of the rest extreme; the middle 30 % is hysteresis. A repetition must travel
+# at least the middle of its own range: a half curl or a half squat among full ones (which
+# coaches do not count) stops short, a quarter squat set (every rep alike) still counts.
+# Fitted with REP_MIN_VISIBILITY leaving one source out (18 repositories; docs/analytics.md):
+# 17 of 18 folds chose (0.4, 0.15); left-out exact 29/35 (in-sample 30/35).
+REP_ZONE_FRACTION = 0.4
+# A movement smaller than this (degrees of the signal, p3-p97) is not a repetition at all:
+# it is landmark noise, breathing or sway (a still joint reads 5-20 deg of range at 10 fps).
+# Quarter squats still bend the knee ~40 deg, arms raised to shoulder height swing ~80 deg.
+REP_MIN_RANGE_DEG = 25.0
+# The range and recognition look at the last minute of a track: a set of 10 slow squats
+# fits, and a new set after a long rest is judged on its own motion.
+REP_ANALYSIS_WINDOW_S = 60.0
+# Counting is redone this often (video time): cheap at 10 fps, prompt enough for a live view.
+REP_ANALYSE_EVERY_S = 1.0
+# A repetition is reported once it ended this long ago: by then the range and the exercise
+# are judged on a few repetitions, not on the first one. Reps come this late on a live
+# stream (all of them at the end of a shorter video or track).
+REP_COMMIT_DELAY_S = 8.0
 #
 # Postures that let each signal be read (outside them the machine pauses).
 # Standing exercises: trunk closer to upright than this. A squat or lunge leans forward up
@@ -196,16 +198,9 @@ CURL_MAX_SHOULDER_DEG = 50.0
 # below; lying or sitting on the floor with bent knees puts them level or above).
 SITUP_MIN_THIGH_RISE_TORSO = -0.5
 #
-# Telling the exercises apart at a cycle's peak (automatic recognition).
-# Lunge vs squat: in a lunge the back knee drops near the floor while the front knee stays
-# about a shin length (~0.9 torso lengths) up; squatting knees are level.
-LUNGE_MIN_KNEE_GAP_TORSO = 0.3
 # Jumping jack: feet apart at the peak. Jumping out puts the ankles ~1.5 torso lengths
 # apart (about three hip widths), feet together are 0.2-0.4; 1.0 is a clear jump apart.
 JUMPING_JACK_MIN_ANKLE_SPREAD_TORSO = 1.0
-# Sit-up: the trunk comes up toward the thighs (hip angle below this at the top); sitting
-# up with straight legs or on a chair stays near 90 deg or more.
-SITUP_MAX_HIP_AT_PEAK_DEG = 80.0
 #
 # Form checks (flags on a counted repetition).
 # Squat depth: thighs about parallel puts the knee near 90-100 deg.
@@ -226,3 +221,65 @@ LUNGE_FRONT_KNEE_TARGET_DEG = 90.0
 LUNGE_FRONT_KNEE_TOLERANCE_DEG = 25.0
 # Sit-up: trunk within this of upright at the top.
 SITUP_REACH_TRUNK_INCLINATION_MAX_DEG = 20.0
+#
+# Recognition (analytics/reps/recognise.py; each cue's physical reason is there).
+# The knees bend in a squat or lunge by 40 deg or more even at quarter depth; jumping jacks
+# land on soft knees (10-25 deg) and curls and push-ups do not bend an upright body's knees.
+RECOGNISE_LEGS_MIN_ROM_DEG = 40.0
+# Lunge: the back knee drops toward the floor while the front one stays about a shin
+# (~0.9 torso lengths) up; squatting knees are level within landmark noise. Upper quartile
+# over each cycle's middle half, on the shared clips: lunges 0.40-0.89, squats 0.02-0.19.
+RECOGNISE_LUNGE_MIN_KNEE_GAP_TORSO = 0.3
+# Lateral lunge: one knee bends to ~90 deg while the other stays nearly straight (~80 deg
+# apart); a squat bends both alike, up to ~35 deg apart when seen obliquely (one knee's
+# plane faces the camera, the other's does not).
+RECOGNISE_LUNGE_MIN_KNEE_ASYMMETRY_DEG = 50.0
+# Jumping jack: the arms swing from the sides to at least shoulder height (~90 deg of
+# shoulder angle); a curl's upper arm swings 10-30 deg at most.
+RECOGNISE_JACK_MIN_SHOULDER_ROM_DEG = 60.0
+# A full repetition's range of motion per exercise's signal (degrees), to weigh cycles
+# against each other: knee 90 (to thighs parallel), elbow 90 (push-up to 90 deg; curl
+# 170 -> 40 is more, capped), shoulder 150 (arms to overhead), trunk 60 (lying back to
+# ~30 deg from upright).
+RECOGNISE_FULL_ROM_DEG = {
+    "squat": 90.0, "lunge": 90.0, "pushup": 90.0, "bicep_curl": 90.0, "jumping_jack": 150.0, "situp": 60.0,
+}  # fmt: skip
+#
+# The tutorial counter (analytics/reps/baseline.py), a yardstick: the thresholds typical
+# tutorials print for image-plane angles, not chosen here. Down past the first, up past the
+# second counts one repetition.
+BASELINE_SQUAT_DOWN_KNEE_DEG = 100.0
+BASELINE_UP_DEG = 160.0
+BASELINE_PUSHUP_DOWN_ELBOW_DEG = 90.0
+BASELINE_CURL_UP_ELBOW_DEG = 50.0
+BASELINE_CURL_DOWN_ELBOW_DEG = 150.0
+BASELINE_SITUP_UP_HIP_DEG = 70.0
+BASELINE_SITUP_DOWN_HIP_DEG = 110.0
+# A curl bends the elbow from straight to past a right angle (~130 deg of flexion, ~70 for a
+# half curl); arms swinging while walking or gesturing bend it 20-40 deg.
+RECOGNISE_CURL_MIN_ROM_DEG = 60.0
+# A guessed exercise (no cue fitted) needs the movement to repeat: one cycle of something
+# unrecognised is everyday life (a reach, a stumble), not a set.
+RECOGNISE_MIN_GUESSED_CYCLES = 2
+# The lower knee at a squat's or lunge's bottom is bent (a lunge's back knee ~90 deg, a
+# quarter squat's ~135); a knee lift leaves the lower, standing leg straight (>= ~165).
+RECOGNISE_LOWER_KNEE_MAX_DEG = 140.0
+# A cycle shorter than this fraction of the set's median one, meeting its neighbour within
+# REP_FRAGMENT_MAX_REST_S, is a piece of that neighbour (a guessed limb read one rep as two):
+# a body keeps a steady tempo within a set (tempo changes of 30-50 % between reps, not 2x).
+REP_FRAGMENT_FRACTION = 0.5
+REP_FRAGMENT_MAX_REST_S = 0.3
+# Standing again after a squat or lunge puts the knees ~0.8-1 torso lengths (a thigh) below
+# the hips; sitting or lying with the legs out keeps them level (~0). Half way is the line.
+RECOGNISE_STANDING_MAX_THIGH_RISE_TORSO = -0.5
+# A curl lifts the weight: at the top the forearm is past horizontal with the upper arm
+# hanging, elbow at most ~90 deg (full curls 40-70 on the shared clips). Carrying a bag or
+# leaning on a table bends it to 100-120 deg.
+RECOGNISE_CURL_MAX_PEAK_ELBOW_DEG = 90.0
+# A lone repetition, recognised automatically: the body stays in the exercise's posture
+# (its signal readable) on nearly every frame seen, and the rep goes through most of a full
+# range. Single reps of the shared exercise clips: posture 1.00 of the frames, 0.9-1.4 of a
+# full range; everyday postures passed through once (picking up, crouching, collapsing,
+# lying back): 0.36-0.98 and 0.4-1.5.
+RECOGNISE_SINGLE_MIN_POSTURE_FRACTION = 0.95
+RECOGNISE_SINGLE_MIN_FULL_ROM_FRACTION = 0.8

@@ -85,6 +85,9 @@ class PoseCache:
         digest = hashlib.sha256(key.encode()).hexdigest()[:20]
         return self.root / f"{Path(rel).stem}.{variant.name}.{digest}.pkl"
 
+    def is_cached(self, rel: str, variant: Variant) -> bool:
+        return self._path(rel, variant).is_file()
+
     def poses(self, rel: str, variant: Variant = VARIANTS["base"]) -> list[FramePoses]:
         path = self._path(rel, variant)
         if path.is_file():

@@ -3,30 +3,110 @@
 python -m bench.score_posed                      # automatic recognition, base variant
 python -m bench.score_posed --given              # the labelled exercise given
 python -m bench.score_posed --variant mirror --only falls/
+python -m bench.score_posed --reps               # exercise clips: recognised, given, tutorial baseline
+python -m bench.score_posed --baseline           # the tutorial counter alone
+python -m bench.score_posed --sweep              # how often a count changes over the variants
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from analytics.config import AnalyticsConfig
 from analytics.engine import AnalyticsEngine
 from analytics.evaluation import ClipScore, ClipTruth, EvalReport, format_report, load_truth, score_clip
-from analytics.events import Event, Exercise
+from analytics.events import Event, EventType, Exercise, rep_counts
+from analytics.reps.baseline import tutorial_count
+from analytics.thresholds import TRACK_LOST_AFTER_S
+from analytics.track import TrackedPose, Tracker
 from bench.posed import VARIANTS, PoseCache, Variant
+from workers.poses import FramePoses
 
 
-def analyse(cache: PoseCache, truth: ClipTruth, variant: Variant, given: bool) -> ClipScore:
-    frames = cache.poses(truth.path, variant)
-    exercise = Exercise(truth.exercise) if given and truth.exercise else None
+def run_events(frames: Sequence[FramePoses], exercise: Exercise | None) -> list[Event]:
     engine = AnalyticsEngine(AnalyticsConfig(exercise=exercise))
     events: list[Event] = []
     for frame in frames:
         events.extend(engine.process(frame).events)
     events.extend(engine.finish())
+    return events
+
+
+def analyse(cache: PoseCache, truth: ClipTruth, variant: Variant, given: bool) -> ClipScore:
+    frames = cache.poses(truth.path, variant)
+    exercise = Exercise(truth.exercise) if given and truth.exercise else None
+    events = run_events(frames, exercise)
     duration = frames[-1].pts_s if frames else 0.0
     return score_clip(truth, events, duration)
+
+
+def baseline_count(frames: Sequence[FramePoses], exercise: Exercise) -> int:
+    """The tutorial counter over every track of a clip (tracks as the engine makes them)."""
+    tracker = Tracker(lost_after_s=TRACK_LOST_AFTER_S)
+    tracks: dict[int, list[TrackedPose]] = {}
+    for frame in frames:
+        for pose in tracker.update(frame).tracked:
+            tracks.setdefault(pose.track_id, []).append(pose)
+    return sum(tutorial_count(poses, exercise) for poses in tracks.values())
+
+
+@dataclass(frozen=True)
+class RepRow:
+    """One exercise clip: the label and what each counter says."""
+
+    path: str
+    source: str
+    exercise: str
+    expected: int
+    auto: int  # reps of the labelled exercise, recognised automatically
+    named: str  # the exercise with the most reps in automatic mode ("-" when none)
+    given: int
+    baseline: int
+
+
+def rep_row(cache: PoseCache, truth: ClipTruth, source: str, variant: Variant) -> RepRow:
+    assert truth.exercise is not None and truth.reps is not None
+    frames = cache.poses(truth.path, variant)
+    exercise = Exercise(truth.exercise)
+    auto = rep_counts(run_events(frames, None))
+    named = max(auto, key=lambda e: auto[e]) if auto else "-"
+    given = rep_counts(e for e in run_events(frames, exercise) if e.type == EventType.REP)
+    return RepRow(
+        truth.path, source, truth.exercise, truth.reps, auto.get(truth.exercise, 0), named,
+        given.get(truth.exercise, 0), baseline_count(frames, exercise),
+    )  # fmt: skip
+
+
+def _measures(name: str, rows: Sequence[RepRow], counts: Sequence[int], named: bool) -> str:
+    n = len(rows)
+    errors = [abs(c - r.expected) for r, c in zip(rows, counts, strict=True)]
+    exact = sum(1 for e in errors if e == 0)
+    within = sum(1 for e in errors if e <= 1)
+    line = (
+        f"{name:34} exact {exact:2}/{n} ({100 * exact / n:3.0f} %)  MAE {sum(errors) / n:4.2f}  "
+        f"off by <= 1 {within:2}/{n} ({100 * within / n:3.0f} %)"
+    )
+    if named:
+        right = sum(1 for r in rows if r.named == r.exercise)
+        line += f"  named right {right:2}/{n} ({100 * right / n:3.0f} %)"
+    return line
+
+
+def format_reps(rows: Sequence[RepRow]) -> str:
+    lines = [f"{'clip':66} {'label':>5} {'auto':>4} {'named':>12} {'given':>5} {'tutor':>5}"]
+    for r in rows:
+        named = r.named if r.named != r.exercise else "="
+        name = r.path.split("/")[-1][:66]
+        lines.append(f"{name:66} {r.expected:5} {r.auto:4} {named:>12} {r.given:5} {r.baseline:5}")
+    lines.append("")
+    lines.append(_measures("posepipe, recognised", rows, [r.auto for r in rows], named=True))
+    lines.append(_measures("posepipe, exercise given", rows, [r.given for r in rows], named=False))
+    lines.append(_measures("tutorial counter, exercise given", rows, [r.baseline for r in rows], named=False))
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,19 +116,60 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", default="base", choices=sorted(VARIANTS))
     parser.add_argument("--only", help="clips whose path contains this")
     parser.add_argument("--given", action="store_true", help="give the labelled exercise")
+    parser.add_argument("--reps", action="store_true", help="exercise clips: recognised, given, baseline")
+    parser.add_argument("--baseline", action="store_true", help="the tutorial counter, told the exercise")
+    parser.add_argument("--sweep", action="store_true", help="count changes over the cached variants")
     args = parser.parse_args(argv)
     cache = PoseCache()
-    truth = load_truth(cache.media / "ground_truth.json")
+    raw = load_truth(cache.media / "ground_truth.json")
+    sources = {
+        k: str(v.get("source", k))
+        for k, v in json.loads((cache.media / "ground_truth.json").read_text()).items()
+    }
+    truth = {rel: t for rel, t in sorted(raw.items()) if not args.only or args.only in rel}
+    exercise_clips = [t for t in truth.values() if t.exercise and t.reps is not None]
     try:
-        scores = [
-            analyse(cache, t, VARIANTS[args.variant], args.given)
-            for rel, t in sorted(truth.items())
-            if not args.only or args.only in rel
-        ]
+        if args.sweep:
+            print(format_sweep(cache, exercise_clips, sources))
+        elif args.reps or args.baseline:
+            rows = [rep_row(cache, t, sources[t.path], VARIANTS[args.variant]) for t in exercise_clips]
+            if args.baseline:
+                print(_measures("tutorial counter, exercise given", rows, [r.baseline for r in rows], False))
+            else:
+                print(format_reps(rows))
+        else:
+            scores = [analyse(cache, t, VARIANTS[args.variant], args.given) for t in truth.values()]
+            print(format_report(EvalReport(scores)))
     finally:
         cache.close()
-    print(format_report(EvalReport(scores)))
     return 0
+
+
+def format_sweep(cache: PoseCache, clips: Sequence[ClipTruth], sources: dict[str, str]) -> str:
+    """Runs (clip x variant x mode) whose count differs from the same clip's base count.
+    Variants not yet cached are skipped (posing them takes minutes), and said so."""
+    lines = []
+    changed = total = 0
+    base = {t.path: rep_row(cache, t, sources[t.path], VARIANTS["base"]) for t in clips}
+    for name in ("fps7.5", "fps15", "mirror", "crop80"):
+        cached = [t for t in clips if cache.is_cached(t.path, VARIANTS[name])]
+        n_changed = 0
+        for t in cached:
+            row = rep_row(cache, t, sources[t.path], VARIANTS[name])
+            b = base[t.path]
+            for mode, now, was in (("auto", row.auto, b.auto), ("given", row.given, b.given)):
+                if now != was:
+                    n_changed += 1
+                    lines.append(
+                        f"  {name:7} {mode:5} {t.path.split('/')[-1]}: {was} -> {now} (label {t.reps})"
+                    )
+        changed += n_changed
+        total += 2 * len(cached)
+        runs = 2 * len(cached)
+        lines.append(f"{name:7}: {len(cached)}/{len(clips)} clips cached, {n_changed} of {runs} runs changed")
+    share = 100 * changed / total if total else float("nan")
+    lines.append(f"all: {changed} of {total} runs changed ({share:.1f} %)")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

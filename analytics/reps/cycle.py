@@ -5,8 +5,8 @@ nothing about bodies or exercises. The signal grows as the body moves into the e
 (e.g. knee flexion in a squat); NaN means it cannot be measured now (not visible, or the
 posture does not fit), which pauses the machine.
 
-A repetition counts only when the machine saw it whole: the signal leave the rest zone
-(or, at the very start, be on its way from it), cross into the peak zone, stay there for
+A repetition counts only when the machine saw it whole: the signal leave the rest zone,
+cross into the peak zone, stay there for
 a minimum dwell, and come back into the rest zone. The gap between the two zones is the
 hysteresis: jitter around either threshold cannot count twice. A clip that starts at the
 peak (the descent was not seen) or ends before the return gives no repetition, and a
@@ -38,7 +38,7 @@ class Phase(str, Enum):
     REST = "rest"
     APPROACH = "approach"  # between the zones on the way in (from rest, or at the start)
     PEAK = "peak"  # in or past the peak zone of a cycle whose approach was seen
-    PEAK_UNSEEN_ENTRY = "peak_unseen_entry"  # first seen already at the peak: cannot count
+    PEAK_UNSEEN_ENTRY = "peak_unseen_entry"  # first seen past the rest zone: cannot count
 
 
 @dataclass(frozen=True)
@@ -146,8 +146,10 @@ class CycleCounter(Generic[Snapshot]):
             elif at_rest:
                 self._enter_rest(t_s, value)
             else:
+                # First seen on the way (in or out): the rest before it was not seen, and a
+                # clip that starts mid-rep does not count that rep (only complete ones do).
                 self._reset_cycle()
-                self.phase, self._t_start = Phase.APPROACH, t_s
+                self.phase = Phase.PEAK_UNSEEN_ENTRY
             return None
         if self.phase is Phase.PEAK_UNSEEN_ENTRY:
             if at_rest:

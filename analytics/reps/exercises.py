@@ -1,8 +1,9 @@
-"""The six exercises as rules over body measurements: signal, posture, recognition test, form checks.
+"""The six exercises as rules over body measurements: the signal, the posture it is read in, form checks.
 
-Owns what makes each exercise that exercise; the counting itself is the shared machine in
-reps.cycle. Each rule turns a frame's measurements into one signal per channel (both
-sides together, or each arm alone for curls) that grows into the movement, in degrees:
+Owns what each exercise's signal is; the counting is reps.counting (thresholds from the
+signal's own range) and telling exercises apart is reps.recognise. Each rule turns a
+frame's measurements into one signal per channel (both sides together, or each arm alone
+for curls) that grows into the movement, in degrees:
 joint flexion (180 - joint angle), shoulder elevation, or trunk elevation (90 - trunk
 inclination). The signal is NaN whenever the posture the exercise needs is not there, so
 a curl is never read off someone lying down, nor a push-up off someone standing.
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 from analytics import thresholds as th
 from analytics.events import Exercise
-from analytics.reps.cycle import Cycle, CycleSpec
+from analytics.reps.cycle import Cycle
 from analytics.reps.features import LEFT, RIGHT, SIDES, BodyFeatures
 
 BOTH = "both"
@@ -33,10 +34,8 @@ class Reading:
 
 NOT_MEASURABLE = Reading(_NAN, 0.0)
 
-# A rule's three functions: the signal of a channel in a frame; whether a cycle looks like
-# this exercise (automatic recognition); the form flags of a counted cycle.
+# A rule's two functions: the signal of a channel in a frame; the form flags of a counted cycle.
 Read = Callable[[BodyFeatures, str], Reading]
-Accepts = Callable[[Cycle[BodyFeatures], str], bool]
 Form = Callable[[Cycle[BodyFeatures], str], tuple[str, ...]]
 
 
@@ -48,26 +47,13 @@ class ExerciseRule:
     exercise: Exercise
     driving_angle: str
     channels: tuple[str, ...]
-    cycle: CycleSpec
     angle_offset: float | None
     read: Read
-    accepts: Accepts
     form: Form
 
     def angle(self, signal: float) -> float:
         """The driving angle (degrees) for a value of the signal."""
         return signal if self.angle_offset is None else self.angle_offset - signal
-
-
-def _spec(peak_signal: float, rest_signal: float) -> CycleSpec:
-    return CycleSpec(
-        peak_at=peak_signal,
-        rest_at=rest_signal,
-        min_peak_dwell_s=th.REP_MIN_PEAK_DWELL_S,
-        min_duration_s=th.REP_MIN_DURATION_S,
-        max_duration_s=th.REP_MAX_DURATION_S,
-        max_gap_s=th.REP_MAX_GAP_S,
-    )
 
 
 # --- reading signals
@@ -107,24 +93,20 @@ def read_squat(f: BodyFeatures, _channel: str) -> Reading:
     return _flexion(_sides(f, "knee"))
 
 
-def read_lunge(f: BodyFeatures, _channel: str) -> Reading:
-    if not _trunk_within(f, th.LEGS_MAX_TRUNK_INCLINATION_DEG):
-        return NOT_MEASURABLE
-    # The knee that bends most drives a lunge (which leg is in front changes between reps).
-    knees = [f.side("knee", s) for s in SIDES]
-    knees = [k for k in knees if not math.isnan(k.angle_deg)]
-    if not knees:
-        return NOT_MEASURABLE
-    deepest = min(knees, key=lambda k: k.angle_deg)
-    return Reading(180.0 - deepest.angle_deg, deepest.visibility)
+def read_lunge(f: BodyFeatures, channel: str) -> Reading:
+    # Both knees bend in a lunge (the back one toward the floor), and which leg leads changes
+    # between reps: the knees together follow every lunge, as they follow every squat.
+    return read_squat(f, channel)
 
 
 def read_pushup(f: BodyFeatures, _channel: str) -> Reading:
     incl = f.angles.trunk_inclination_deg
     if math.isnan(incl) or incl < th.PUSHUP_MIN_TRUNK_INCLINATION_DEG:
         return NOT_MEASURABLE
-    # The plank: shoulders, hips and knees in a line. Unseen hips cannot show it.
-    if not _sides(f, "hip").value >= th.PUSHUP_MIN_HIP_DEG:
+    # The plank: shoulders, hips and knees in a line. Hips hidden behind the body (a push-up
+    # filmed head-on) cannot show it either way; the trunk and forearms still do.
+    hip = _sides(f, "hip").value
+    if not math.isnan(hip) and hip < th.PUSHUP_MIN_HIP_DEG:
         return NOT_MEASURABLE
     # Only arms whose hands are on the floor below the elbows (not hands behind the head).
     supporting = tuple(s for s in SIDES if f.forearm_down(s) >= th.PUSHUP_MIN_FOREARM_DOWN)
@@ -154,43 +136,6 @@ def read_situp(f: BodyFeatures, _channel: str) -> Reading:
     if math.isnan(incl) or not f.thigh_rise_torso >= th.SITUP_MIN_THIGH_RISE_TORSO:
         return NOT_MEASURABLE
     return Reading(90.0 - incl, f.trunk_visibility)
-
-
-# --- recognition: does a counted cycle look like this exercise (automatic mode only)
-
-
-def accepts_any(_cycle: Cycle[BodyFeatures], _channel: str) -> bool:
-    return True
-
-
-def accepts_squat(cycle: Cycle[BodyFeatures], _channel: str) -> bool:
-    gap = cycle.peak_snapshot.knee_gap_torso
-    return not math.isnan(gap) and gap < th.LUNGE_MIN_KNEE_GAP_TORSO
-
-
-def accepts_lunge(cycle: Cycle[BodyFeatures], _channel: str) -> bool:
-    peak = cycle.peak_snapshot
-    gap = peak.knee_gap_torso
-    if math.isnan(gap) or gap < th.LUNGE_MIN_KNEE_GAP_TORSO:
-        return False
-    # The lower knee is the back knee, bent toward the floor. Lifting a knee (marching,
-    # dancing, stepping up) also splits the knees, but over a straight standing leg.
-    lower = peak.lower_knee_side
-    return lower is not None and peak.side("knee", lower).angle_deg <= th.SQUAT_LUNGE_REST_KNEE_DEG
-
-
-def accepts_jumping_jack(cycle: Cycle[BodyFeatures], _channel: str) -> bool:
-    return cycle.peak_snapshot.ankle_spread_torso >= th.JUMPING_JACK_MIN_ANKLE_SPREAD_TORSO
-
-
-def accepts_situp(cycle: Cycle[BodyFeatures], _channel: str) -> bool:
-    return _min_hip_deg(cycle.peak_snapshot) <= th.SITUP_MAX_HIP_AT_PEAK_DEG
-
-
-def _min_hip_deg(f: BodyFeatures) -> float:
-    hips = [f.side("hip", s).angle_deg for s in SIDES]
-    hips = [h for h in hips if not math.isnan(h)]
-    return min(hips) if hips else _NAN
 
 
 # --- form checks: short snake_case flags on a counted repetition
@@ -249,39 +194,19 @@ def form_situp(cycle: Cycle[BodyFeatures], _channel: str) -> tuple[str, ...]:
 
 
 def _joint_rule(
-    exercise: Exercise, joint: str, channels: tuple[str, ...], peak_deg: float, rest_deg: float,
-    read: Read, accepts: Accepts, form: Form,
-) -> ExerciseRule:  # fmt: skip
+    exercise: Exercise, joint: str, channels: tuple[str, ...], read: Read, form: Form
+) -> ExerciseRule:
     """A rule driven by a joint's flexion (180 - angle): its peak is the smaller angle."""
-    spec = _spec(180.0 - peak_deg, 180.0 - rest_deg)
-    return ExerciseRule(exercise, joint, channels, spec, 180.0, read, accepts, form)
+    return ExerciseRule(exercise, joint, channels, 180.0, read, form)
 
 
 RULES: dict[Exercise, ExerciseRule] = {
-    Exercise.SQUAT: _joint_rule(
-        Exercise.SQUAT, "knee", (BOTH,), th.SQUAT_LUNGE_PEAK_KNEE_DEG, th.SQUAT_LUNGE_REST_KNEE_DEG,
-        read_squat, accepts_squat, form_squat,
-    ),
-    Exercise.LUNGE: _joint_rule(
-        Exercise.LUNGE, "knee", (BOTH,), th.SQUAT_LUNGE_PEAK_KNEE_DEG, th.SQUAT_LUNGE_REST_KNEE_DEG,
-        read_lunge, accepts_lunge, form_lunge,
-    ),
-    Exercise.PUSHUP: _joint_rule(
-        Exercise.PUSHUP, "elbow", (BOTH,), th.PUSHUP_PEAK_ELBOW_DEG, th.PUSHUP_REST_ELBOW_DEG,
-        read_pushup, accepts_any, form_pushup,
-    ),
-    Exercise.BICEP_CURL: _joint_rule(
-        Exercise.BICEP_CURL, "elbow", (LEFT, RIGHT), th.CURL_PEAK_ELBOW_DEG, th.CURL_REST_ELBOW_DEG,
-        read_curl, accepts_any, form_curl,
-    ),
+    Exercise.SQUAT: _joint_rule(Exercise.SQUAT, "knee", (BOTH,), read_squat, form_squat),
+    Exercise.LUNGE: _joint_rule(Exercise.LUNGE, "knee", (BOTH,), read_lunge, form_lunge),
+    Exercise.PUSHUP: _joint_rule(Exercise.PUSHUP, "elbow", (BOTH,), read_pushup, form_pushup),
+    Exercise.BICEP_CURL: _joint_rule(Exercise.BICEP_CURL, "elbow", (LEFT, RIGHT), read_curl, form_curl),
     Exercise.JUMPING_JACK: ExerciseRule(
-        exercise=Exercise.JUMPING_JACK, driving_angle="shoulder", channels=(BOTH,),
-        cycle=_spec(th.JUMPING_JACK_PEAK_SHOULDER_DEG, th.JUMPING_JACK_REST_SHOULDER_DEG), angle_offset=None,
-        read=read_jumping_jack, accepts=accepts_jumping_jack, form=form_jumping_jack,
+        Exercise.JUMPING_JACK, "shoulder", (BOTH,), None, read_jumping_jack, form_jumping_jack
     ),
-    Exercise.SITUP: ExerciseRule(
-        exercise=Exercise.SITUP, driving_angle="trunk_inclination", channels=(BOTH,),
-        cycle=_spec(90.0 - th.SITUP_PEAK_TRUNK_INCLINATION_DEG, 90.0 - th.SITUP_REST_TRUNK_INCLINATION_DEG),
-        angle_offset=90.0, read=read_situp, accepts=accepts_situp, form=form_situp,
-    ),
-}  # fmt: skip
+    Exercise.SITUP: ExerciseRule(Exercise.SITUP, "trunk_inclination", (BOTH,), 90.0, read_situp, form_situp),
+}

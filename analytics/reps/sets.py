@@ -1,12 +1,10 @@
 """Sets of repetitions on one track: which exercise is going on, and the REP / EXERCISE_SET events.
 
-Owns recognition over time and the event payloads; does not look at poses. With the
-exercise given, every counted repetition is reported at once. Recognising automatically,
-candidates of each exercise wait until REP_SET_MIN_REPS_AUTO of them follow one another
-(gaps under REP_SET_MAX_GAP_S); then they are all reported and the set is open, so
-everyday movements that happen to complete one cycle (a crouch, sitting down) never
-surface. A set closes after REP_SET_MAX_GAP_S without a repetition, when another
-exercise's run is confirmed, or when the track ends.
+Owns the grouping into sets and the event payloads; does not look at poses, and the
+exercise of each repetition is decided before (reps.recognise). A set closes after
+REP_SET_MAX_GAP_S without a repetition, when a repetition of another exercise comes, or when
+the track ends. The set event's confidence is how well the body was seen times how sure the
+recognition was (the exercise given counts as sure).
 """
 
 from __future__ import annotations
@@ -38,17 +36,13 @@ class Rep:
     def duration_s(self) -> float:
         return self.t_end_s - self.t_start_s
 
-    def overlap_fraction(self, other: Rep) -> float:
-        """Shared time as a fraction of the shorter of the two."""
-        shared = min(self.t_end_s, other.t_end_s) - max(self.t_start_s, other.t_start_s)
-        shorter = min(self.duration_s, other.duration_s)
-        return max(shared, 0.0) / shorter if shorter > 0 else 0.0
-
 
 @dataclass
 class _OpenSet:
     exercise: Exercise
     index: int
+    recognition: float
+    cue: str
     reps: list[Rep] = field(default_factory=list)
 
     @property
@@ -62,7 +56,6 @@ class SetTracker:
     def __init__(self, track_id: int, given: Exercise | None) -> None:
         self.track_id = track_id
         self.given = given
-        self._pending: list[Rep] = []
         self._open: _OpenSet | None = None
         self._sets_done = 0
 
@@ -70,50 +63,36 @@ class SetTracker:
     def open_exercise(self) -> Exercise | None:
         return None if self._open is None else self._open.exercise
 
-    def add(self, rep: Rep) -> list[Event]:
+    def add(self, rep: Rep, recognition: float = 1.0, cue: str = "given") -> list[Event]:
+        """A counted repetition (its exercise already decided). `recognition`: how sure the
+        exercise is (1 when given), carried into the set event's confidence; `cue`: what
+        decided it (reported with the set)."""
         events: list[Event] = []
-        if self._open is not None and self._open.exercise == rep.exercise:
-            if rep.t_start_s - self._open.last_end_s <= th.REP_SET_MAX_GAP_S:
-                self._open.reps.append(rep)
-                return [self._rep_event(rep, self._open)]
-            events.extend(self._close())
-        if self.given is not None:
-            events.extend(self._close())
-            events.extend(self._open_set([rep]))
-            return events
-        # A run of one exercise is broken by a long gap, not by another exercise's candidate
-        # (an odd cycle misread as something else must not hide a real set).
-        run = [p for p in self._pending if p.exercise == rep.exercise]
-        if run and rep.t_start_s - run[-1].t_end_s > th.REP_SET_MAX_GAP_S:
-            self._pending = [p for p in self._pending if p.exercise != rep.exercise]
-            run = []
-        self._pending.append(rep)
-        if len(run) + 1 >= th.REP_SET_MIN_REPS_AUTO:
-            confirmed = run + [rep]
-            events.extend(self._close())
-            self._pending = []
-            events.extend(self._open_set(confirmed))
+        open_set = self._open
+        if (
+            open_set is not None
+            and open_set.exercise == rep.exercise
+            and rep.t_start_s - open_set.last_end_s <= th.REP_SET_MAX_GAP_S
+        ):
+            open_set.reps.append(rep)
+            return [self._rep_event(rep, open_set)]
+        events.extend(self._close())
+        events.extend(self._open_set([rep], recognition, cue))
         return events
 
-    def tick(self, t_s: float, cycle_open_since_s: float | None) -> list[Event]:
-        """Close the open set once it has been idle too long. `cycle_open_since_s`: start of a
-        cycle of the set's exercise still in progress (it may yet continue the set)."""
-        if self._open is None or t_s - self._open.last_end_s <= th.REP_SET_MAX_GAP_S:
-            return []
-        if (
-            cycle_open_since_s is not None
-            and cycle_open_since_s - self._open.last_end_s <= th.REP_SET_MAX_GAP_S
-        ):
+    def tick(self, settled_s: float) -> list[Event]:
+        """Close the open set if no repetition that could still continue it can come: every rep
+        ending by `settled_s` has been added."""
+        if self._open is None or settled_s - self._open.last_end_s <= th.REP_SET_MAX_GAP_S:
             return []
         return self._close()
 
     def finish(self) -> list[Event]:
-        self._pending = []
         return self._close()
 
-    def _open_set(self, reps: list[Rep]) -> list[Event]:
+    def _open_set(self, reps: list[Rep], recognition: float, cue: str) -> list[Event]:
         self._sets_done += 1
-        self._open = _OpenSet(reps[0].exercise, self._sets_done, list(reps))
+        self._open = _OpenSet(reps[0].exercise, self._sets_done, recognition, cue, list(reps))
         return [self._rep_event(rep, self._open, i + 1) for i, rep in enumerate(reps)]
 
     def _close(self) -> list[Event]:
@@ -152,7 +131,8 @@ class SetTracker:
                 flags[flag] = flags.get(flag, 0) + 1
         return Event(
             type=EventType.EXERCISE_SET, t_start_s=t0, t_end_s=t1, track_id=self.track_id,
-            confidence=_unit(sum(r.quality for r in reps) / len(reps)),
+            # How well the body was seen, times how sure the exercise is.
+            confidence=_unit(open_set.recognition * sum(r.quality for r in reps) / len(reps)),
             data={
                 "exercise": open_set.exercise.value,
                 "set_index": open_set.index,
@@ -162,6 +142,7 @@ class SetTracker:
                 "reps_per_min": round(60.0 * len(reps) / (t1 - t0), 1) if t1 > t0 else 0.0,
                 "form_flag_counts": flags,
                 "recognised": self.given is None,
+                "recognised_by": open_set.cue,
             },
         )  # fmt: skip
 
