@@ -91,6 +91,12 @@ class Descent:
         before = self.top_feet_y - self.top_hip_y
         return (self.top_feet_y - sample.hip_y) / before if before > 1e-9 else 0.0
 
+    def is_up(self, sample: BodySample) -> bool:
+        """Back on their feet: not down, and the pelvis back above FALL_MAX_HIP_HEIGHT_FRACTION
+        of its standing height (sitting up or kneeling on the floor, or someone kneeling
+        beside them that the pose model switched to, is not up)."""
+        return not self.is_down(sample) and self.hip_height_fraction(sample) > th.FALL_MAX_HIP_HEIGHT_FRACTION
+
     def is_down(self, sample: BodySample) -> bool:
         """Still on the ground: trunk not upright, or centre of mass still well below its start."""
         low = self.top_com_y + th.FALL_STAYS_DOWN_FRACTION * self.drop_torso * self.torso_ih
@@ -145,11 +151,16 @@ def find_descent(samples: list[BodySample]) -> Descent | None:
         return None
     # The drop is measured from the highest the centre of mass was while the trunk was still
     # up: knees can buckle before the trunk tips.
-    top = min(range(first, upright[-1] + 1), key=lambda k: samples[k].com_y)
+    top = min(upright, key=lambda k: samples[k].com_y)
+    # A fall's fast drop comes before or with the trunk's turn to horizontal (the body lands
+    # as the trunk tips): a drop while already lying is the pose jumping, not a fall.
+    down = next(k for k in range(upright[-1] + 1, len(samples)) if samples[k].trunk_rise <= th.FALL_DOWN_RISE)
+    by = samples[down].t_s + th.FALL_PEAK_AFTER_DOWN_S + _EPS_S
     speeds = {k: downward_speed(samples, k, "com_y") for k in range(top + 1, len(samples))}
-    if not speeds:
+    # (A speed across a gap in the poses counts if the gap began in time: the fall was unseen.)
+    peak_at = max((k for k in speeds if samples[k - 1].t_s <= by), key=lambda k: speeds[k], default=None)
+    if peak_at is None:
         return None
-    peak_at = max(speeds, key=lambda k: speeds[k])
     ref, height = samples[top], start_height_torso(samples, top)
     drop = (now.com_y - ref.com_y) / ref.torso_ih
     fraction = speeds[peak_at] / freefall_speed_torso_per_s(height)
@@ -166,9 +177,10 @@ def find_descent(samples: list[BodySample]) -> Descent | None:
     still = next((k for k in range(peak_at, len(samples)) if speeds[k] < slow), len(samples) - 1)
     landed_by = samples[still].t_s - th.FALL_SPEED_SPAN_S / 2
     landed = max([peak_at] + [k for k in range(peak_at, still + 1) if samples[k].t_s <= landed_by + _EPS_S])
-    steps = [samples[k].com_y - samples[k - 1].com_y for k in range(onset + 1, len(samples))]
-    if max(steps) > th.FALL_MAX_ONE_STEP_FRACTION * (now.com_y - samples[onset].com_y):
-        log.debug("t=%.2f down in one step from upright: the tracker followed someone else", now.t_s)
+    if _someone_else(samples, onset):
+        return None
+    if _rested_on_the_floor(samples, top):
+        log.debug("t=%.2f lying back from sitting still on the floor: not a fall", now.t_s)
         return None
     span = range(top + 1, len(samples))
     return Descent(
@@ -186,6 +198,48 @@ def find_descent(samples: list[BodySample]) -> Descent | None:
         trunk_before_deg=min(samples[k].trunk_angle_deg for k in range(top, upright[-1] + 1)),
         trunk_after_deg=now.trunk_angle_deg,
     )
+
+
+def _someone_else(samples: list[BodySample], onset: int) -> bool:
+    """True if the drop since `onset` is not one body's movement. Between two frames a body
+    cannot cover most of a fall (it takes 0.3 s or more), so most of the drop in one frame
+    step is the tracker following someone else already down. Across a gap in the poses (the
+    person lost mid-fall) the body had the time, and a re-detection on the floor is the same
+    person if it is where they were: a fall carries the centre of mass sideways by about its
+    height at most."""
+    now = samples[-1]
+    drop = now.com_y - samples[onset].com_y
+    for k in range(onset + 1, len(samples)):
+        a, b = samples[k - 1], samples[k]
+        if b.t_s - a.t_s <= th.FALL_SPEED_SPAN_S + _EPS_S:
+            if b.com_y - a.com_y > th.FALL_MAX_ONE_STEP_FRACTION * drop:
+                log.debug("t=%.2f down in one step from upright: the tracker followed someone else", now.t_s)
+                return True
+        elif abs(b.com_x - a.com_x) > th.FALL_REDETECT_MAX_SHIFT_TORSO * a.torso_ih:
+            log.debug("t=%.2f re-detected on the floor away from where the person was", now.t_s)
+            return True
+    return False
+
+
+def _rested_on_the_floor(samples: list[BodySample], top: int) -> bool:
+    """True if, before the trunk went down, the person sat still with the pelvis on the floor
+    for FALL_FLOOR_REST_S: someone sitting on the floor is already down, and lying back from
+    there is lying down (a fall that ends sitting was over when they came to rest)."""
+    ref = samples[top]
+    before = ref.feet_y - ref.hip_y
+    since: float | None = None
+    for k in range(top + 1, len(samples)):
+        s = samples[k]
+        if s.trunk_rise <= th.FALL_DOWN_RISE:
+            break
+        low = before > 1e-9 and (s.feet_y - s.hip_y) / before <= th.FALL_MAX_HIP_HEIGHT_FRACTION
+        if low and abs(downward_speed(samples, k, "com_y")) < th.FALL_ONSET_SPEED_TORSO_PER_S:
+            since = s.t_s if since is None else since
+            if s.t_s - since >= th.FALL_FLOOR_REST_S - _EPS_S:
+                return True
+        else:
+            since = None
+    return False
 
 
 class FallDetector:
@@ -257,17 +311,13 @@ class FallDetector:
         return []
 
     def _on_ground(self, sample: BodySample, d: Descent) -> bool:
-        """Down with the pelvis low: someone bent over or kneeling keeps the hips up and is not
-        on the ground (yet)."""
-        return (
-            self._up_since_s is None
-            and d.is_down(sample)
-            and d.hip_height_fraction(sample) <= th.FALL_MAX_HIP_HEIGHT_FRACTION
-        )
+        """The pelvis low, and not getting up: someone bent over or kneeling keeps the hips up
+        and is not on the ground (yet); sitting up on the floor is still on the ground."""
+        return self._up_since_s is None and d.hip_height_fraction(sample) <= th.FALL_MAX_HIP_HEIGHT_FRACTION
 
     def _got_up(self, sample: BodySample, d: Descent) -> bool:
         """True once the person has been up for FALL_GETUP_S (a single upright frame is noise)."""
-        if d.is_down(sample):
+        if not d.is_up(sample):
             self._up_since_s = None
             return False
         if self._up_since_s is None:

@@ -65,6 +65,11 @@ FALL_DOWN_RISE = 0.5
 # Longest time from the last upright moment to the trunk down. Falls take 0.4-1 s; 2 s
 # leaves room for knees buckling first or a slide off a chair; slower is lying down.
 FALL_MAX_DURATION_S = 2.0
+# The centre of mass's peak speed must come at most this long after the trunk first reads
+# down: bodies land as the trunk tips (forward onto the hands, backward onto the seat and
+# then the back), so the fast part of a fall is over within a few frames of the trunk
+# going down. A fast "drop" while lying is a landmark jump.
+FALL_PEAK_AFTER_DOWN_S = 0.5
 # Samples kept per track: a whole fall plus the second before it (its starting height).
 FALL_HISTORY_S = 4.0
 # Speeds are measured over the shortest span of at least this: 2 frames at 10 fps, 3 at 15.
@@ -100,6 +105,16 @@ FALL_MIN_DROP_FRACTION = 0.4
 # up to ~60 % in one frame). All of it between two frames is the tracker following someone
 # else who was already down.
 FALL_MAX_ONE_STEP_FRACTION = 0.8
+# Across a gap in the poses (MediaPipe loses people mid-fall) the body had the time to fall,
+# and a re-detection on the floor continues the fall if its centre of mass is within this of
+# where it was: a fall carries the centre sideways by about its height above the feet (~2
+# torso lengths), plus a stumbling step. Further is someone else.
+FALL_REDETECT_MAX_SHIFT_TORSO = 2.5
+# Sitting still on the floor (pelvis at most FALL_MAX_HIP_HEIGHT_FRACTION of its standing
+# height, centre of mass slower than the onset speed) this long before the trunk goes down
+# means the person was already down: lying back from there is not a fall. Half a second is
+# a deliberate pause, longer than the bounce of a landing.
+FALL_FLOOR_REST_S = 0.5
 # Confirmation: down for this long after landing, with the pelvis at most this fraction of
 # its height above the feet before the fall. A fall leaves the person on the ground for
 # more than a second (a stumble or an exercise move is up again sooner); on the ground the

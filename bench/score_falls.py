@@ -72,7 +72,9 @@ def load_clips(media: Path) -> list[Clip]:
         else:
             kind = EXERCISE if category == "exercise" else NON_FALL
         clips.append(
-            Clip(rel, kind, str(entry.get("source", rel)), entry.get("fall_start_s"), entry.get("on_ground_s"))
+            Clip(
+                rel, kind, str(entry.get("source", rel)), entry.get("fall_start_s"), entry.get("on_ground_s")
+            )
         )
     return clips
 
@@ -134,10 +136,13 @@ def summary(verdicts: Sequence[Verdict]) -> list[str]:
         hours = sum(v.duration_s for v in vs) / 3600.0
         if kind in (RESEARCH, REAL_WORLD):
             found = [v for v in vs if v.found]
-            in_2s = sum(1 for v in found if v.delay_from_ground_s is not None and v.delay_from_ground_s <= 2.0)
+            in_2s = sum(
+                1 for v in found if v.delay_from_ground_s is not None and v.delay_from_ground_s <= 2.0
+            )
             mean = sum(v.delay_from_start_s or 0.0 for v in found) / len(found) if found else float("nan")
             lines.append(
-                f"{kind:17} falls found {len(found)}/{len(vs)}, event within 2 s of landing {in_2s}/{len(vs)}, "
+                f"{kind:17} falls found {len(found)}/{len(vs)}, "
+                f"event within 2 s of landing {in_2s}/{len(vs)}, "
                 f"mean delay from fall start {mean:.2f} s, other falls raised {false}"
             )
         else:

@@ -41,7 +41,7 @@ def body(t: float, com: float, hip: float, rise: float) -> BodySample:
     trunk's rise (1 upright, 0 horizontal)."""
     com_y = FEET_Y - com * TORSO
     return BodySample(
-        t_s=round(t, 6), torso_ih=TORSO, com_y=com_y, hip_y=FEET_Y - hip * TORSO,
+        t_s=round(t, 6), torso_ih=TORSO, com_y=com_y, com_x=0.5, hip_y=FEET_Y - hip * TORSO,
         head_y=com_y - 1.5 * rise * TORSO, feet_y=FEET_Y, trunk_rise=rise,
     )  # fmt: skip
 
@@ -129,9 +129,10 @@ def test_getting_up_right_away_is_not_a_fall() -> None:
         + states(FALL[:3], W)
         + states(FALL[3:], L)
         + states(still(1.7, 2.0, *LYING), L)
+        # Trunk up at 2.1 but the pelvis still low (kneeling): not up yet. On the feet from 2.2.
         + [(body(2.1, 1.2, 1.0, 0.8), L), (body(2.2, 1.9, 1.7, 1.0), L), (body(2.3, 2.0, 1.8, 1.0), L)]
-        + [(body(2.4, 2.0, 1.8, 1.0), W)]  # up for 0.3 s
-        + states(still(2.5, 4.0, *STAND), W)
+        + [(body(2.4, 2.0, 1.8, 1.0), L), (body(2.5, 2.0, 1.8, 1.0), W)]  # up for 0.3 s
+        + states(still(2.6, 4.0, *STAND), W)
     )
     assert run_table(table) == []
 
