@@ -14,8 +14,9 @@ start from lying, or end with the person back up within a second.
 
 States: WATCHING (looking for such a descent ending with the trunk down), LANDED (it ended;
 the person must stay down for FALL_CONFIRM_S), FALLEN (reported; a LONG_LIE follows if the
-person stays down, getting up returns to WATCHING). A track that ends while LANDED (the
-person left the frame, the video ended) is reported on what was seen.
+person stays down, and a FALL_RECOVERED, with the time it took, when they are back on their
+feet, which returns to WATCHING). A track that ends while LANDED (the person left the frame,
+the video ended) is reported on what was seen.
 """
 
 from __future__ import annotations
@@ -299,8 +300,9 @@ class FallDetector:
         d = self._descent
         assert d is not None
         if self._got_up(sample, d):
+            recovered = self._recovered_event(sample.t_s, d)
             self.state, self._descent, self._long_lie_reported = FallState.WATCHING, None, False
-            return []
+            return [recovered]
         if (
             self._up_since_s is None
             and not self._long_lie_reported
@@ -352,6 +354,23 @@ class FallDetector:
                 "on_ground_s": round(max(0.0, t_detected_s - d.landed_s), 2),
                 "got_up": False,
                 "got_up_t_s": None,
+            },
+        )
+
+    def _recovered_event(self, t_s: float, d: Descent) -> Event:
+        """The person is back on their feet: up since `_up_since_s`, seen so until `t_s`."""
+        up_s = self._up_since_s if self._up_since_s is not None else t_s
+        return Event(
+            type=EventType.FALL_RECOVERED,
+            t_start_s=d.landed_s,
+            t_end_s=max(up_s, d.landed_s),
+            track_id=self.track_id,
+            confidence=1.0,
+            data={
+                "t_detected_s": round(t_s, 3),
+                "fall_onset_s": round(d.onset_s, 3),
+                "down_s": round(max(0.0, up_s - d.landed_s), 2),
+                "after_long_lie": self._long_lie_reported,
             },
         )
 

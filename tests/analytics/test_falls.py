@@ -16,6 +16,7 @@ import json
 import math
 import pickle
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -222,7 +223,94 @@ def test_after_getting_up_a_second_fall_is_reported_again() -> None:
     )  # fmt: skip
     detector = FallDetector(1, AnalyticsConfig())
     events = [e for s in samples for e in detector.step(s)]
-    assert [(e.type, e.t_start_s) for e in events] == [(EventType.FALL, 1.1), (EventType.FALL, 5.1)]
+    assert [(e.type, e.t_start_s) for e in events] == [
+        (EventType.FALL, 1.1), (EventType.FALL_RECOVERED, 1.7), (EventType.FALL, 5.1),
+    ]  # fmt: skip
+
+
+def test_back_on_the_feet_after_a_fall_is_reported_with_the_time_it_took() -> None:
+    """Lying, then sitting up and kneeling (pelvis still low: still down), then standing."""
+    table = (
+        states(still(0.0, 1.0, *STAND), W)
+        + states(FALL[:3], W)
+        + states(FALL[3:], L)
+        + states(still(1.7, 2.6, *LYING), L)
+        + states(still(2.7, 4.0, *LYING), F)
+        + states(still(4.1, 5.0, 0.8, 0.3, 1.0), F)  # sitting up on the floor
+        + states(still(5.1, 6.0, 1.2, 1.0, 0.9), F)  # kneeling up: pelvis at 56 % of standing
+        + states(still(6.1, 6.3, *STAND), F)  # on the feet: up since 6.1
+        + states(still(6.4, 8.0, *STAND), W)  # up for 0.3 s
+    )
+    fall, recovered = run_table(table)
+    assert fall.type == EventType.FALL
+    assert recovered.type == EventType.FALL_RECOVERED and recovered.track_id == 1
+    assert (recovered.t_start_s, recovered.t_end_s) == (1.7, 6.1)
+    assert recovered.data == {
+        "t_detected_s": 6.4,
+        "fall_onset_s": 1.1,
+        "down_s": 4.4,
+        "after_long_lie": False,
+    }
+
+
+def test_recovery_after_a_long_lie_says_so() -> None:
+    samples = still(0.0, 1.0, *STAND) + FALL + still(1.7, 9.0, *LYING) + still(9.1, 10.0, *STAND)
+    detector = FallDetector(3, AnalyticsConfig(long_lie_after_s=5.0))
+    events = [e for s in samples for e in detector.step(s)]
+    assert [e.type for e in events] == [EventType.FALL, EventType.LONG_LIE, EventType.FALL_RECOVERED]
+    assert events[-1].data["down_s"] == 7.4 and events[-1].data["after_long_lie"] is True
+
+
+def test_lying_back_from_sitting_still_on_the_floor_is_not_a_fall() -> None:
+    """A fast drop to sitting on the floor (trunk up), a still half second there, then lying
+    back: the person was already down before the trunk turned (the roll back to the floor)."""
+    sit_down = [body(1.0 + 0.1 * i, 2.0 - 0.35 * i, 1.8 - 0.4 * i, 0.8) for i in range(1, 5)]
+    lie_back = [body(2.1, 0.5, 0.2, 0.55), body(2.2, 0.35, 0.2, 0.35), body(2.3, 0.2, 0.2, 0.1)]
+    table = (
+        states(still(0.0, 1.0, *STAND), W)
+        + states(sit_down, W)
+        + states(still(1.5, 2.0, 0.6, 0.2, 0.8), W)  # sitting still on the floor, trunk up
+        + states(lie_back, W)
+        + states(still(2.4, 5.0, *LYING), W)
+    )
+    assert run_table(table) == []
+    # The same without the pause is one movement from standing to lying: a fall.
+    straight = still(0.0, 1.0, *STAND) + sit_down + [replace(s, t_s=s.t_s - 0.6) for s in lie_back]
+    assert [e.type for e in events_of(straight + still(1.8, 4.0, *LYING))] == [EventType.FALL]
+
+
+def events_of(samples: Sequence[BodySample]) -> list[Event]:
+    detector = FallDetector(1, AnalyticsConfig())
+    return [e for s in samples for e in detector.step(s)] + detector.finish(samples[-1].t_s)
+
+
+def with_x(sample: BodySample, com_x: float) -> BodySample:
+    return replace(sample, com_x=com_x)
+
+
+def test_redetected_on_the_floor_where_the_person_was_continues_the_fall() -> None:
+    """MediaPipe loses the person 0.1 s into the fall and finds them on the floor 0.4 s later:
+    every frame-to-frame step is across the gap, which a body has the time to fall."""
+    lost = still(0.0, 1.0, *STAND) + FALL[:1]
+    (fall,) = events_of(lost + [with_x(s, 0.5 + 0.2) for s in still(1.6, 3.0, *LYING)])
+    assert (
+        fall.type == EventType.FALL and fall.t_start_s == 1.1 and fall.data["confirmed_by"] == "stayed_down"
+    )
+    # Found lying further away than a body falls: someone else, as without the gap.
+    assert events_of(lost + [with_x(s, 0.5 + 3.0 * TORSO) for s in still(1.6, 3.0, *LYING)]) == []
+
+
+def test_fast_drop_while_already_lying_is_not_a_fall() -> None:
+    """The trunk went down slowly (lying down on a bed); 0.8 s later the landmarks jump down
+    (a glitch): the fast part of a fall comes with the trunk's turn, not after it."""
+    lie_down = [
+        body(1.0 + 0.25 * i, *[a + (b - a) * i / 6 for a, b in zip(STAND, (1.0, 1.0, 0.0), strict=True)])
+        for i in range(1, 7)
+    ]
+    jump = [body(3.3, 0.6, 0.5, 0.0), body(3.4, 0.2, 0.2, 0.0)]
+    table = states(still(0.0, 1.0, *STAND), W) + states(lie_down + [body(2.6, 1.0, 1.0, 0.0)], W)
+    table += states(still(2.7, 3.2, 1.0, 1.0, 0.0), W) + states(jump, W) + states(still(3.5, 6.0, *LYING), W)
+    assert run_table(table) == []
 
 
 def test_track_ending_while_down_reports_on_what_was_seen() -> None:
