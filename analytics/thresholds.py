@@ -87,7 +87,14 @@ FALL_ONSET_SPEED_TORSO_PER_S = 0.5
 # (pose confidence 0.3 or 0.5, 10 or 15 fps). A slide off a chair slowed by the hands and
 # knees reads 0.21 and is missed: from a seat, nothing in the poses tells it from getting
 # down on purpose (docs/analytics.md), so the threshold stays where the ADLs put it.
-FALL_MIN_FREEFALL_FRACTION = 0.22
+FALL_MIN_FREEFALL_FRACTION = 0.24
+# A body toppling (turning about its feet or knees) brings the head down faster than the
+# centre, about in proportion to their heights; someone lowering themselves on purpose keeps
+# the head over the hips and slow. So a slower centre, down to the first number, still falls
+# if the head's peak downward speed reaches the second as a fraction of free fall from the
+# head's own starting height. Fitted leaving one source out (docs/analytics.md).
+FALL_MIN_TOPPLE_FREEFALL_FRACTION = 0.18
+FALL_MIN_HEAD_FREEFALL_FRACTION = 0.22
 GRAVITY_M_PER_S2 = 9.81
 # The starting height is the most it was over this long before the descent (someone who
 # slumps on a chair before sliding off still started from the seat), clamped to a seat's
@@ -96,6 +103,10 @@ GRAVITY_M_PER_S2 = 9.81
 FALL_START_LOOKBACK_S = 1.0
 FALL_MIN_START_HEIGHT_TORSO = 0.9
 FALL_MAX_START_HEIGHT_TORSO = 2.0
+# ... but the pelvis itself must start at least this high above the feet (a quarter metre):
+# a seat puts it ~0.9 torso lengths up, standing ~1.6; sitting on the floor (a sit-up, a
+# stretch) leaves it at 0-0.3, with no height to fall from.
+FALL_MIN_START_PELVIS_TORSO = 0.5
 # How far the centre of mass must come down, as a fraction of its starting height: a fall
 # ends on the floor (all of it, less if the person falls out of view); bending over to
 # pick something up lowers it by about a third.

@@ -165,6 +165,70 @@ def table(verdicts: Sequence[Verdict]) -> list[str]:
     return lines
 
 
+# The fitted numbers and the values tried for each (bench.score_falls --loso).
+FITTED: dict[str, tuple[float, ...]] = {
+    "FALL_MIN_FREEFALL_FRACTION": (0.20, 0.22, 0.24),
+    "FALL_MIN_TOPPLE_FREEFALL_FRACTION": (0.12, 0.15, 0.18),
+    "FALL_MIN_HEAD_FREEFALL_FRACTION": (0.22, 0.25, 0.28, 0.31, 0.34),
+}
+# A false fall costs this many found falls when fitting: an alarm nobody trusts is ignored.
+FALSE_FALL_COST = 2.0
+
+
+def _gain(verdicts: Sequence[Verdict]) -> float:
+    return sum(v.found for v in verdicts) - FALSE_FALL_COST * sum(v.false_falls for v in verdicts)
+
+
+def leave_one_source_out(cache: PoseCache, clips: Sequence[Clip], variant: Variant) -> list[str]:
+    """Fit the FITTED numbers on all sources but one (the most found falls less
+    FALSE_FALL_COST per false fall; ties go to the strictest values), score the one left out;
+    report the left-out totals beside the fit on everything."""
+    import itertools
+
+    from analytics import thresholds as th
+
+    names = list(FITTED)
+    saved = {n: getattr(th, n) for n in names}
+    by_combo: dict[tuple[float, ...], list[Verdict]] = {}
+    try:
+        for combo in itertools.product(*(FITTED[n] for n in names)):
+            for n, value in zip(names, combo, strict=True):
+                setattr(th, n, value)
+            by_combo[combo] = score(cache, clips, variant)[0]
+    finally:
+        for n, value in saved.items():
+            setattr(th, n, value)
+
+    def best(keep: set[str]) -> tuple[float, ...]:
+        # Strictest first, so ties keep the stricter values.
+        combos = sorted(by_combo, reverse=True)
+        return max(combos, key=lambda c: _gain([v for v in by_combo[c] if v.clip.rel in keep]))
+
+    lines = []
+    sources = sorted({source_repo(c) for c in clips})
+    everything = best({c.rel for c in clips})
+    left_found = left_false = 0
+    falls = sum(1 for c in clips if c.fall_start_s is not None)
+    for source in sources:
+        out = {c.rel for c in clips if source_repo(c) == source}
+        combo = best({c.rel for c in clips} - out)
+        held = [v for v in by_combo[combo] if v.clip.rel in out]
+        found, false = sum(v.found for v in held), sum(v.false_falls for v in held)
+        expected = sum(1 for v in held if v.clip.fall_start_s is not None)
+        left_found, left_false = left_found + found, left_false + false
+        if expected or false or combo != everything:
+            lines.append(f"  left out {source:50} fit {combo}: found {found}/{expected}, false falls {false}")
+    all_v = by_combo[everything]
+    lines.append(
+        f"fit on all sources {dict(zip(names, everything, strict=True))}: found "
+        f"{sum(v.found for v in all_v)}/{falls}, false falls {sum(v.false_falls for v in all_v)}"
+    )
+    lines.append(
+        f"leave-one-source-out ({len(sources)} sources): found {left_found}/{falls}, false falls {left_false}"
+    )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -172,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", default="base", choices=sorted(VARIANTS))
     parser.add_argument("--sweep", action="store_true", help="also score every other variant")
     parser.add_argument("--only", help="clips whose path contains this")
+    parser.add_argument("--loso", action="store_true", help="fit the fall numbers leaving one source out")
     args = parser.parse_args(argv)
     cache = PoseCache()
     clips = [c for c in load_clips(cache.media) if not args.only or args.only in c.rel]
@@ -181,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(summary(base)))
     if missing:
         print(f"not cached ({len(missing)}): {', '.join(missing)}")
+    if args.loso:
+        print()
+        print("\n".join(leave_one_source_out(cache, clips, VARIANTS[args.variant])))
     if args.sweep:
         by_clip = {v.clip.rel: v for v in base}
         runs = same = 0

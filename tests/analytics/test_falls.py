@@ -152,13 +152,17 @@ def test_bent_over_with_the_hips_up_is_not_on_the_ground() -> None:
 
 
 def test_fall_from_a_chair_needs_less_speed_than_from_standing() -> None:
-    """The same descent, 1.7 torso lengths/s, is 0.25 of free-fall speed from a seat's height
-    (1.2 torso lengths) and 0.19 from standing (2): a fall off the chair, a controlled move."""
+    """The same descent of the centre of mass, 1.7 torso lengths/s, is 0.25 of free-fall speed
+    from a seat's height (1.2 torso lengths) and 0.19 from standing (2): a fall off the chair,
+    a controlled move (from standing the trunk turns slowly, so the head is no faster than a
+    lowering: 0.21 of its free fall, not a toppling body)."""
 
-    def descend(com: float, hip: float) -> list[BodySample]:
+    def descend(
+        com: float, hip: float, rise: float = 0.9, turn: float = 0.25, steps: int = 7
+    ) -> list[BodySample]:
         return [
-            body(1.0 + 0.1 * i, com - 0.17 * i, max(hip - 0.17 * i, 0.05), max(0.9 - 0.25 * i, 0.0))
-            for i in range(1, 8)
+            body(1.0 + 0.1 * i, com - 0.17 * i, max(hip - 0.17 * i, 0.05), max(rise - turn * i, 0.0))
+            for i in range(1, steps + 1)
         ]
 
     slide = descend(1.2, 0.9)
@@ -176,8 +180,8 @@ def test_fall_from_a_chair_needs_less_speed_than_from_standing() -> None:
 
     from_standing = (
         states(still(0.0, 1.0, *STAND), W)
-        + states(descend(2.0, 1.8), W)
-        + states(still(1.8, 3.0, 0.8, 0.6, 0.0), W)
+        + states(descend(2.0, 1.8, rise=1.0, turn=0.05, steps=10), W)
+        + states(still(2.1, 3.0, 0.3, 0.1, 0.45), W)
     )
     assert run_table(from_standing) == []
 
