@@ -103,10 +103,11 @@ GRAVITY_M_PER_S2 = 9.81
 FALL_START_LOOKBACK_S = 1.0
 FALL_MIN_START_HEIGHT_TORSO = 0.9
 FALL_MAX_START_HEIGHT_TORSO = 2.0
-# ... but the pelvis itself must start at least this high above the feet (a quarter metre):
-# a seat puts it ~0.9 torso lengths up, standing ~1.6; sitting on the floor (a sit-up, a
-# stretch) leaves it at 0-0.3, with no height to fall from.
-FALL_MIN_START_PELVIS_TORSO = 0.5
+# ... but the pelvis itself must start above the feet by at least this (12 cm): sitting on
+# the floor (a sit-up, a stretch) leaves it level with the ankles (0-0.15 torso lengths),
+# with no height to fall from. A seat puts it ~0.9 up and standing ~1.6, though a camera
+# high above foreshortens the legs (a ceiling camera reads 0.33-0.54 on a standing cook).
+FALL_MIN_START_PELVIS_TORSO = 0.25
 # How far the centre of mass must come down, as a fraction of its starting height: a fall
 # ends on the floor (all of it, less if the person falls out of view); bending over to
 # pick something up lowers it by about a third.

@@ -167,9 +167,9 @@ def table(verdicts: Sequence[Verdict]) -> list[str]:
 
 # The fitted numbers and the values tried for each (bench.score_falls --loso).
 FITTED: dict[str, tuple[float, ...]] = {
-    "FALL_MIN_FREEFALL_FRACTION": (0.20, 0.22, 0.24),
-    "FALL_MIN_TOPPLE_FREEFALL_FRACTION": (0.12, 0.15, 0.18),
-    "FALL_MIN_HEAD_FREEFALL_FRACTION": (0.22, 0.25, 0.28, 0.31, 0.34),
+    "FALL_MIN_FREEFALL_FRACTION": (0.20, 0.22, 0.24, 0.26),
+    "FALL_MIN_TOPPLE_FREEFALL_FRACTION": (0.15, 0.18, 0.21),
+    "FALL_MIN_HEAD_FREEFALL_FRACTION": (0.19, 0.22, 0.25, 0.28),
 }
 # A false fall costs this many found falls when fitting: an alarm nobody trusts is ignored.
 FALSE_FALL_COST = 2.0
