@@ -566,3 +566,28 @@ def test_no_fall_in_everyday_activity_or_exercise(
         if events:
             found[rel] = [(e.type.value, e.t_start_s, dict(e.data)) for e in events]
     assert found == {}
+
+
+# --- the fall scoring (bench.score_falls)
+
+
+def test_fall_scoring_splits_kinds_and_matches_the_window(media_dir: Path) -> None:
+    from bench.score_falls import NON_FALL, REAL_WORLD, RESEARCH, load_clips, source_repo, verdict
+
+    clips = {c.rel: c for c in load_clips(media_dir)}
+    kinds = [c.kind for c in clips.values()]
+    assert kinds.count(REAL_WORLD) + kinds.count(RESEARCH) == sum(1 for c in clips.values() if c.fall_start_s)
+    assert clips["falls/fall_phone_ice_rink_skater_portrait.mp4"].kind == REAL_WORLD
+    assert clips["falls/urfall_ds03_fall_from_chair.mp4"].kind == RESEARCH
+    assert clips["adl_negatives/urfall_ds31_squat_down.mp4"].kind == NON_FALL
+    assert source_repo(clips["falls/urfall_ds03_fall_from_chair.mp4"]) == "ZinhNguyen/FallDetectionMovenet"
+    clip = clips["falls/urfall_ds03_fall_from_chair.mp4"]  # starts 0.7 s, on the ground 1.5 s
+
+    def fall_at(t: float, detected: float) -> Event:
+        return Event(EventType.FALL, t, t + 0.5, 1, 0.8, {"t_detected_s": detected})
+
+    found = verdict(clip, [fall_at(0.9, 2.5), fall_at(9.0, 10.0)], 12.0)
+    assert found.found and found.false_falls == 1
+    assert found.delay_from_start_s == pytest.approx(1.8) and found.delay_from_ground_s == pytest.approx(1.0)
+    late = verdict(clip, [fall_at(3.6, 4.6)], 12.0)  # onset after on the ground + 2 s
+    assert not late.found and late.false_falls == 1 and late.delay_from_ground_s is None
