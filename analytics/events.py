@@ -16,6 +16,8 @@ class EventType(str, Enum):
     FALL = "fall"
     # Follow-up to a fall: the person has stayed down longer than the configured time.
     LONG_LIE = "long_lie"
+    # Follow-up to a fall: the same person is back on their feet (with the time it took).
+    FALL_RECOVERED = "fall_recovered"
     # A live stream delivered no frames for a while (the analysis has a hole there).
     STREAM_GAP = "stream_gap"
 

@@ -14,8 +14,9 @@ start from lying, or end with the person back up within a second.
 
 States: WATCHING (looking for such a descent ending with the trunk down), LANDED (it ended;
 the person must stay down for FALL_CONFIRM_S), FALLEN (reported; a LONG_LIE follows if the
-person stays down, getting up returns to WATCHING). A track that ends while LANDED (the
-person left the frame, the video ended) is reported on what was seen.
+person stays down, and a FALL_RECOVERED, with the time it took, when they are back on their
+feet, which returns to WATCHING). A track that ends while LANDED (the person left the frame,
+the video ended) is reported on what was seen.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class Descent:
     peak_com_speed: float
     peak_hip_speed: float
     peak_head_speed: float
+    head_start_height_torso: float
     trunk_before_deg: float
     trunk_after_deg: float
 
@@ -77,6 +79,11 @@ class Descent:
     def freefall_fraction(self) -> float:
         """Peak centre-of-mass speed as a fraction of free fall from the starting height."""
         return self.peak_com_speed / freefall_speed_torso_per_s(self.start_height_torso)
+
+    @property
+    def head_freefall_fraction(self) -> float:
+        """Peak head speed as a fraction of free fall from the head's starting height."""
+        return self.peak_head_speed / freefall_speed_torso_per_s(self.head_start_height_torso)
 
     @property
     def strength(self) -> float:
@@ -87,9 +94,23 @@ class Descent:
         )
 
     def hip_height_fraction(self, sample: BodySample) -> float:
-        """The pelvis's height above the feet now, as a fraction of what it was before the descent."""
-        before = self.top_feet_y - self.top_hip_y
-        return (self.top_feet_y - sample.hip_y) / before if before > 1e-9 else 0.0
+        """The pelvis's height above the floor now, as a fraction of what it was before the
+        descent: the lower of its height above where the feet stood (a still camera; legs
+        stretched toward the camera put the feet low in the image) and its height above the
+        feet now, in the body's own torso lengths (a camera that pans, tilts or zooms to
+        follow the fall moves the whole body in the image, not the pelvis against the feet)."""
+        before = (self.top_feet_y - self.top_hip_y) / self.torso_ih
+        if before <= 1e-9:
+            return 0.0
+        where_stood = (self.top_feet_y - sample.hip_y) / self.torso_ih
+        above_feet = (sample.feet_y - sample.hip_y) / sample.torso_ih
+        return min(where_stood, above_feet) / before
+
+    def is_up(self, sample: BodySample) -> bool:
+        """Back on their feet: not down, and the pelvis back above FALL_MAX_HIP_HEIGHT_FRACTION
+        of its standing height (sitting up or kneeling on the floor, or someone kneeling
+        beside them that the pose model switched to, is not up)."""
+        return not self.is_down(sample) and self.hip_height_fraction(sample) > th.FALL_MAX_HIP_HEIGHT_FRACTION
 
     def is_down(self, sample: BodySample) -> bool:
         """Still on the ground: trunk not upright, or centre of mass still well below its start."""
@@ -118,17 +139,19 @@ def downward_speed(samples: list[BodySample], i: int, height: Height) -> float:
     return (getattr(now, height) - getattr(then, height)) / (now.t_s - then.t_s) / then.torso_ih
 
 
-def start_height_torso(samples: list[BodySample], top: int) -> float:
-    """Height of the centre of mass above the feet before a descent from samples[top], in torso
-    lengths: the most it was in the FALL_START_LOOKBACK_S up to `top` (so a window that
-    begins mid-descent cannot lower it), within the plausible range of a seat to standing."""
+def start_height_torso(samples: list[BodySample], top: int, height: Height = "com_y") -> float:
+    """Height of the centre of mass (or another `height`) above the feet before a descent from
+    samples[top], in torso lengths: the most it was in the FALL_START_LOOKBACK_S up to `top`
+    (so a window that begins mid-descent cannot lower it). The centre's is kept within the
+    plausible range of a seat to standing; the head's is at least that."""
     t_top = samples[top].t_s
     heights = [
-        (s.feet_y - s.com_y) / s.torso_ih
+        (s.feet_y - getattr(s, height)) / s.torso_ih
         for s in samples[: top + 1]
         if t_top - s.t_s <= th.FALL_START_LOOKBACK_S
     ]
-    return min(max(max(heights), th.FALL_MIN_START_HEIGHT_TORSO), th.FALL_MAX_START_HEIGHT_TORSO)
+    com = min(max(max(heights), th.FALL_MIN_START_HEIGHT_TORSO), th.FALL_MAX_START_HEIGHT_TORSO)
+    return com if height == "com_y" else max(max(heights), com)
 
 
 def find_descent(samples: list[BodySample]) -> Descent | None:
@@ -145,18 +168,38 @@ def find_descent(samples: list[BodySample]) -> Descent | None:
         return None
     # The drop is measured from the highest the centre of mass was while the trunk was still
     # up: knees can buckle before the trunk tips.
-    top = min(range(first, upright[-1] + 1), key=lambda k: samples[k].com_y)
+    top = min(upright, key=lambda k: samples[k].com_y)
+    # A fall's fast drop comes before or with the trunk's turn to horizontal (the body lands
+    # as the trunk tips): a drop while already lying is the pose jumping, not a fall.
+    down = next(k for k in range(upright[-1] + 1, len(samples)) if samples[k].trunk_rise <= th.FALL_DOWN_RISE)
+    by = samples[down].t_s + th.FALL_PEAK_AFTER_DOWN_S + _EPS_S
     speeds = {k: downward_speed(samples, k, "com_y") for k in range(top + 1, len(samples))}
-    if not speeds:
+    # (A speed across a gap in the poses counts if the gap began in time: the fall was unseen.)
+    peak_at = max((k for k in speeds if samples[k - 1].t_s <= by), key=lambda k: speeds[k], default=None)
+    if peak_at is None:
         return None
-    peak_at = max(speeds, key=lambda k: speeds[k])
     ref, height = samples[top], start_height_torso(samples, top)
+    if (ref.feet_y - ref.hip_y) / ref.torso_ih < th.FALL_MIN_START_PELVIS_TORSO:
+        log.debug("t=%.2f the descent starts with the pelvis on the floor: no height to fall", now.t_s)
+        return None
     drop = (now.com_y - ref.com_y) / ref.torso_ih
     fraction = speeds[peak_at] / freefall_speed_torso_per_s(height)
-    if drop < th.FALL_MIN_DROP_FRACTION * height or fraction < th.FALL_MIN_FREEFALL_FRACTION:
+    in_time = [k for k in speeds if samples[k - 1].t_s <= by]
+    head_speed = max(downward_speed(samples, k, "head_y") for k in in_time)
+    head_height = start_height_torso(samples, top, "head_y")
+    head_fraction = head_speed / freefall_speed_torso_per_s(head_height)
+    # Fast enough: the centre of mass falling at a fall's speed, or, a little slower, while the
+    # body topples (the head, at the top of a body turning about its feet or knees, falling
+    # at a fall's speed: someone lowering themselves on purpose keeps the head slow).
+    fast = fraction >= th.FALL_MIN_FREEFALL_FRACTION or (
+        fraction >= th.FALL_MIN_TOPPLE_FREEFALL_FRACTION
+        and head_fraction >= th.FALL_MIN_HEAD_FREEFALL_FRACTION
+    )
+    if drop < th.FALL_MIN_DROP_FRACTION * height or not fast:
         log.debug(
-            "t=%.2f too slow or shallow for a fall: drop %.2f of %.2f torso, %.2f of free-fall speed",
-            now.t_s, drop, height, fraction,
+            "t=%.2f too slow or shallow for a fall: drop %.2f of %.2f torso, %.2f of free-fall speed "
+            "(head %.2f)",
+            now.t_s, drop, height, fraction, head_fraction,
         )  # fmt: skip
         return None
     # Onset: the last still moment before the descent that reached the peak. Landing: the
@@ -166,11 +209,12 @@ def find_descent(samples: list[BodySample]) -> Descent | None:
     still = next((k for k in range(peak_at, len(samples)) if speeds[k] < slow), len(samples) - 1)
     landed_by = samples[still].t_s - th.FALL_SPEED_SPAN_S / 2
     landed = max([peak_at] + [k for k in range(peak_at, still + 1) if samples[k].t_s <= landed_by + _EPS_S])
-    steps = [samples[k].com_y - samples[k - 1].com_y for k in range(onset + 1, len(samples))]
-    if max(steps) > th.FALL_MAX_ONE_STEP_FRACTION * (now.com_y - samples[onset].com_y):
-        log.debug("t=%.2f down in one step from upright: the tracker followed someone else", now.t_s)
+    if _someone_else(samples, onset):
         return None
-    span = range(top + 1, len(samples))
+    if _rested_on_the_floor(samples, top):
+        log.debug("t=%.2f lying back from sitting still on the floor: not a fall", now.t_s)
+        return None
+
     return Descent(
         onset_s=samples[onset].t_s,
         landed_s=samples[landed].t_s,
@@ -181,11 +225,55 @@ def find_descent(samples: list[BodySample]) -> Descent | None:
         start_height_torso=height,
         drop_torso=drop,
         peak_com_speed=speeds[peak_at],
-        peak_hip_speed=max(downward_speed(samples, k, "hip_y") for k in span),
-        peak_head_speed=max(downward_speed(samples, k, "head_y") for k in span),
+        peak_hip_speed=max(downward_speed(samples, k, "hip_y") for k in in_time),
+        peak_head_speed=head_speed,
+        head_start_height_torso=head_height,
         trunk_before_deg=min(samples[k].trunk_angle_deg for k in range(top, upright[-1] + 1)),
         trunk_after_deg=now.trunk_angle_deg,
     )
+
+
+def _someone_else(samples: list[BodySample], onset: int) -> bool:
+    """True if the drop since `onset` is not one body's movement. Between two frames a body
+    cannot cover most of a fall (it takes 0.3 s or more), so most of the drop in one frame
+    step is the tracker following someone else already down. Across a gap in the poses (the
+    person lost mid-fall) the body had the time, and a re-detection on the floor is the same
+    person if it is where they were: a fall carries the centre of mass sideways by about its
+    height at most."""
+    now = samples[-1]
+    drop = now.com_y - samples[onset].com_y
+    for k in range(onset + 1, len(samples)):
+        a, b = samples[k - 1], samples[k]
+        if b.t_s - a.t_s <= th.FALL_SPEED_SPAN_S + _EPS_S:
+            if b.com_y - a.com_y > th.FALL_MAX_ONE_STEP_FRACTION * drop:
+                log.debug("t=%.2f down in one step from upright: the tracker followed someone else", now.t_s)
+                return True
+        elif abs(b.com_x - a.com_x) > th.FALL_REDETECT_MAX_SHIFT_TORSO * a.torso_ih:
+            log.debug("t=%.2f re-detected on the floor away from where the person was", now.t_s)
+            return True
+    return False
+
+
+def _rested_on_the_floor(samples: list[BodySample], top: int) -> bool:
+    """True if, before the trunk went down, the person sat still with the pelvis on the floor
+    for FALL_FLOOR_REST_S: someone sitting on the floor is already down, and lying back from
+    there is lying down (a fall that ends sitting was over when they came to rest)."""
+    ref = samples[top]
+    before = (ref.feet_y - ref.hip_y) / ref.torso_ih
+    since: float | None = None
+    for k in range(top + 1, len(samples)):
+        s = samples[k]
+        if s.trunk_rise <= th.FALL_DOWN_RISE:
+            break
+        pelvis = (s.feet_y - s.hip_y) / s.torso_ih
+        low = before > 1e-9 and pelvis / before <= th.FALL_MAX_HIP_HEIGHT_FRACTION
+        if low and abs(downward_speed(samples, k, "com_y")) < th.FALL_ONSET_SPEED_TORSO_PER_S:
+            since = s.t_s if since is None else since
+            if s.t_s - since >= th.FALL_FLOOR_REST_S - _EPS_S:
+                return True
+        else:
+            since = None
+    return False
 
 
 class FallDetector:
@@ -220,8 +308,14 @@ class FallDetector:
 
     def finish(self, t_s: float) -> list[Event]:
         d = self._descent
-        if self.state == FallState.LANDED and d is not None and self._on_ground(self._samples[-1], d):
-            # The person left the frame or the video ended while down: report what was seen.
+        if self.state != FallState.LANDED or d is None:
+            return []
+        # The person left the frame or the video ended after landing, before the confirmation
+        # time: report what was seen if they were on the ground since the landing and not up
+        # again at the end (the last pose of a body sliding out of view or half lost can read
+        # anything, so one pose on the ground since the landing is enough).
+        since = [s for s in self._samples if s.t_s >= d.landed_s - _EPS_S] or [self._samples[-1]]
+        if any(self._on_ground(s, d) for s in since) and not d.is_up(self._samples[-1]):
             return [self._fall_event(t_s, Confirmation.TRACK_ENDED)]
         return []
 
@@ -245,8 +339,9 @@ class FallDetector:
         d = self._descent
         assert d is not None
         if self._got_up(sample, d):
+            recovered = self._recovered_event(sample.t_s, d)
             self.state, self._descent, self._long_lie_reported = FallState.WATCHING, None, False
-            return []
+            return [recovered]
         if (
             self._up_since_s is None
             and not self._long_lie_reported
@@ -257,17 +352,13 @@ class FallDetector:
         return []
 
     def _on_ground(self, sample: BodySample, d: Descent) -> bool:
-        """Down with the pelvis low: someone bent over or kneeling keeps the hips up and is not
-        on the ground (yet)."""
-        return (
-            self._up_since_s is None
-            and d.is_down(sample)
-            and d.hip_height_fraction(sample) <= th.FALL_MAX_HIP_HEIGHT_FRACTION
-        )
+        """The pelvis low, and not getting up: someone bent over or kneeling keeps the hips up
+        and is not on the ground (yet); sitting up on the floor is still on the ground."""
+        return self._up_since_s is None and d.hip_height_fraction(sample) <= th.FALL_MAX_HIP_HEIGHT_FRACTION
 
     def _got_up(self, sample: BodySample, d: Descent) -> bool:
         """True once the person has been up for FALL_GETUP_S (a single upright frame is noise)."""
-        if d.is_down(sample):
+        if not d.is_up(sample):
             self._up_since_s = None
             return False
         if self._up_since_s is None:
@@ -297,11 +388,29 @@ class FallDetector:
                 "peak_hip_speed_torso_per_s": round(d.peak_hip_speed, 2),
                 "peak_head_speed_torso_per_s": round(d.peak_head_speed, 2),
                 "freefall_fraction": round(d.freefall_fraction, 3),
+                "head_freefall_fraction": round(d.head_freefall_fraction, 3),
                 "start_height_torso": round(d.start_height_torso, 2),
                 "drop_torso": round(d.drop_torso, 2),
                 "on_ground_s": round(max(0.0, t_detected_s - d.landed_s), 2),
                 "got_up": False,
                 "got_up_t_s": None,
+            },
+        )
+
+    def _recovered_event(self, t_s: float, d: Descent) -> Event:
+        """The person is back on their feet: up since `_up_since_s`, seen so until `t_s`."""
+        up_s = self._up_since_s if self._up_since_s is not None else t_s
+        return Event(
+            type=EventType.FALL_RECOVERED,
+            t_start_s=d.landed_s,
+            t_end_s=max(up_s, d.landed_s),
+            track_id=self.track_id,
+            confidence=1.0,
+            data={
+                "t_detected_s": round(t_s, 3),
+                "fall_onset_s": round(d.onset_s, 3),
+                "down_s": round(max(0.0, up_s - d.landed_s), 2),
+                "after_long_lie": self._long_lie_reported,
             },
         )
 

@@ -60,6 +60,8 @@ def centre_of_mass_xy(xy: np.ndarray) -> np.ndarray:
 class BodySample:
     """One pose's fall-relevant measures. Heights are image y in image heights (down is +).
 
+    `com_x`: the centre of mass across the image, in image heights (a re-detection after a
+    gap must be where the person was).
     `torso_ih`: the body's yardstick (torso length, foreshortening-free), image heights.
     `trunk_rise`: how far the shoulders are above the hips, in torso lengths: 1 upright,
     0 lying (or torso pointing at the camera), negative head-down.
@@ -68,6 +70,7 @@ class BodySample:
     t_s: float
     torso_ih: float
     com_y: float
+    com_x: float
     hip_y: float
     head_y: float
     feet_y: float
@@ -87,10 +90,12 @@ class BodySample:
         hip = g.midpoint(xy, g.L_HIP, g.R_HIP)
         shoulder = g.midpoint(xy, g.L_SHOULDER, g.R_SHOULDER)
         head = xy[[g.NOSE, g.L_EAR, g.R_EAR]].mean(axis=0)
+        com = centre_of_mass_xy(xy)
         return cls(
             t_s=pose.t_s,
             torso_ih=float(torso),
-            com_y=float(centre_of_mass_xy(xy)[1]),
+            com_y=float(com[1]),
+            com_x=float(com[0]),
             hip_y=float(hip[1]),
             head_y=float(head[1]),
             feet_y=float(max(xy[g.L_ANKLE, 1], xy[g.R_ANKLE, 1])),

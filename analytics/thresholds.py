@@ -65,6 +65,11 @@ FALL_DOWN_RISE = 0.5
 # Longest time from the last upright moment to the trunk down. Falls take 0.4-1 s; 2 s
 # leaves room for knees buckling first or a slide off a chair; slower is lying down.
 FALL_MAX_DURATION_S = 2.0
+# The centre of mass's peak speed must come at most this long after the trunk first reads
+# down: bodies land as the trunk tips (forward onto the hands, backward onto the seat and
+# then the back), so the fast part of a fall is over within a few frames of the trunk
+# going down. A fast "drop" while lying is a landmark jump.
+FALL_PEAK_AFTER_DOWN_S = 0.5
 # Samples kept per track: a whole fall plus the second before it (its starting height).
 FALL_HISTORY_S = 4.0
 # Speeds are measured over the shortest span of at least this: 2 frames at 10 fps, 3 at 15.
@@ -77,12 +82,19 @@ FALL_SPEED_MAX_SPAN_S = 0.6
 FALL_ONSET_SPEED_TORSO_PER_S = 0.5
 # A fall is gravity winning: the centre of mass's peak downward speed must reach this
 # fraction of the speed of a free fall from its starting height above the feet,
-# sqrt(2 g h). Measured (smoothed, projected, 10 fps) speeds read low: the shared falls
-# reach 0.25-0.60; getting down on the floor, kneeling, lying down prone reach 0.20 at most
-# (pose confidence 0.3 or 0.5, 10 or 15 fps). A slide off a chair slowed by the hands and
-# knees reads 0.21 and is missed: from a seat, nothing in the poses tells it from getting
-# down on purpose (docs/analytics.md), so the threshold stays where the ADLs put it.
-FALL_MIN_FREEFALL_FRACTION = 0.22
+# sqrt(2 g h). Measured (smoothed, projected, 10 fps) speeds read low: most shared falls
+# reach 0.25-0.60; getting down on the floor, kneeling, lying down prone reach 0.20 at most.
+# A body toppling (turning about its feet or knees) brings the head down faster than the
+# centre, about in proportion to their heights; someone lowering themselves on purpose keeps
+# the head over the hips and slow (0.15-0.23 of the head's free fall, against 0.23-0.32 for
+# the soft falls). So a slower centre, down to the second number, still falls if the head's
+# peak downward speed reaches the third as a fraction of free fall from the head's own
+# starting height. All three fitted leaving one source out (bench.score_falls --loso,
+# docs/analytics.md); the first ties from 0.24 to 0.26 and is kept at 0.24 so a collapse
+# straight down, the head no faster than the centre, is not left to the toppling test.
+FALL_MIN_FREEFALL_FRACTION = 0.24
+FALL_MIN_TOPPLE_FREEFALL_FRACTION = 0.18
+FALL_MIN_HEAD_FREEFALL_FRACTION = 0.22
 GRAVITY_M_PER_S2 = 9.81
 # The starting height is the most it was over this long before the descent (someone who
 # slumps on a chair before sliding off still started from the seat), clamped to a seat's
@@ -91,6 +103,11 @@ GRAVITY_M_PER_S2 = 9.81
 FALL_START_LOOKBACK_S = 1.0
 FALL_MIN_START_HEIGHT_TORSO = 0.9
 FALL_MAX_START_HEIGHT_TORSO = 2.0
+# ... but the pelvis itself must start above the feet by at least this (12 cm): sitting on
+# the floor (a sit-up, a stretch) leaves it level with the ankles (0-0.15 torso lengths),
+# with no height to fall from. A seat puts it ~0.9 up and standing ~1.6, though a camera
+# high above foreshortens the legs (a ceiling camera reads 0.33-0.54 on a standing cook).
+FALL_MIN_START_PELVIS_TORSO = 0.25
 # How far the centre of mass must come down, as a fraction of its starting height: a fall
 # ends on the floor (all of it, less if the person falls out of view); bending over to
 # pick something up lowers it by about a third.
@@ -100,6 +117,16 @@ FALL_MIN_DROP_FRACTION = 0.4
 # up to ~60 % in one frame). All of it between two frames is the tracker following someone
 # else who was already down.
 FALL_MAX_ONE_STEP_FRACTION = 0.8
+# Across a gap in the poses (MediaPipe loses people mid-fall) the body had the time to fall,
+# and a re-detection on the floor continues the fall if its centre of mass is within this of
+# where it was: a fall carries the centre sideways by about its height above the feet (~2
+# torso lengths), plus a stumbling step. Further is someone else.
+FALL_REDETECT_MAX_SHIFT_TORSO = 2.5
+# Sitting still on the floor (pelvis at most FALL_MAX_HIP_HEIGHT_FRACTION of its standing
+# height, centre of mass slower than the onset speed) this long before the trunk goes down
+# means the person was already down: lying back from there is not a fall. Half a second is
+# a deliberate pause, longer than the bounce of a landing.
+FALL_FLOOR_REST_S = 0.5
 # Confirmation: down for this long after landing, with the pelvis at most this fraction of
 # its height above the feet before the fall. A fall leaves the person on the ground for
 # more than a second (a stumble or an exercise move is up again sooner); on the ground the

@@ -318,7 +318,10 @@ def snapshot(
 @main.command()
 @click.option("--video", "video_id", type=int, default=None)
 @click.option(
-    "--type", "types", multiple=True, help="Event type (repeatable): rep, exercise_set, fall, long_lie, ..."
+    "--type",
+    "types",
+    multiple=True,
+    help="Event type (repeatable): rep, exercise_set, fall, long_lie, fall_recovered, ...",
 )
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True

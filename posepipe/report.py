@@ -107,7 +107,7 @@ def summary_lines(reports: Sequence[dict[str, Any]], cached: Sequence[bool]) -> 
         if kinds:
             lines.append("  events: " + ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())))
         for e in report["events"]:
-            if e["type"] in ("fall", "long_lie"):
+            if e["type"] in ("fall", "long_lie", "fall_recovered"):
                 lines.append(
                     f"  {e['type']} at {e['t_start']:.2f}-{e['t_end']:.2f} s "
                     f"(track {e['track_id']}, confidence {e['confidence']:.2f})"

@@ -8,7 +8,7 @@ const TOKEN_KEY = "posepipe.token";
 const POLL_MS = 1500;
 const THUMB_SIDE = 160;
 const THUMB_PARALLEL = 3;
-const EVENT_TYPES = ["fall", "long_lie", "rep", "exercise_set", "stream_gap"];
+const EVENT_TYPES = ["fall", "long_lie", "fall_recovered", "rep", "exercise_set", "stream_gap"];
 const EXERCISES = ["squat", "pushup", "bicep_curl", "jumping_jack", "lunge", "situp"];
 // Joint angles drawn on a video's timeline, with their colours.
 const ANGLE_SERIES = [
@@ -20,7 +20,8 @@ const ANGLE_SERIES = [
   ["left_elbow_deg", "left elbow", "#dc8a00"],
 ];
 const EVENT_COLORS = {
-  fall: "rgba(217,45,32,0.22)", long_lie: "rgba(220,138,0,0.22)", rep: "rgba(18,161,80,0.16)",
+  fall: "rgba(217,45,32,0.22)", long_lie: "rgba(220,138,0,0.22)", fall_recovered: "rgba(18,120,200,0.16)",
+  rep: "rgba(18,161,80,0.16)",
   exercise_set: "rgba(18,161,80,0.06)", stream_gap: "rgba(100,100,100,0.18)",
 };
 

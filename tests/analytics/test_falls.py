@@ -1,13 +1,13 @@
 """Fall detection: per-frame tables for the state machine, synthetic bodies through the engine,
 and the real clips posed as the pipeline poses them.
 
-Of the 16 labelled falls, the 13 asserted below are found at the pipeline's pose confidence
-0.3 and 10 fps (and at 15 fps); why the others are not (see docs/analytics.md): the
-real fall in long-term care (no fall in the poses: MediaPipe loses the resident, or at
-confidence 0.3 keeps an upright pose of her), the slide off a chair in urfall_ds03 (0.21 of
-free-fall speed: as slow as getting down on the floor on purpose, and no other feature of
-the poses tells them apart) and the two-stage collapse in le2i_lecture_140 (knees, then a
-slump that is seen only at confidence 0.3 and 10 fps, where it is found).
+Of the 32 labelled falls, the 27 asserted below are found at the pipeline's pose confidence
+0.3 and 10 fps; why the others are not (docs/analytics.md): the real fall in long-term care
+and the elderly man on the porch steps (no fall in the poses: MediaPipe loses the resident
+mid-fall, the man is hidden behind his wife), the student collapsing onto all fours toward
+the camera (the trunk never reads down), the warehouse slip (the camera pans and zooms with
+the fall, so the image speeds read low) and the collapse to the knees then forward seen from
+the floor (0.15 of free-fall speed, as slow as getting down on purpose).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import math
 import pickle
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ def body(t: float, com: float, hip: float, rise: float) -> BodySample:
     trunk's rise (1 upright, 0 horizontal)."""
     com_y = FEET_Y - com * TORSO
     return BodySample(
-        t_s=round(t, 6), torso_ih=TORSO, com_y=com_y, hip_y=FEET_Y - hip * TORSO,
+        t_s=round(t, 6), torso_ih=TORSO, com_y=com_y, com_x=0.5, hip_y=FEET_Y - hip * TORSO,
         head_y=com_y - 1.5 * rise * TORSO, feet_y=FEET_Y, trunk_rise=rise,
     )  # fmt: skip
 
@@ -129,9 +130,10 @@ def test_getting_up_right_away_is_not_a_fall() -> None:
         + states(FALL[:3], W)
         + states(FALL[3:], L)
         + states(still(1.7, 2.0, *LYING), L)
+        # Trunk up at 2.1 but the pelvis still low (kneeling): not up yet. On the feet from 2.2.
         + [(body(2.1, 1.2, 1.0, 0.8), L), (body(2.2, 1.9, 1.7, 1.0), L), (body(2.3, 2.0, 1.8, 1.0), L)]
-        + [(body(2.4, 2.0, 1.8, 1.0), W)]  # up for 0.3 s
-        + states(still(2.5, 4.0, *STAND), W)
+        + [(body(2.4, 2.0, 1.8, 1.0), L), (body(2.5, 2.0, 1.8, 1.0), W)]  # up for 0.3 s
+        + states(still(2.6, 4.0, *STAND), W)
     )
     assert run_table(table) == []
 
@@ -150,13 +152,17 @@ def test_bent_over_with_the_hips_up_is_not_on_the_ground() -> None:
 
 
 def test_fall_from_a_chair_needs_less_speed_than_from_standing() -> None:
-    """The same descent, 1.7 torso lengths/s, is 0.25 of free-fall speed from a seat's height
-    (1.2 torso lengths) and 0.19 from standing (2): a fall off the chair, a controlled move."""
+    """The same descent of the centre of mass, 1.7 torso lengths/s, is 0.25 of free-fall speed
+    from a seat's height (1.2 torso lengths) and 0.19 from standing (2): a fall off the chair,
+    a controlled move (from standing the trunk turns slowly, so the head is no faster than a
+    lowering: 0.21 of its free fall, not a toppling body)."""
 
-    def descend(com: float, hip: float) -> list[BodySample]:
+    def descend(
+        com: float, hip: float, rise: float = 0.9, turn: float = 0.25, steps: int = 7
+    ) -> list[BodySample]:
         return [
-            body(1.0 + 0.1 * i, com - 0.17 * i, max(hip - 0.17 * i, 0.05), max(0.9 - 0.25 * i, 0.0))
-            for i in range(1, 8)
+            body(1.0 + 0.1 * i, com - 0.17 * i, max(hip - 0.17 * i, 0.05), max(rise - turn * i, 0.0))
+            for i in range(1, steps + 1)
         ]
 
     slide = descend(1.2, 0.9)
@@ -174,8 +180,8 @@ def test_fall_from_a_chair_needs_less_speed_than_from_standing() -> None:
 
     from_standing = (
         states(still(0.0, 1.0, *STAND), W)
-        + states(descend(2.0, 1.8), W)
-        + states(still(1.8, 3.0, 0.8, 0.6, 0.0), W)
+        + states(descend(2.0, 1.8, rise=1.0, turn=0.05, steps=10), W)
+        + states(still(2.1, 3.0, 0.3, 0.1, 0.45), W)
     )
     assert run_table(from_standing) == []
 
@@ -221,7 +227,94 @@ def test_after_getting_up_a_second_fall_is_reported_again() -> None:
     )  # fmt: skip
     detector = FallDetector(1, AnalyticsConfig())
     events = [e for s in samples for e in detector.step(s)]
-    assert [(e.type, e.t_start_s) for e in events] == [(EventType.FALL, 1.1), (EventType.FALL, 5.1)]
+    assert [(e.type, e.t_start_s) for e in events] == [
+        (EventType.FALL, 1.1), (EventType.FALL_RECOVERED, 1.7), (EventType.FALL, 5.1),
+    ]  # fmt: skip
+
+
+def test_back_on_the_feet_after_a_fall_is_reported_with_the_time_it_took() -> None:
+    """Lying, then sitting up and kneeling (pelvis still low: still down), then standing."""
+    table = (
+        states(still(0.0, 1.0, *STAND), W)
+        + states(FALL[:3], W)
+        + states(FALL[3:], L)
+        + states(still(1.7, 2.6, *LYING), L)
+        + states(still(2.7, 4.0, *LYING), F)
+        + states(still(4.1, 5.0, 0.8, 0.3, 1.0), F)  # sitting up on the floor
+        + states(still(5.1, 6.0, 1.2, 1.0, 0.9), F)  # kneeling up: pelvis at 56 % of standing
+        + states(still(6.1, 6.3, *STAND), F)  # on the feet: up since 6.1
+        + states(still(6.4, 8.0, *STAND), W)  # up for 0.3 s
+    )
+    fall, recovered = run_table(table)
+    assert fall.type == EventType.FALL
+    assert recovered.type == EventType.FALL_RECOVERED and recovered.track_id == 1
+    assert (recovered.t_start_s, recovered.t_end_s) == (1.7, 6.1)
+    assert recovered.data == {
+        "t_detected_s": 6.4,
+        "fall_onset_s": 1.1,
+        "down_s": 4.4,
+        "after_long_lie": False,
+    }
+
+
+def test_recovery_after_a_long_lie_says_so() -> None:
+    samples = still(0.0, 1.0, *STAND) + FALL + still(1.7, 9.0, *LYING) + still(9.1, 10.0, *STAND)
+    detector = FallDetector(3, AnalyticsConfig(long_lie_after_s=5.0))
+    events = [e for s in samples for e in detector.step(s)]
+    assert [e.type for e in events] == [EventType.FALL, EventType.LONG_LIE, EventType.FALL_RECOVERED]
+    assert events[-1].data["down_s"] == 7.4 and events[-1].data["after_long_lie"] is True
+
+
+def test_lying_back_from_sitting_still_on_the_floor_is_not_a_fall() -> None:
+    """A fast drop to sitting on the floor (trunk up), a still half second there, then lying
+    back: the person was already down before the trunk turned (the roll back to the floor)."""
+    sit_down = [body(1.0 + 0.1 * i, 2.0 - 0.35 * i, 1.8 - 0.4 * i, 0.8) for i in range(1, 5)]
+    lie_back = [body(2.1, 0.5, 0.2, 0.55), body(2.2, 0.35, 0.2, 0.35), body(2.3, 0.2, 0.2, 0.1)]
+    table = (
+        states(still(0.0, 1.0, *STAND), W)
+        + states(sit_down, W)
+        + states(still(1.5, 2.0, 0.6, 0.2, 0.8), W)  # sitting still on the floor, trunk up
+        + states(lie_back, W)
+        + states(still(2.4, 5.0, *LYING), W)
+    )
+    assert run_table(table) == []
+    # The same without the pause is one movement from standing to lying: a fall.
+    straight = still(0.0, 1.0, *STAND) + sit_down + [replace(s, t_s=s.t_s - 0.6) for s in lie_back]
+    assert [e.type for e in events_of(straight + still(1.8, 4.0, *LYING))] == [EventType.FALL]
+
+
+def events_of(samples: Sequence[BodySample]) -> list[Event]:
+    detector = FallDetector(1, AnalyticsConfig())
+    return [e for s in samples for e in detector.step(s)] + detector.finish(samples[-1].t_s)
+
+
+def with_x(sample: BodySample, com_x: float) -> BodySample:
+    return replace(sample, com_x=com_x)
+
+
+def test_redetected_on_the_floor_where_the_person_was_continues_the_fall() -> None:
+    """MediaPipe loses the person 0.1 s into the fall and finds them on the floor 0.4 s later:
+    every frame-to-frame step is across the gap, which a body has the time to fall."""
+    lost = still(0.0, 1.0, *STAND) + FALL[:1]
+    (fall,) = events_of(lost + [with_x(s, 0.5 + 0.2) for s in still(1.6, 3.0, *LYING)])
+    assert (
+        fall.type == EventType.FALL and fall.t_start_s == 1.1 and fall.data["confirmed_by"] == "stayed_down"
+    )
+    # Found lying further away than a body falls: someone else, as without the gap.
+    assert events_of(lost + [with_x(s, 0.5 + 3.0 * TORSO) for s in still(1.6, 3.0, *LYING)]) == []
+
+
+def test_fast_drop_while_already_lying_is_not_a_fall() -> None:
+    """The trunk went down slowly (lying down on a bed); 0.8 s later the landmarks jump down
+    (a glitch): the fast part of a fall comes with the trunk's turn, not after it."""
+    lie_down = [
+        body(1.0 + 0.25 * i, *[a + (b - a) * i / 6 for a, b in zip(STAND, (1.0, 1.0, 0.0), strict=True)])
+        for i in range(1, 7)
+    ]
+    jump = [body(3.3, 0.6, 0.5, 0.0), body(3.4, 0.2, 0.2, 0.0)]
+    table = states(still(0.0, 1.0, *STAND), W) + states(lie_down + [body(2.6, 1.0, 1.0, 0.0)], W)
+    table += states(still(2.7, 3.2, 1.0, 1.0, 0.0), W) + states(jump, W) + states(still(3.5, 6.0, *LYING), W)
+    assert run_table(table) == []
 
 
 def test_track_ending_while_down_reports_on_what_was_seen() -> None:
@@ -385,12 +478,26 @@ def truth(media_dir: Path) -> dict:
 
 
 FOUND = (
+    "falls/fall_cctv_kitchen_cook_backward.mp4",
+    "falls/fall_classroom_portrait_slow_acted_sideways.mp4",
+    "falls/fall_classroom_walk_toward_camera_sideways_backward.mp4",
+    "falls/fall_doorbell_icy_porch_slip_backward_player_ui.mp4",
     "falls/fall_home_phone_backward.mp4",
+    "falls/fall_home_room_highcam_stumble_forward_prone.mp4",
+    "falls/fall_lab_highcam_dive_onto_mattress_short.mp4",
+    "falls/fall_ntu_rgbd_a043_lab_sideways_front.avi",
+    "falls/fall_phone_ice_rink_skater_portrait.mp4",
+    "falls/fall_phone_outdoor_wooden_stairs_slip_toward_camera.mp4",
+    "falls/fall_stock_elderly_walker_sideways_nurse_lowres.mp4",
+    "falls/fall_street_sidewalk_scooter_stumble_forward_away.mp4",
+    "falls/fall_studio_faint_backward_onto_mat_caption.mp4",
     "falls/fall_upfall_s1_forward_hands_cam2.mp4",
     "falls/fall_urfall_01_walk_fall_rgb.mp4",
     "falls/le2i_coffee_44_fall_forward_mattress.mp4",
     "falls/le2i_lecture_135_fall_sideways_mattress.mp4",
+    "falls/le2i_lecture_140_collapse_to_knees_mattress.mp4",
     "falls/le2i_office_163_fall_forward_mattress.mp4",
+    "falls/urfall_ds03_fall_from_chair.mp4",
     "falls/urfall_ds04_fall_while_walking.mp4",
     "falls/urfall_ds08_fall_while_walking.mp4",
     "falls/urfall_ds13_fall_from_chair_2persons.mp4",
@@ -426,8 +533,8 @@ def test_labelled_fall_is_found_once_with_its_evidence(
     assert in_window(fall, label), (fall.t_start_s, label["fall_start_s"], label["on_ground_s"])
     data = fall.data
     assert fall.t_start_s <= fall.t_end_s <= data["t_detected_s"]
-    # Detected within 2.5 s of the labelled onset (a second on the ground, or the track's end).
-    assert data["t_detected_s"] - label["fall_start_s"] <= 2.5
+    # Reported within 2.5 s of the labelled landing (a second on the ground, or the track's end).
+    assert data["t_detected_s"] - label["on_ground_s"] <= 2.5
     assert data["trunk_after_deg"] - data["trunk_before_deg"] >= 25.0
     assert data["peak_com_speed_torso_per_s"] > 1.0 and data["drop_torso"] > 0.5
     assert 0.0 < fall.confidence <= 1.0
@@ -436,13 +543,16 @@ def test_labelled_fall_is_found_once_with_its_evidence(
 @pytest.mark.slow
 def test_falls_found_and_mean_delay(fall_clip_events: dict[str, list[Event]], media_dir: Path) -> None:
     labels = truth(media_dir)
-    delays = []
+    delays, after_landing = [], []
     for rel, events in fall_clip_events.items():
         matched = [e for e in falls(events) if in_window(e, labels[rel])]
         if matched:
             delays.append(matched[0].data["t_detected_s"] - labels[rel]["fall_start_s"])
+            after_landing.append(matched[0].data["t_detected_s"] - labels[rel]["on_ground_s"])
     assert len(delays) >= len(FOUND)
     assert sum(delays) / len(delays) < 2.0
+    # The issue's target is 90 % of all falls within 2 s of landing; found falls are held to it.
+    assert sum(1 for d in after_landing if d <= 2.0) >= 0.9 * len(after_landing)
 
 
 @pytest.mark.slow
@@ -456,3 +566,28 @@ def test_no_fall_in_everyday_activity_or_exercise(
         if events:
             found[rel] = [(e.type.value, e.t_start_s, dict(e.data)) for e in events]
     assert found == {}
+
+
+# --- the fall scoring (bench.score_falls)
+
+
+def test_fall_scoring_splits_kinds_and_matches_the_window(media_dir: Path) -> None:
+    from bench.score_falls import NON_FALL, REAL_WORLD, RESEARCH, load_clips, source_repo, verdict
+
+    clips = {c.rel: c for c in load_clips(media_dir)}
+    kinds = [c.kind for c in clips.values()]
+    assert kinds.count(REAL_WORLD) + kinds.count(RESEARCH) == sum(1 for c in clips.values() if c.fall_start_s)
+    assert clips["falls/fall_phone_ice_rink_skater_portrait.mp4"].kind == REAL_WORLD
+    assert clips["falls/urfall_ds03_fall_from_chair.mp4"].kind == RESEARCH
+    assert clips["adl_negatives/urfall_ds31_squat_down.mp4"].kind == NON_FALL
+    assert source_repo(clips["falls/urfall_ds03_fall_from_chair.mp4"]) == "ZinhNguyen/FallDetectionMovenet"
+    clip = clips["falls/urfall_ds03_fall_from_chair.mp4"]  # starts 0.7 s, on the ground 1.5 s
+
+    def fall_at(t: float, detected: float) -> Event:
+        return Event(EventType.FALL, t, t + 0.5, 1, 0.8, {"t_detected_s": detected})
+
+    found = verdict(clip, [fall_at(0.9, 2.5), fall_at(9.0, 10.0)], 12.0)
+    assert found.found and found.false_falls == 1
+    assert found.delay_from_start_s == pytest.approx(1.8) and found.delay_from_ground_s == pytest.approx(1.0)
+    late = verdict(clip, [fall_at(3.6, 4.6)], 12.0)  # onset after on the ground + 2 s
+    assert not late.found and late.false_falls == 1 and late.delay_from_ground_s is None

@@ -1,0 +1,277 @@
+"""Score fall detection on cached poses (bench.posed): by kind of clip, across the sweep's variants.
+
+Owns the fall evidence the issue asks for: recall split by kind (research-dataset staged
+falls, real-world falls, non-fall clips), false falls per hour of non-fall video, the delay
+from landing to the event, and how often a clip's verdict survives another analysis rate, a
+mirror and a crop. Clips not yet in the pose cache are skipped (and named), never posed here:
+posing a clip takes minutes of a shared CPU.
+
+    python -m bench.score_falls                       # base variant, per-clip table and summary
+    python -m bench.score_falls --sweep               # + verdicts of every cached variant
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from analytics.config import AnalyticsConfig
+from analytics.engine import AnalyticsEngine
+from analytics.evaluation import FALL_ONSET_EARLY_S, FALL_ONSET_LATE_AFTER_GROUND_S
+from analytics.events import Event, EventType
+from bench.posed import VARIANTS, PoseCache, Variant
+from workers.poses import FramePoses
+
+# Kinds of clip. A labelled fall whose notes call it REAL (caught by a CCTV, doorbell or
+# phone camera, not staged) is real-world; every other labelled fall was staged (research
+# datasets and home or stock recordings like them).
+REAL_WORLD = "real-world"
+RESEARCH = "research-dataset"
+NON_FALL = "non-fall"
+EXERCISE = "exercise"
+
+
+@dataclass(frozen=True)
+class Clip:
+    rel: str
+    kind: str
+    source: str
+    fall_start_s: float | None
+    on_ground_s: float | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One clip's outcome: the labelled fall found or not, how many other falls were raised."""
+
+    clip: Clip
+    found: bool
+    false_falls: int
+    delay_from_start_s: float | None
+    delay_from_ground_s: float | None
+    duration_s: float
+
+    @property
+    def key(self) -> tuple[bool, int]:
+        return self.found, min(self.false_falls, 1)
+
+
+def load_clips(media: Path) -> list[Clip]:
+    raw = json.loads((media / "ground_truth.json").read_text())
+    clips = []
+    for rel, entry in sorted(raw.items()):
+        category = entry.get("category")
+        if category == "image":
+            continue
+        if entry.get("fall"):
+            kind = REAL_WORLD if "REAL" in str(entry.get("notes", "")) else RESEARCH
+        else:
+            kind = EXERCISE if category == "exercise" else NON_FALL
+        clips.append(
+            Clip(
+                rel, kind, str(entry.get("source", rel)), entry.get("fall_start_s"), entry.get("on_ground_s")
+            )
+        )
+    return clips
+
+
+def source_repo(clip: Clip) -> str:
+    """The repository a clip came from: leave-one-source-out leaves out all of its clips."""
+    return clip.source.split("@")[0]
+
+
+def run_engine(frames: Sequence[FramePoses]) -> list[Event]:
+    engine = AnalyticsEngine(AnalyticsConfig())
+    events: list[Event] = []
+    for frame in frames:
+        events.extend(engine.process(frame).events)
+    events.extend(engine.finish())
+    return events
+
+
+def verdict(clip: Clip, events: Sequence[Event], duration_s: float) -> Verdict:
+    falls = sorted((e for e in events if e.type == EventType.FALL), key=lambda e: e.t_start_s)
+    matched = None
+    if clip.fall_start_s is not None:
+        ground = clip.on_ground_s if clip.on_ground_s is not None else clip.fall_start_s
+        lo, hi = clip.fall_start_s - FALL_ONSET_EARLY_S, ground + FALL_ONSET_LATE_AFTER_GROUND_S
+        matched = next((e for e in falls if lo <= e.t_start_s <= hi), None)
+    start = ground = None
+    if matched is not None and clip.fall_start_s is not None:
+        detected = float(matched.data["t_detected_s"])
+        start = detected - clip.fall_start_s
+        ground = detected - (clip.on_ground_s if clip.on_ground_s is not None else clip.fall_start_s)
+    return Verdict(clip, matched is not None, len(falls) - (matched is not None), start, ground, duration_s)
+
+
+def cached(cache: PoseCache, rel: str, variant: Variant) -> list[FramePoses] | None:
+    if not cache._path(rel, variant).is_file():
+        return None
+    return cache.poses(rel, variant)
+
+
+def score(cache: PoseCache, clips: Sequence[Clip], variant: Variant) -> tuple[list[Verdict], list[str]]:
+    verdicts, missing = [], []
+    for clip in clips:
+        frames = cached(cache, clip.rel, variant)
+        if frames is None:
+            missing.append(clip.rel)
+            continue
+        duration = frames[-1].pts_s if frames else 0.0
+        verdicts.append(verdict(clip, run_engine(frames), duration))
+    return verdicts, missing
+
+
+def summary(verdicts: Sequence[Verdict]) -> list[str]:
+    lines = []
+    for kind in (RESEARCH, REAL_WORLD, NON_FALL, EXERCISE):
+        vs = [v for v in verdicts if v.clip.kind == kind]
+        if not vs:
+            continue
+        false = sum(v.false_falls for v in vs)
+        hours = sum(v.duration_s for v in vs) / 3600.0
+        if kind in (RESEARCH, REAL_WORLD):
+            found = [v for v in vs if v.found]
+            in_2s = sum(
+                1 for v in found if v.delay_from_ground_s is not None and v.delay_from_ground_s <= 2.0
+            )
+            mean = sum(v.delay_from_start_s or 0.0 for v in found) / len(found) if found else float("nan")
+            lines.append(
+                f"{kind:17} falls found {len(found)}/{len(vs)}, "
+                f"event within 2 s of landing {in_2s}/{len(vs)}, "
+                f"mean delay from fall start {mean:.2f} s, other falls raised {false}"
+            )
+        else:
+            lines.append(
+                f"{kind:17} clips {len(vs)} ({hours * 60:.1f} min), false falls {false} "
+                f"({false / hours if hours else 0:.1f}/h) on {sum(1 for v in vs if v.false_falls)} clips"
+            )
+    return lines
+
+
+def table(verdicts: Sequence[Verdict]) -> list[str]:
+    lines = [f"{'clip':70} {'kind':17} {'fall':>5} {'false':>5} {'d_start':>7} {'d_ground':>8}"]
+    for v in verdicts:
+        if v.clip.kind == EXERCISE and not v.false_falls:
+            continue
+        fall = ("found" if v.found else "MISS") if v.clip.fall_start_s is not None else "-"
+        ds = f"{v.delay_from_start_s:.2f}" if v.delay_from_start_s is not None else "-"
+        dg = f"{v.delay_from_ground_s:.2f}" if v.delay_from_ground_s is not None else "-"
+        lines.append(f"{v.clip.rel:70} {v.clip.kind:17} {fall:>5} {v.false_falls:>5} {ds:>7} {dg:>8}")
+    return lines
+
+
+# The fitted numbers and the values tried for each (bench.score_falls --loso).
+FITTED: dict[str, tuple[float, ...]] = {
+    "FALL_MIN_FREEFALL_FRACTION": (0.20, 0.22, 0.24, 0.26),
+    "FALL_MIN_TOPPLE_FREEFALL_FRACTION": (0.15, 0.18, 0.21),
+    "FALL_MIN_HEAD_FREEFALL_FRACTION": (0.19, 0.22, 0.25, 0.28),
+}
+# A false fall costs this many found falls when fitting: an alarm nobody trusts is ignored.
+FALSE_FALL_COST = 2.0
+
+
+def _gain(verdicts: Sequence[Verdict]) -> float:
+    return sum(v.found for v in verdicts) - FALSE_FALL_COST * sum(v.false_falls for v in verdicts)
+
+
+def leave_one_source_out(cache: PoseCache, clips: Sequence[Clip], variant: Variant) -> list[str]:
+    """Fit the FITTED numbers on all sources but one (the most found falls less
+    FALSE_FALL_COST per false fall; ties go to the strictest values), score the one left out;
+    report the left-out totals beside the fit on everything."""
+    import itertools
+
+    from analytics import thresholds as th
+
+    names = list(FITTED)
+    saved = {n: getattr(th, n) for n in names}
+    by_combo: dict[tuple[float, ...], list[Verdict]] = {}
+    try:
+        for combo in itertools.product(*(FITTED[n] for n in names)):
+            for n, value in zip(names, combo, strict=True):
+                setattr(th, n, value)
+            by_combo[combo] = score(cache, clips, variant)[0]
+    finally:
+        for n, value in saved.items():
+            setattr(th, n, value)
+
+    def best(keep: set[str]) -> tuple[float, ...]:
+        # Strictest first, so ties keep the stricter values.
+        combos = sorted(by_combo, reverse=True)
+        return max(combos, key=lambda c: _gain([v for v in by_combo[c] if v.clip.rel in keep]))
+
+    lines = []
+    sources = sorted({source_repo(c) for c in clips})
+    everything = best({c.rel for c in clips})
+    left_found = left_false = 0
+    falls = sum(1 for c in clips if c.fall_start_s is not None)
+    for source in sources:
+        out = {c.rel for c in clips if source_repo(c) == source}
+        combo = best({c.rel for c in clips} - out)
+        held = [v for v in by_combo[combo] if v.clip.rel in out]
+        found, false = sum(v.found for v in held), sum(v.false_falls for v in held)
+        expected = sum(1 for v in held if v.clip.fall_start_s is not None)
+        left_found, left_false = left_found + found, left_false + false
+        if expected or false or combo != everything:
+            lines.append(f"  left out {source:50} fit {combo}: found {found}/{expected}, false falls {false}")
+    all_v = by_combo[everything]
+    lines.append(
+        f"fit on all sources {dict(zip(names, everything, strict=True))}: found "
+        f"{sum(v.found for v in all_v)}/{falls}, false falls {sum(v.false_falls for v in all_v)}"
+    )
+    lines.append(
+        f"leave-one-source-out ({len(sources)} sources): found {left_found}/{falls}, false falls {left_false}"
+    )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--variant", default="base", choices=sorted(VARIANTS))
+    parser.add_argument("--sweep", action="store_true", help="also score every other variant")
+    parser.add_argument("--only", help="clips whose path contains this")
+    parser.add_argument("--loso", action="store_true", help="fit the fall numbers leaving one source out")
+    args = parser.parse_args(argv)
+    cache = PoseCache()
+    clips = [c for c in load_clips(cache.media) if not args.only or args.only in c.rel]
+    base, missing = score(cache, clips, VARIANTS[args.variant])
+    print("\n".join(table(base)))
+    print()
+    print("\n".join(summary(base)))
+    if missing:
+        print(f"not cached ({len(missing)}): {', '.join(missing)}")
+    if args.loso:
+        print()
+        print("\n".join(leave_one_source_out(cache, clips, VARIANTS[args.variant])))
+    if args.sweep:
+        by_clip = {v.clip.rel: v for v in base}
+        runs = same = 0
+        for name, variant in sorted(VARIANTS.items()):
+            if name == args.variant:
+                continue
+            verdicts, missing = score(cache, clips, variant)
+            changed = [v for v in verdicts if v.clip.rel in by_clip and v.key != by_clip[v.clip.rel].key]
+            compared = sum(1 for v in verdicts if v.clip.rel in by_clip)
+            runs += compared
+            same += compared - len(changed)
+            print(f"\n{name}: {compared - len(changed)}/{compared} verdicts as {args.variant}, "
+                  f"{len(missing)} clips not cached")  # fmt: skip
+            print("  " + "\n  ".join(summary(verdicts)))
+            for v in changed:
+                was = by_clip[v.clip.rel]
+                print(f"  changed {v.clip.rel}: found {was.found}->{v.found}, "
+                      f"false {was.false_falls}->{v.false_falls}")  # fmt: skip
+        if runs:
+            print(f"\nsweep: {same}/{runs} verdicts unchanged ({100.0 * same / runs:.1f} %)")
+    cache.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
