@@ -17,23 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from analytics.config import AnalyticsConfig
-from analytics.engine import AnalyticsEngine
+from analytics.engine import replay
 from analytics.evaluation import ClipScore, ClipTruth, EvalReport, format_report, load_truth, score_clip
 from analytics.events import Event, EventType, Exercise, rep_counts
-from analytics.reps.baseline import tutorial_count
-from analytics.thresholds import TRACK_LOST_AFTER_S
-from analytics.track import TrackedPose, Tracker
+from analytics.reps.baseline import tutorial_count_clip
 from bench.posed import VARIANTS, PoseCache, Variant
 from workers.poses import FramePoses
 
 
 def run_events(frames: Sequence[FramePoses], exercise: Exercise | None) -> list[Event]:
-    engine = AnalyticsEngine(AnalyticsConfig(exercise=exercise))
-    events: list[Event] = []
-    for frame in frames:
-        events.extend(engine.process(frame).events)
-    events.extend(engine.finish())
-    return events
+    return replay(frames, AnalyticsConfig(exercise=exercise))
 
 
 def analyse(cache: PoseCache, truth: ClipTruth, variant: Variant, given: bool) -> ClipScore:
@@ -44,14 +37,7 @@ def analyse(cache: PoseCache, truth: ClipTruth, variant: Variant, given: bool) -
     return score_clip(truth, events, duration)
 
 
-def baseline_count(frames: Sequence[FramePoses], exercise: Exercise) -> int:
-    """The tutorial counter over every track of a clip (tracks as the engine makes them)."""
-    tracker = Tracker(lost_after_s=TRACK_LOST_AFTER_S)
-    tracks: dict[int, list[TrackedPose]] = {}
-    for frame in frames:
-        for pose in tracker.update(frame).tracked:
-            tracks.setdefault(pose.track_id, []).append(pose)
-    return sum(tutorial_count(poses, exercise) for poses in tracks.values())
+baseline_count = tutorial_count_clip
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from analytics.config import AnalyticsConfig
 from analytics.engine import replay
 from analytics.evaluation import ClipScore, ClipTruth, EvalReport, given_rep_count, load_truth, score_clip
 from analytics.events import Exercise
+from analytics.reps.baseline import tutorial_count_clip
 from posepipe import analyze as analysis
 from posepipe.services import Services
 from storage import events as stored_events
@@ -171,8 +172,11 @@ def _run(
             score = score_clip(truth, found, video.duration_s or 0.0)
             if truth.exercise is not None:
                 # The exercise given: the same stored poses through an engine told the exercise.
-                config = AnalyticsConfig(exercise=Exercise(truth.exercise))
-                score.given_reps = given_rep_count(truth, replay(_stored_frames(session, video), config))
+                exercise = Exercise(truth.exercise)
+                frames = _stored_frames(session, video)
+                score.given_reps = given_rep_count(truth, replay(frames, AnalyticsConfig(exercise=exercise)))
+                # The yardstick of issue 25: a tutorial's one-angle counter told the exercise.
+                score.baseline_reps = tutorial_count_clip(frames, exercise)
             scores.append(score)
     return scores
 

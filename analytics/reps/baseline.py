@@ -11,7 +11,7 @@ recognition, no adaptation: the numbers are the ones tutorials print.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +19,8 @@ import numpy as np
 from analytics import geometry as g
 from analytics import thresholds as th
 from analytics.events import Exercise
-from analytics.track import TrackedPose
+from analytics.track import TrackedPose, Tracker
+from workers.poses import FramePoses
 
 _JOINT = {
     "knee": ((g.L_HIP, g.L_KNEE, g.L_ANKLE), (g.R_HIP, g.R_KNEE, g.R_ANKLE)),
@@ -99,3 +100,13 @@ def tutorial_count(poses: Iterable[TrackedPose], exercise: Exercise) -> int:
         elif angle > rule.up_deg and down:
             count, down = count + 1, False
     return count
+
+
+def tutorial_count_clip(frames: Sequence[FramePoses], exercise: Exercise) -> int:
+    """The tutorial counter over every track of a clip, the tracks made as the engine makes them."""
+    tracker = Tracker(lost_after_s=th.TRACK_LOST_AFTER_S)
+    tracks: dict[int, list[TrackedPose]] = {}
+    for frame in frames:
+        for pose in tracker.update(frame).tracked:
+            tracks.setdefault(pose.track_id, []).append(pose)
+    return sum(tutorial_count(poses, exercise) for poses in tracks.values())
