@@ -484,9 +484,22 @@ def camera() -> None:
     show_default=True,
     help="Pose backend of its sessions: multi or movenet for a room with several people.",
 )
+@click.option(
+    "--long-lie-s",
+    type=click.FloatRange(min=0, min_open=True, max=86_400),
+    default=None,
+    help="Seconds a fallen person stays down before long_lie, for this camera "
+    "(default: POSEPIPE_LONG_LIE_S).",
+)
 @click.pass_context
 def camera_add(
-    ctx: click.Context, name: str, url: str, fps: float, exercise: str | None, pose_backend: str
+    ctx: click.Context,
+    name: str,
+    url: str,
+    fps: float,
+    exercise: str | None,
+    pose_backend: str,
+    long_lie_s: float | None,
 ) -> None:
     """Add camera NAME reading URL (rtsp://user:password@host/path); the URL is stored encrypted."""
     from storage.cameras import CameraError, add_camera
@@ -494,7 +507,9 @@ def camera_add(
     services = _services(_settings(ctx))
     try:
         with services.db.session() as session:
-            cam = add_camera(session, services.secret_box(), name, url, fps, exercise, pose_backend)
+            cam = add_camera(
+                session, services.secret_box(), name, url, fps, exercise, pose_backend, long_lie_s
+            )
             click.echo(f"{cam.id}\t{cam.name}\t{cam.url_masked}")
     except CameraError as exc:
         raise click.ClickException(str(exc)) from exc

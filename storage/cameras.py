@@ -18,6 +18,8 @@ from storage.models import Camera, CameraState, CameraStatusRow, Source, SourceK
 from storage.secret_box import SecretBox, mask_url
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# A long-lie time past a day would never fire in a session anyone watches.
+MAX_LONG_LIE_S = 86_400.0
 
 
 class CameraError(ValueError):
@@ -46,6 +48,16 @@ def _check_backend(pose_backend: str) -> None:
         raise CameraError(f"unknown pose backend {pose_backend!r}; choose from {', '.join(BACKENDS)}")
 
 
+def _check_long_lie(long_lie_s: float | None) -> None:
+    if long_lie_s is not None and not 0 < long_lie_s <= MAX_LONG_LIE_S:
+        raise CameraError(f"a camera's long-lie time must be in (0, {MAX_LONG_LIE_S:.0f}] s: {long_lie_s}")
+
+
+def long_lie_s(session: Session, source_id: int) -> float | None:
+    """The long-lie time of the camera whose sessions are `source_id`'s, if it sets one."""
+    return session.scalar(select(Camera.long_lie_s).where(Camera.source_id == source_id))
+
+
 def add_camera(
     session: Session,
     box: SecretBox,
@@ -54,8 +66,10 @@ def add_camera(
     fps: float,
     exercise: str | None,
     pose_backend: str = "mediapipe",
+    long_lie_s: float | None = None,
 ) -> Camera:
     _check_backend(pose_backend)
+    _check_long_lie(long_lie_s)
     if not NAME_PATTERN.match(name):
         raise CameraError(f"camera name {name!r}: use letters, digits, '.', '_' or '-' (up to 64)")
     if "://" not in url:
@@ -80,6 +94,7 @@ def add_camera(
         fps=fps,
         exercise=exercise,
         pose_backend=pose_backend,
+        long_lie_s=long_lie_s,
     )
     session.add(camera)
     session.flush()
@@ -173,6 +188,8 @@ class CameraUpdate:
     clear_exercise: bool = False
     enabled: bool | None = None
     pose_backend: str | None = None
+    long_lie_s: float | None = None
+    clear_long_lie: bool = False
 
 
 def update_camera(session: Session, box: SecretBox, name: str, change: CameraUpdate) -> Camera:
@@ -197,6 +214,9 @@ def update_camera(session: Session, box: SecretBox, name: str, change: CameraUpd
     if change.pose_backend is not None:
         _check_backend(change.pose_backend)
         camera.pose_backend = change.pose_backend
+    if change.long_lie_s is not None or change.clear_long_lie:
+        _check_long_lie(change.long_lie_s)
+        camera.long_lie_s = change.long_lie_s
     camera.updated_at = utcnow()
     session.flush()
     return camera

@@ -242,6 +242,9 @@ class Camera(Base):
     exercise: Mapped[str | None] = mapped_column(String(32))
     # The pose backend its sessions use (workers.estimator.BACKENDS): `multi` for rooms with several people.
     pose_backend: Mapped[str] = mapped_column(String(32), default="mediapipe")
+    # Seconds a fallen person stays down before long_lie, for this camera (a care-home room
+    # may want a shorter time than a gym); None: the deployment's POSEPIPE_LONG_LIE_S.
+    long_lie_s: Mapped[float | None] = mapped_column(Float)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

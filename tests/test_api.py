@@ -495,6 +495,10 @@ def test_cameras_crud_and_the_password_never_comes_back(served: Served) -> None:
     assert changed["fps"] == 2.5 and changed["enabled"] is False and changed["exercise"] == "squat"
     cleared = api.patch("/api/cameras/hall", json={"exercise": None}).json()
     assert cleared["exercise"] is None and cleared["fps"] == 2.5
+    assert cleared["long_lie_s"] is None  # the deployment's time until the camera sets one
+    assert api.patch("/api/cameras/hall", json={"long_lie_s": 45}).json()["long_lie_s"] == 45
+    assert api.patch("/api/cameras/hall", json={"long_lie_s": 0}).status_code == 422
+    assert api.patch("/api/cameras/hall", json={"long_lie_s": None}).json()["long_lie_s"] is None
     moved = api.patch("/api/cameras/hall", json={"url": url.replace("/hall", "/hall2")}).json()
     assert moved["url_masked"].endswith("/hall2") and CAMERA_SECRET not in json.dumps(moved)
     assert api.patch("/api/cameras/nope", json={"fps": 1}).status_code == 404

@@ -135,11 +135,12 @@ class WorkerContext:
         for video_id in idle:
             self.forget_session(video_id)
 
-    def analytics_config(self, exercise: str | None) -> AnalyticsConfig:
+    def analytics_config(self, exercise: str | None, long_lie_s: float | None = None) -> AnalyticsConfig:
+        """`long_lie_s`: a camera's own long-lie time; None takes the deployment's."""
         return AnalyticsConfig(
             exercise=Exercise(exercise) if exercise else None,
             track_lost_after_s=self.settings.track_lost_s,
-            long_lie_after_s=self.settings.long_lie_s,
+            long_lie_after_s=long_lie_s if long_lie_s is not None else self.settings.long_lie_s,
         )
 
     def close(self) -> None:

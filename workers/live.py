@@ -20,7 +20,7 @@ from typing import Any
 from analytics.engine import ANALYTICS_VERSION, AnalyticsEngine
 from pipeline import keys
 from pipeline.errors import FramesMissingError
-from storage import analytics_state, events, poses, videos
+from storage import analytics_state, cameras, events, poses, videos
 from storage.models import VideoStatus, utcnow
 from workers.context import current
 from workers.jobs import analyse_frames
@@ -65,7 +65,10 @@ def live_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: i
         cursor = analytics_state.load(session, video_id)
         # A retried job whose chunk was analysed already stores its poses again, nothing more.
         if chunk_idx >= cursor.next_chunk and not cursor.finished:
-            engine = cursor.engine or AnalyticsEngine(ctx.analytics_config(exercise))
+            # A session's engine is made with its first chunk: the camera's long-lie time then.
+            engine = cursor.engine or AnalyticsEngine(
+                ctx.analytics_config(exercise, cameras.long_lie_s(session, source_id))
+            )
             found = len(analyse_frames(session, engine, video_id, source_id, posed, origin))
             analytics_state.advance(session, video_id, cursor.next_chunk, engine, new_next=chunk_idx + 1)
     ctx.frames.release(video_id, run, seqs)

@@ -27,6 +27,7 @@ def camera_view(camera: Camera, status: CameraStatusRow | None) -> CameraOut:
         url_masked=camera.url_masked,
         fps=camera.fps,
         exercise=camera.exercise,  # type: ignore[arg-type]
+        long_lie_s=camera.long_lie_s,
         enabled=camera.enabled,
         state=status.state.value if status else "never_started",
         session_video_id=status.session_video_id if status else None,
@@ -88,6 +89,7 @@ def create_camera(body: CameraIn, api: Annotated[ApiState, Depends(get_api)]) ->
                 body.url,
                 body.fps,
                 body.exercise.value if body.exercise else None,
+                long_lie_s=body.long_lie_s,
             )
         except cameras.CameraError as exc:
             raise HTTPException(422, str(exc)) from exc
@@ -100,7 +102,7 @@ def create_camera(body: CameraIn, api: Annotated[ApiState, Depends(get_api)]) ->
     response_model=CameraOut,
     dependencies=[Depends(require_admin)],
     responses={**NOT_FOUND, **INVALID},
-    summary="Change a camera's URL, rate, exercise or enabled flag",
+    summary="Change a camera's URL, rate, exercise, long-lie time or enabled flag",
 )
 def update_camera(name: str, body: CameraPatch, api: Annotated[ApiState, Depends(get_api)]) -> CameraOut:
     """Fields left out stay as they are. The ingester restarts the camera with the change."""
@@ -110,6 +112,8 @@ def update_camera(name: str, body: CameraPatch, api: Annotated[ApiState, Depends
         exercise=body.exercise.value if body.exercise else None,
         clear_exercise="exercise" in body.model_fields_set and body.exercise is None,
         enabled=body.enabled,
+        long_lie_s=body.long_lie_s,
+        clear_long_lie="long_lie_s" in body.model_fields_set and body.long_lie_s is None,
     )
     with api.db.session() as session:
         if session.scalar(select(Camera.id).where(Camera.name == name)) is None:

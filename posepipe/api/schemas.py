@@ -89,6 +89,13 @@ class CameraIn(_In):
     )
     fps: float = Field(default=10.0, ge=0.1, le=60, description="Analysis rate.")
     exercise: Exercise | None = Field(default=None, description="The exercise done in front of it.")
+    long_lie_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=86_400,
+        description="Seconds a fallen person stays down before `long_lie`, for this camera; "
+        "null: the deployment's POSEPIPE_LONG_LIE_S.",
+    )
     enabled: bool = True
 
 
@@ -96,6 +103,9 @@ class CameraPatch(_In):
     url: str | None = Field(default=None, min_length=4, max_length=2048)
     fps: float | None = Field(default=None, ge=0.1, le=60)
     exercise: Exercise | None = Field(default=None, description="Send null to clear it.")
+    long_lie_s: float | None = Field(
+        default=None, gt=0, le=86_400, description="Send null to use the deployment's time again."
+    )
     enabled: bool | None = None
 
 
@@ -105,6 +115,7 @@ class CameraOut(BaseModel):
     url_masked: str = Field(description="The URL with its password replaced by ***.")
     fps: float
     exercise: Exercise | None
+    long_lie_s: float | None = Field(description="This camera's long-lie time; null: the deployment's.")
     enabled: bool
     state: str = Field(description="online, connecting, reconnecting, offline, or never_started.")
     session_video_id: int | None = Field(description="The live session's video id (its poses and events).")
