@@ -49,6 +49,7 @@ from analytics import thresholds as th
 from analytics.events import Exercise
 from analytics.reps.cycle import Cycle
 from analytics.reps.features import LEFT, RIGHT, BodyFeatures
+from analytics.reps.plausible import bent_hip_deg
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,15 @@ def _lower_knee_bent(cycles: Sequence[Cycle[BodyFeatures]]) -> bool:
     return not angles or statistics.median(angles) <= th.RECOGNISE_LOWER_KNEE_MAX_DEG
 
 
+def _hip_folds(cycles: Sequence[Cycle[BodyFeatures]]) -> bool:
+    """At the median bottom, the more bent hip is folded: the body went down by sitting back as
+    well as bending the knees (a squat, any lunge), not by bending the knees under an extended
+    hip (a step, a sway over a walker)."""
+    hips = [bent_hip_deg(c.peak_snapshot) for c in cycles]
+    hips = [h for h in hips if not math.isnan(h)]
+    return not hips or statistics.median(hips) <= th.LEGS_MAX_BOTTOM_HIP_DEG
+
+
 def recognise(
     cycles: Mapping[Exercise, Sequence[Cycle[BodyFeatures]]], frames: Sequence[BodyFeatures]
 ) -> Recognition | None:
@@ -139,7 +149,7 @@ def recognise(
         # Knees bending less than a quarter squat, again and again: walking or stepping in place.
         excluded.update((Exercise.SQUAT, Exercise.LUNGE))
     elif legs:
-        if not _lower_knee_bent(legs) or not _back_up(legs, frames):
+        if not _lower_knee_bent(legs) or not _hip_folds(legs) or not _back_up(legs, frames):
             # A knee lifted over a straight standing leg (marching, high knees, a step up):
             # the body does not go down, so it is neither a squat nor a lunge, even as a guess.
             excluded.update((Exercise.SQUAT, Exercise.LUNGE))
