@@ -31,6 +31,10 @@ from analytics.track import TrackedPose
 
 log = logging.getLogger(__name__)
 
+# Frame steps vary by up to ~1.5x with a video's own timing (a rate resampled from another,
+# duplicated frames); a step 2.5 times the usual one is the person unseen.
+SEEN_MAX_STEP_RATIO = 2.5
+
 
 @dataclass(frozen=True)
 class ChannelCycle:
@@ -71,16 +75,21 @@ def auto_cycles(exercise: Exercise, frames: Sequence[BodyFeatures]) -> list[Chan
 
 
 def seen_fraction(frames: Sequence[BodyFeatures], count: int) -> float:
-    """`count` frames as a fraction of the frames the window's time span holds at its frame rate.
+    """`count` of the window's frames as a fraction of them, times the share of the window's
+    time the person was seen at all.
 
     Time the person was not seen is not time seen in a posture: a track with gaps (people
-    passing behind one another) cannot show that someone stayed in an exercise's posture."""
+    passing behind one another) cannot show that someone stayed in an exercise's posture. A
+    step between frames longer than SEEN_MAX_STEP_RATIO times the usual one is a gap (a
+    video's frame timing jitters by less: 25 fps sampled at 7.5 gives steps of 0.12 and 0.16 s);
+    its time beyond one usual step went unseen."""
     if len(frames) < 2:
         return 1.0 if frames else 0.0
     steps = sorted(b.t_s - a.t_s for a, b in zip(frames, frames[1:], strict=False))
-    step = steps[len(steps) // 2]
-    expected = (frames[-1].t_s - frames[0].t_s) / step + 1 if step > 0 else len(frames)
-    return count / max(expected, len(frames))
+    usual = steps[len(steps) // 2]
+    unseen = sum(step - usual for step in steps if step > SEEN_MAX_STEP_RATIO * usual)
+    span = frames[-1].t_s - frames[0].t_s
+    return count / len(frames) * (1.0 - unseen / span if span > 0 else 1.0)
 
 
 def _overlap(a: Cycle[BodyFeatures], b: Cycle[BodyFeatures]) -> float:
