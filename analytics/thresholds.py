@@ -283,6 +283,10 @@ RECOGNISE_CURL_MAX_PEAK_ELBOW_DEG = 90.0
 # lying back): 0.36-0.98 and 0.4-1.5.
 RECOGNISE_SINGLE_MIN_POSTURE_FRACTION = 0.95
 RECOGNISE_SINGLE_MIN_FULL_ROM_FRACTION = 0.8
+# ... measured over the window's time, not only the frames seen: a step between frames over
+# 2.5 times the usual one is time the person was unseen (a rate resampled from another, e.g.
+# 25 fps at 7.5, jitters by 1.33x; one dropped frame doubles a step).
+REP_SEEN_MAX_STEP_RATIO = 2.5
 # Automatic mode, per cycle (analytics/reps/plausible.py). An exercise set is done in place:
 # curls, jumping jacks, push-ups and sit-ups end a rep where it began (mid-hip moved at most
 # 0.49 torso lengths over a rep on the shared clips); walking covers ~2.5 torso lengths (1.3

@@ -31,10 +31,6 @@ from analytics.track import TrackedPose
 
 log = logging.getLogger(__name__)
 
-# Frame steps vary by up to ~1.5x with a video's own timing (a rate resampled from another,
-# duplicated frames); a step 2.5 times the usual one is the person unseen.
-SEEN_MAX_STEP_RATIO = 2.5
-
 
 @dataclass(frozen=True)
 class ChannelCycle:
@@ -80,14 +76,14 @@ def seen_fraction(frames: Sequence[BodyFeatures], count: int) -> float:
 
     Time the person was not seen is not time seen in a posture: a track with gaps (people
     passing behind one another) cannot show that someone stayed in an exercise's posture. A
-    step between frames longer than SEEN_MAX_STEP_RATIO times the usual one is a gap (a
+    step between frames longer than REP_SEEN_MAX_STEP_RATIO times the usual one is a gap (a
     video's frame timing jitters by less: 25 fps sampled at 7.5 gives steps of 0.12 and 0.16 s);
     its time beyond one usual step went unseen."""
     if len(frames) < 2:
         return 1.0 if frames else 0.0
     steps = sorted(b.t_s - a.t_s for a, b in zip(frames, frames[1:], strict=False))
     usual = steps[len(steps) // 2]
-    unseen = sum(step - usual for step in steps if step > SEEN_MAX_STEP_RATIO * usual)
+    unseen = sum(step - usual for step in steps if step > th.REP_SEEN_MAX_STEP_RATIO * usual)
     span = frames[-1].t_s - frames[0].t_s
     return count / len(frames) * (1.0 - unseen / span if span > 0 else 1.0)
 
