@@ -584,6 +584,13 @@ def test_knees_bending_under_an_extended_hip_are_not_a_squat() -> None:
     # A sway over a walker: knees bend 60 deg, the hip stays near straight (160).
     cycles, table = legs(bottom_hip=160.0)
     assert recognise({Exercise.SQUAT: cycles}, table) is None
+    # Nor is it a curl: knees bending that far again and again are not standing still, so
+    # elbow cycles of a curl's shape at the same time (arms working on the walker) are not one.
+    curls = [replace(c, peak_value=130.0, top_value=10.0) for c in cycles]
+    assert recognise({Exercise.SQUAT: cycles, Exercise.BICEP_CURL: curls}, table) is None
+    cycles, table = legs(bottom_hip=90.0)
+    recognition = recognise({Exercise.SQUAT: cycles, Exercise.BICEP_CURL: curls}, table)
+    assert recognition is not None and recognition.exercise is Exercise.SQUAT
 
 
 def test_a_lone_rep_needs_the_person_seen_over_the_window() -> None:
