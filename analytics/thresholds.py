@@ -310,3 +310,21 @@ RECOGNISE_CURL_MAX_PEAK_ELBOW_DEG = 90.0
 # lying back): 0.36-0.98 and 0.4-1.5.
 RECOGNISE_SINGLE_MIN_POSTURE_FRACTION = 0.95
 RECOGNISE_SINGLE_MIN_FULL_ROM_FRACTION = 0.8
+# ... measured over the window's time, not only the frames seen: a step between frames over
+# 2.5 times the usual one is time the person was unseen (a rate resampled from another, e.g.
+# 25 fps at 7.5, jitters by 1.33x; one dropped frame doubles a step).
+REP_SEEN_MAX_STEP_RATIO = 2.5
+# Automatic mode, per cycle (analytics/reps/plausible.py). An exercise set is done in place:
+# curls, jumping jacks, push-ups and sit-ups end a rep where it began (mid-hip moved at most
+# 0.49 torso lengths over a rep on the shared clips); walking covers ~2.5 torso lengths (1.3
+# m/s) a second, at least one in the shortest rep. Half a metre is a step taken.
+REP_MAX_TRAVEL_TORSO = 1.0
+# A sit-up folds the trunk onto the thighs: at its top the hip angle is well under 90-100
+# (23-101 on the shared clips, decline and crunch-like ones included); a trunk that rises
+# over an open hip (>= ~140) is a body standing or kneeling up, not sitting up.
+SITUP_MAX_PEAK_HIP_DEG = 120.0
+# A squat or lunge lowers the body by folding the hip about as far as the knee (the trunk
+# leans forward to keep the weight over the feet): a quarter squat's 40 deg of knee flexion
+# comes with 40 or more at the hip (the less bent hip at the bottom 28-123 deg on the shared
+# clips). Knees bending under an extended hip (~160) is a step or a sway, not going down.
+LEGS_MAX_BOTTOM_HIP_DEG = 140.0

@@ -24,6 +24,7 @@ from analytics.reps.counting import count_cycles
 from analytics.reps.cycle import Cycle
 from analytics.reps.exercises import RULES, ExerciseRule
 from analytics.reps.features import BodyFeatures
+from analytics.reps.plausible import plausible
 from analytics.reps.recognise import Recognition, recognise, single_rep_stands
 from analytics.reps.sets import Rep, SetTracker
 from analytics.track import TrackedPose
@@ -63,6 +64,30 @@ def exercise_cycles(rule: ExerciseRule, frames: Sequence[BodyFeatures]) -> list[
     return kept
 
 
+def auto_cycles(exercise: Exercise, frames: Sequence[BodyFeatures]) -> list[ChannelCycle]:
+    """An exercise's repetitions when nobody said what is being done: its cycles that also have
+    the exercise's shape (reps.plausible: in place, folding at the hip)."""
+    return [cc for cc in exercise_cycles(RULES[exercise], frames) if plausible(exercise, cc.cycle, frames)]
+
+
+def seen_fraction(frames: Sequence[BodyFeatures], count: int) -> float:
+    """`count` of the window's frames as a fraction of them, times the share of the window's
+    time the person was seen at all.
+
+    Time the person was not seen is not time seen in a posture: a track with gaps (people
+    passing behind one another) cannot show that someone stayed in an exercise's posture. A
+    step between frames longer than REP_SEEN_MAX_STEP_RATIO times the usual one is a gap (a
+    video's frame timing jitters by less: 25 fps sampled at 7.5 gives steps of 0.12 and 0.16 s);
+    its time beyond one usual step went unseen."""
+    if len(frames) < 2:
+        return 1.0 if frames else 0.0
+    steps = sorted(b.t_s - a.t_s for a, b in zip(frames, frames[1:], strict=False))
+    usual = steps[len(steps) // 2]
+    unseen = sum(step - usual for step in steps if step > th.REP_SEEN_MAX_STEP_RATIO * usual)
+    span = frames[-1].t_s - frames[0].t_s
+    return count / len(frames) * (1.0 - unseen / span if span > 0 else 1.0)
+
+
 def _overlap(a: Cycle[BodyFeatures], b: Cycle[BodyFeatures]) -> float:
     shared = min(a.t_end_s, b.t_end_s) - max(a.t_start_s, b.t_start_s)
     shorter = min(a.t_end_s - a.t_start_s, b.t_end_s - b.t_start_s)
@@ -75,7 +100,7 @@ def window_analysis(
     """The exercise of a window (given, or recognised) and its repetitions."""
     if given is not None:
         return Recognition(given, 1.0, "given"), exercise_cycles(RULES[given], frames)
-    per_exercise = {e: exercise_cycles(rule, frames) for e, rule in RULES.items()}
+    per_exercise = {e: auto_cycles(e, frames) for e in RULES}
     recognition = recognise({e: [cc.cycle for cc in ccs] for e, ccs in per_exercise.items()}, frames)
     if recognition is None:
         return None, []
@@ -87,7 +112,7 @@ def window_analysis(
         readable = sum(
             1 for f in frames if any(not math.isnan(rule.read(f, ch).value) for ch in rule.channels)
         )
-        if not single_rep_stands(recognition.exercise, cycles[0].cycle, readable / len(frames)):
+        if not single_rep_stands(recognition.exercise, cycles[0].cycle, seen_fraction(frames, readable)):
             return None, []
     return recognition, cycles
 
@@ -142,7 +167,7 @@ class RepDetector:
         if self._locked is not None:
             locked = self._locked
             source = Exercise.SQUAT if locked.exercise is Exercise.LUNGE else locked.exercise
-            cycles = exercise_cycles(RULES[source], frames)
+            cycles = exercise_cycles(RULES[source], frames) if self.given else auto_cycles(source, frames)
             following = [cc for cc in cycles if cc.cycle.t_peak_s > self._reported_end_s]
             if following and following[0].cycle.t_start_s - self._reported_end_s > th.REP_SET_MAX_GAP_S:
                 self._locked = None  # the set is over; what comes next is judged afresh

@@ -41,6 +41,8 @@ class BodyFeatures:
     wrists are above the nose. `forearm_down_*` is the downward component of the forearm
     as a fraction of its length (1 = hanging straight down, -1 = straight up).
     `thigh_rise_torso` is how far the knees are above the hips (negative when below).
+    `hip_x_ih`, `hip_y_ih` place the mid-hip in the image (image heights, NaN when no hip is
+    seen) and `torso_ih` is the tracker's torso yardstick there: how far the body moved.
     """
 
     t_s: float
@@ -53,6 +55,9 @@ class BodyFeatures:
     forearm_down_left: float
     forearm_down_right: float
     thigh_rise_torso: float
+    hip_x_ih: float = math.nan
+    hip_y_ih: float = math.nan
+    torso_ih: float = math.nan
 
     def side(self, joint: str, side: str) -> SideValue:
         """`joint` in elbow, shoulder, hip, knee; `side` in left, right."""
@@ -87,6 +92,8 @@ class BodyFeatures:
         torso = g.torso_length(pts)
         # The tracker's yardstick does not shrink when the torso points at the camera.
         img_torso = pose.torso_length_ih or g.torso_length(pose.image_xy)
+        hips = [pose.image_xy[i] for i in (g.L_HIP, g.R_HIP) if seen[i]]
+        hip = np.mean(hips, axis=0) if hips else (math.nan, math.nan)
         return cls(
             t_s=pose.t_s,
             angles=angles,
@@ -103,6 +110,9 @@ class BodyFeatures:
             forearm_down_left=_forearm_down(pose.image_xy, g.L_ELBOW, g.L_WRIST, seen),
             forearm_down_right=_forearm_down(pose.image_xy, g.R_ELBOW, g.R_WRIST, seen),
             thigh_rise_torso=_thigh_rise(pose.image_xy, img_torso, seen),
+            hip_x_ih=float(hip[0]),
+            hip_y_ih=float(hip[1]),
+            torso_ih=float(img_torso),
         )
 
 

@@ -11,7 +11,10 @@ giving its cycles and their range of motion. The cues, each with its physical re
   The body must go down: at the bottom the lower knee is bent (at most
   RECOGNISE_LOWER_KNEE_MAX_DEG); a knee lifted over a straight standing leg (marching, high
   knees) is neither; nor is sitting down and stretching out (after the cycle the knees must
-  be back a thigh below the hips, `RECOGNISE_STANDING_MAX_THIGH_RISE_TORSO`).
+  be back a thigh below the hips, `RECOGNISE_STANDING_MAX_THIGH_RISE_TORSO`). Going down
+  folds the hip too (at most LEGS_MAX_BOTTOM_HIP_DEG at the bottom): knees bending that far
+  under a hip held near straight (stepping, swaying over a walker, kneeling up) are no squat
+  or lunge, and no exercise done standing still on the legs (curl, jumping jack) either.
 - **squat or lunge**: a lunge splits the legs, one knee drops toward the floor while the
   front one stays a shin's length up, or (lateral lunge) one knee bends while the other stays
   straight; squatting knees stay level and bend alike. Lunge when, through the middle half
@@ -49,6 +52,7 @@ from analytics import thresholds as th
 from analytics.events import Exercise
 from analytics.reps.cycle import Cycle
 from analytics.reps.features import LEFT, RIGHT, BodyFeatures
+from analytics.reps.plausible import bent_hip_deg
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,15 @@ def _lower_knee_bent(cycles: Sequence[Cycle[BodyFeatures]]) -> bool:
     return not angles or statistics.median(angles) <= th.RECOGNISE_LOWER_KNEE_MAX_DEG
 
 
+def _hip_folds(cycles: Sequence[Cycle[BodyFeatures]]) -> bool:
+    """At the median bottom, the more bent hip is folded: the body went down by sitting back as
+    well as bending the knees (a squat, any lunge), not by bending the knees under an extended
+    hip (a step, a sway over a walker)."""
+    hips = [bent_hip_deg(c.peak_snapshot) for c in cycles]
+    hips = [h for h in hips if not math.isnan(h)]
+    return not hips or statistics.median(hips) <= th.LEGS_MAX_BOTTOM_HIP_DEG
+
+
 def recognise(
     cycles: Mapping[Exercise, Sequence[Cycle[BodyFeatures]]], frames: Sequence[BodyFeatures]
 ) -> Recognition | None:
@@ -139,7 +152,12 @@ def recognise(
         # Knees bending less than a quarter squat, again and again: walking or stepping in place.
         excluded.update((Exercise.SQUAT, Exercise.LUNGE))
     elif legs:
-        if not _lower_knee_bent(legs) or not _back_up(legs, frames):
+        if _lower_knee_bent(legs) and not _hip_folds(legs):
+            # The knees bend a quarter squat's range or more, again and again, under a hip held
+            # near straight: stepping, swaying, kneeling up. Not a squat or lunge, and not an
+            # exercise done standing still on the legs either (curls, jumping jacks).
+            excluded.update((Exercise.SQUAT, Exercise.LUNGE, Exercise.BICEP_CURL, Exercise.JUMPING_JACK))
+        elif not _lower_knee_bent(legs) or not _back_up(legs, frames):
             # A knee lifted over a straight standing leg (marching, high knees, a step up):
             # the body does not go down, so it is neither a squat nor a lunge, even as a guess.
             excluded.update((Exercise.SQUAT, Exercise.LUNGE))
@@ -155,12 +173,16 @@ def recognise(
     if floor[best_floor] > 0 and floor[best_floor] >= best_arms_score:
         cue = "elbows bend, trunk horizontal" if best_floor is Exercise.PUSHUP else "trunk swings up"
         return Recognition(best_floor, 0.8, cue)
-    if jacks and median_rom(jacks) >= th.RECOGNISE_JACK_MIN_SHOULDER_ROM_DEG:
+    if (
+        Exercise.JUMPING_JACK not in excluded
+        and jacks
+        and median_rom(jacks) >= th.RECOGNISE_JACK_MIN_SHOULDER_ROM_DEG
+    ):
         return Recognition(Exercise.JUMPING_JACK, 0.8, "arms swing up beside the body")
     # Arms that do not reach shoulder height, again and again: swinging in a walk, gesturing.
     excluded.add(Exercise.JUMPING_JACK)
     curls = cycles.get(Exercise.BICEP_CURL, [])
-    if curls:
+    if curls and Exercise.BICEP_CURL not in excluded:
         # The weight comes up: the forearm passes horizontal (elbow flexion past 90 deg).
         lifted = (
             statistics.median(c.peak_value for c in curls) >= 180.0 - th.RECOGNISE_CURL_MAX_PEAK_ELBOW_DEG

@@ -6,6 +6,7 @@ import json
 import math
 import pickle
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,17 @@ import pytest
 
 from analytics import geometry as g
 from analytics import thresholds as th
+from analytics.angles import JointAngles
 from analytics.config import AnalyticsConfig
 from analytics.engine import AnalyticsEngine
 from analytics.events import Event, EventType, Exercise
 from analytics.reps import RepDetector
 from analytics.reps.baseline import tutorial_count
-from analytics.reps.cycle import CycleCounter, CycleSpec
+from analytics.reps.cycle import Cycle, CycleCounter, CycleSpec
+from analytics.reps.detector import seen_fraction
+from analytics.reps.features import BodyFeatures
+from analytics.reps.plausible import plausible, travel_torso
+from analytics.reps.recognise import recognise
 from analytics.track import TrackedPose, Tracker
 from tests.analytics.conftest import PosedClips
 from workers.poses import Pose
@@ -405,6 +411,12 @@ NEGATIVE_CLIPS = (
     "adl_negatives/urfall_ds64_prone_on_floor_and_up.mp4",
     "adl_negatives/urfall_ds59_get_down_on_floor.mp4",
     "adl_negatives/le2i_coffee_65_bend_over_table.mp4",
+    # Walking with the arms swinging, a cook at the stove filmed from above, an elderly couple
+    # going down porch steps (a track seen with gaps), a resident swaying over a walker.
+    "activity/act_upfall_s1_walking_cam2.mp4",
+    "falls/fall_cctv_kitchen_cook_backward.mp4",
+    "falls/fall_doorbell_porch_steps_elderly_couple.mp4",
+    "falls/fall_real_ltc_walker_weightshift_sfu.mp4",
 )
 # Ground-truth completion times are +-0.25 s; a rep completes at the first sample back at rest.
 COMPLETION_TOLERANCE_S = 0.75
@@ -503,3 +515,93 @@ def test_beats_the_tutorial_counter_on_the_test_clips(
 def test_chunk_pickling_does_not_change_the_result(posed_clips: PosedClips) -> None:
     frames = posed_clips("exercise/ex_curl_dumbbell_alternating.mp4")
     assert run_engine(frames, None, chunk=32) == run_engine(frames, None, chunk=10**9)
+
+
+# --- automatic mode's shape checks (analytics/reps/plausible.py, recognise's hip fold), on
+# per-frame tables of body measurements: (t, hip angle, mid-hip x in torso lengths).
+
+
+def features(
+    t: float, hip_deg: float = 170.0, hip_x_torso: float = 0.0, thigh_rise: float = -0.9
+) -> BodyFeatures:
+    angles = JointAngles(*([170.0] * 4), hip_deg, hip_deg, 170.0, 170.0, 5.0)
+    return BodyFeatures(
+        t_s=t, angles=angles, joint_visibility=(0.9,) * 9, trunk_visibility=0.9, left_knee_drop_torso=0.0,
+        ankle_spread_torso=0.3, wrist_above_nose_torso=-1.0, forearm_down_left=1.0, forearm_down_right=1.0,
+        thigh_rise_torso=thigh_rise, hip_x_ih=0.2 * hip_x_torso, hip_y_ih=0.5, torso_ih=0.2,
+    )  # fmt: skip
+
+
+def cycle_over(table: Sequence[BodyFeatures], peak: int, rom: float = 100.0) -> Cycle[BodyFeatures]:
+    return Cycle(
+        t_start_s=table[0].t_s, t_peak_s=table[peak].t_s, t_end_s=table[-1].t_s, peak_dwell_s=0.3,
+        peak_value=rom, top_value=0.0, end_value=0.0, peak_snapshot=table[peak], quality=0.9,
+    )  # fmt: skip
+
+
+def test_a_rep_that_carries_the_body_across_the_frame_is_not_an_in_place_exercise() -> None:
+    # Walking: the arms swing through a curl-like elbow cycle while the hips cross 2 torso lengths.
+    # (Hip angle 60: every table here is also a sit-up folded at the hip.)
+    walking = [features(i * DT, hip_deg=60.0, hip_x_torso=0.15 * i) for i in range(14)]
+    in_place = [features(i * DT, hip_deg=60.0, hip_x_torso=0.02 * (i % 3)) for i in range(14)]
+    assert travel_torso(cycle_over(walking, 6), walking) == pytest.approx(1.95)
+    for exercise in (Exercise.BICEP_CURL, Exercise.JUMPING_JACK, Exercise.PUSHUP, Exercise.SITUP):
+        assert not plausible(exercise, cycle_over(walking, 6), walking)
+        assert plausible(exercise, cycle_over(in_place, 6), in_place)
+    # A walking lunge travels a stride per rep and is not held to it.
+    assert plausible(Exercise.LUNGE, cycle_over(walking, 6), walking)
+    # Hips never seen: nothing to measure, the rep is not rejected for it.
+    unseen = [replace(f, hip_x_ih=NAN, hip_y_ih=NAN) for f in walking]
+    assert plausible(Exercise.BICEP_CURL, cycle_over(unseen, 6), unseen)
+
+
+def test_a_sit_up_folds_at_the_hip() -> None:
+    # The trunk rises in both; only the sit-up brings it onto the thighs (hip ~60 at the top).
+    sit_up = [features(i * DT, hip_deg=h) for i, h in enumerate((120, 110, 90, 70, 60, 70, 90, 110, 120))]
+    standing_up = [
+        features(i * DT, hip_deg=h) for i, h in enumerate((120, 130, 145, 155, 160, 150, 140, 125, 120))
+    ]
+    assert plausible(Exercise.SITUP, cycle_over(sit_up, 4), sit_up)
+    assert not plausible(Exercise.SITUP, cycle_over(standing_up, 4), standing_up)
+    hidden = [replace(f, angles=replace(f.angles, left_hip_deg=NAN, right_hip_deg=NAN)) for f in standing_up]
+    assert plausible(Exercise.SITUP, cycle_over(hidden, 4), hidden)
+
+
+def test_knees_bending_under_an_extended_hip_are_not_a_squat() -> None:
+    def legs(bottom_hip: float) -> tuple[list[Cycle[BodyFeatures]], list[BodyFeatures]]:
+        table, cycles = [], []
+        for _rep in range(3):
+            start = len(table)
+            hips = (170, 150, bottom_hip, bottom_hip, 150, 170)
+            table += [features((start + i) * DT, hip_deg=h) for i, h in enumerate(hips)]
+            cycles.append(cycle_over(table[start:], 2, rom=60.0))
+            table += [features((len(table) + i) * DT) for i in range(8)]  # standing between reps
+        return cycles, table
+
+    cycles, table = legs(bottom_hip=90.0)
+    recognition = recognise({Exercise.SQUAT: cycles}, table)
+    assert recognition is not None and recognition.exercise is Exercise.SQUAT
+    # A sway over a walker: knees bend 60 deg, the hip stays near straight (160).
+    cycles, table = legs(bottom_hip=160.0)
+    assert recognise({Exercise.SQUAT: cycles}, table) is None
+    # Nor is it a curl: knees bending that far again and again are not standing still, so
+    # elbow cycles of a curl's shape at the same time (arms working on the walker) are not one.
+    curls = [replace(c, peak_value=130.0, top_value=10.0) for c in cycles]
+    assert recognise({Exercise.SQUAT: cycles, Exercise.BICEP_CURL: curls}, table) is None
+    cycles, table = legs(bottom_hip=90.0)
+    recognition = recognise({Exercise.SQUAT: cycles, Exercise.BICEP_CURL: curls}, table)
+    assert recognition is not None and recognition.exercise is Exercise.SQUAT
+
+
+def test_a_lone_rep_needs_the_person_seen_over_the_window() -> None:
+    steady = [features(i * DT) for i in range(40)]
+    assert seen_fraction(steady, 40) == pytest.approx(1.0)
+    # Steps of 0.12 and 0.16 s (25 fps sampled at 7.5): a frame rate's jitter, nothing unseen.
+    jittery = [features(0.28 * (i // 2) + 0.12 * (i % 2)) for i in range(30)]
+    assert seen_fraction(jittery, 30) == pytest.approx(1.0)
+    assert seen_fraction(jittery, 15) == pytest.approx(0.5)
+    # Seen at 10 fps, then unseen for 2 s (people passing behind one another), then seen again:
+    # 2.1 - 0.1 s of the 3.9 s went unseen.
+    gappy = [features(i * DT) for i in range(10)] + [features(3.0 + i * DT) for i in range(10)]
+    assert seen_fraction(gappy, 20) == pytest.approx(1 - 2.0 / 3.9)
+    assert seen_fraction(gappy, 20) < th.RECOGNISE_SINGLE_MIN_POSTURE_FRACTION
