@@ -26,6 +26,7 @@ from analytics.engine import AnalyticsEngine
 from analytics.events import EventType, Exercise
 from bench.posed import PoseCache
 from pipeline import keys
+from pipeline.frames import Frame
 from posepipe.api.live import render_view
 from posepipe.render import SkeletonStyle
 from tests.media_gen import ffmpeg
@@ -45,6 +46,19 @@ SQUAT_CLIP = "exercise/ex_squat_side_woman.mp4"  # 3 complete reps
 # A joint's red (posepipe.render's default) after JPEG: the clip's own frames have none.
 RED_MIN = (170, 90, 90)  # r at least, g and b at most
 MIN_RED_PIXELS = 20
+
+
+# The page's pictures per second that show it follows the analysis (10 fps), not its chunks
+# (~2.5 a second): a loaded 2-core machine may thin a few chunks (workers.live.drop_cause).
+PAGE_MIN_FPS = 5
+# Records the data-seq values an element takes over `ms`.
+RECORD_SEQS = """({selector, ms}) => new Promise((done) => {
+  const img = document.querySelector(selector);
+  const seen = [];
+  const observer = new MutationObserver(() => seen.push(Number(img.dataset.seq)));
+  observer.observe(img, { attributes: true, attributeFilter: ["data-seq"] });
+  setTimeout(() => { observer.disconnect(); done(seen); }, ms);
+})"""
 
 
 def red_pixels(rgb: np.ndarray) -> int:
@@ -109,7 +123,7 @@ def rds(redis_url: str) -> Iterator[redis.Redis]:
         client.close()
 
 
-def test_nothing_is_kept_unless_watched_and_the_view_is_overwritten(rds: redis.Redis) -> None:
+def test_nothing_is_kept_unless_watched_and_the_view_is_replaced(rds: redis.Redis) -> None:
     assert not live_view.is_watched(rds, 7)
     live_view.mark_watched(rds, 7)
     assert live_view.is_watched(rds, 7)
@@ -117,19 +131,28 @@ def test_nothing_is_kept_unless_watched_and_the_view_is_overwritten(rds: redis.R
     tracks = (live_view.TrackState(3, "squat", 4, False), live_view.TrackState(5, None, 0, True))
     rgb = np.zeros((720, 1280, 3), np.uint8)
     rgb[100:200, 100:300] = (0, 200, 0)
-    for seq in range(10):
-        live_view.publish(rds, 7, seq, seq / 10, 1000.0 + seq / 10, rgb, tracks)
-    # One value per camera, overwritten: a viewer that never reads holds nothing back.
+    for chunk in range(10):
+        frames = [Frame(seq, seq / 10, rgb) for seq in range(chunk * 4, chunk * 4 + 4 - chunk % 2)]
+        live_view.publish(rds, 7, 1000.0, frames, tracks)
+    # One value per camera, replaced: a viewer that never reads holds nothing back, and a shorter
+    # chunk leaves no frame of the one before.
     assert rds.keys(f"{keys.PREFIX}:live-view:*") == [keys.live_view(7).encode()]
-    assert live_view.latest_seq(rds, 7) == 9
+    assert rds.hlen(keys.live_view(7)) == 1 + 3
+    assert live_view.latest_seq(rds, 7) == 38
     view = live_view.latest(rds, 7)
-    assert view is not None and view.seq == 9 and view.tracks == tracks and view.fall_open
-    assert (view.width, view.height) == (1280, 720)
-    picture = cv2.imdecode(np.frombuffer(view.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert view is not None and [f.seq for f in view.frames] == [36, 37, 38]
+    assert view.tracks == tracks and view.fall_open and (view.width, view.height) == (1280, 720)
+    picture = cv2.imdecode(np.frombuffer(view.frames[0].jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert picture.shape[:2] == (360, 640)  # scaled to VIEW_MAX_SIDE
-    assert len(view.jpeg) < 30_000
+    assert len(view.frames[0].jpeg) < 30_000
     assert 0 < rds.ttl(keys.live_view(7)) <= live_view.VIEW_TTL_S
     assert live_view.latest(rds, 8) is None and live_view.latest_seq(rds, 8) is None
+    # What a viewer is shown next: the newest for a new viewer, then frame by frame at the
+    # frames' own spacing, and the chunk's first when it fell behind.
+    assert view.next_after(None) == view.frames[-1]
+    assert view.next_after(36) == view.frames[1] and view.next_after(38) is None
+    assert view.next_after(20) == view.frames[0]
+    assert view.due_at(view.frames[2]) == pytest.approx(view.analysed_at + 0.2)
 
 
 def test_render_draws_skeleton_and_track_id_on_the_live_picture(cache: PoseCache) -> None:
@@ -137,13 +160,11 @@ def test_render_draws_skeleton_and_track_id_on_the_live_picture(cache: PoseCache
         f for f in cache.poses(FALL_CLIP) if f.poses and f.poses[0].landmarks_xyzv[:, 3].mean() > 0.6
     )
     rgb = np.full((frame.resolution_wh[1], frame.resolution_wh[0], 3), 90, np.uint8)
-    view = live_view.LiveView(
-        1, frame.seq, frame.pts_s, 0.0, 0.0, rgb.shape[1], rgb.shape[0], (), live_view.encode_view(rgb)
-    )
-    bare = cv2.imdecode(np.frombuffer(view.jpeg, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    jpeg = live_view.encode_view(rgb)
+    bare = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
     pose: Pose = frame.poses[0]
     drawn = cv2.imdecode(
-        np.frombuffer(render_view(view, [(4, pose)], SkeletonStyle(), None), np.uint8), cv2.IMREAD_COLOR
+        np.frombuffer(render_view(jpeg, [(4, pose)], SkeletonStyle(), None), np.uint8), cv2.IMREAD_COLOR
     )[..., ::-1]
     assert red_pixels(bare) == 0 and red_pixels(drawn) >= MIN_RED_PIXELS
     # The label: white text pixels above the head, where the bare picture is flat grey.
@@ -255,6 +276,11 @@ def test_live_page_shows_the_camera_with_skeleton_track_and_fall_banner(
         source.release()
         assert ok and red_pixels(raw[..., ::-1]) == 0  # the red is the skeleton's, not the scene's
         page.wait_for_selector(".live-tile[data-camera=hall] .live-people li[data-track]")
+        # Every analysed frame is shown, a chunk's frames at their own spacing (10 fps analysed).
+        shown = page.evaluate(RECORD_SEQS, {"selector": img, "ms": 3000})
+        print("frames shown in 3 s:", len(shown), shown)
+        steps = np.diff(shown)
+        assert len(shown) >= 3 * PAGE_MIN_FPS and (steps > 0).all() and np.median(steps) == 1, shown
 
         # The fall: a red banner while it is open (the person lies still for HOLD_S seconds).
         page.wait_for_selector(".live-tile.fall[data-camera=hall] .live-banner:not([hidden])", timeout=60_000)

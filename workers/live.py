@@ -74,10 +74,8 @@ def live_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: i
             analytics_state.advance(session, video_id, cursor.next_chunk, engine, new_next=chunk_idx + 1)
             if watched:
                 tracks = live_view.engine_tracks(engine)
-    if tracks is not None:  # after the commit: the API reads this frame's poses from the database
-        last = frames[-1]
-        captured_at = origin.timestamp() + last.pts_s
-        live_view.publish(ctx.redis, video_id, last.seq, last.pts_s, captured_at, last.rgb, tracks)
+    if tracks is not None:  # after the commit: the API reads these frames' poses from the database
+        live_view.publish(ctx.redis, video_id, origin.timestamp(), frames, tracks)
     ctx.frames.release(video_id, run, seqs)
     return {"video_id": video_id, "chunk": chunk_idx, "frames": len(posed), "events": found, "lag_s": lag_s}
 

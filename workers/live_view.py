@@ -2,10 +2,10 @@
 
 The API marks a camera session as watched (`keys.live_watched`, a few seconds' TTL, refreshed
 while a viewer's page asks for pictures). A live chunk looks for that mark once (one EXISTS,
-~0.1 ms); only when it is there does it scale the chunk's last frame down, encode it as JPEG
-and overwrite `keys.live_view` with it and the analytics' state at that frame (per track: the
+~0.1 ms); only when it is there does it scale the chunk's frames down, encode them as JPEG and
+replace `keys.live_view` with them and the analytics' state after the chunk (per track: the
 exercise of the open set, its rep count, whether a fall is open). One value per camera,
-overwritten and never queued: a slow viewer skips frames and never holds the analysis back.
+replaced and never queued: a slow viewer skips frames and never holds the analysis back.
 The skeletons are not in it: the API draws the poses the chunk stored (posepipe.api.live),
 with the same renderer as snapshots.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -24,6 +25,7 @@ from analytics.engine import AnalyticsEngine
 from analytics.falls import FallDetector, FallState
 from analytics.reps import RepDetector
 from pipeline import keys
+from pipeline.frames import Frame
 
 # How long a viewer's mark lasts: the page asks again at least every long poll (posepipe.api.live),
 # so the mark outlives a poll and a closed page stops the workers' extra work within seconds.
@@ -49,33 +51,59 @@ class TrackState:
 
 
 @dataclass(frozen=True)
-class LiveView:
-    video_id: int
+class ViewFrame:
     seq: int
     t_s: float
-    # Wall-clock (Unix seconds) of the frame's capture, and of the chunk's analysis.
-    captured_at: float
+    jpeg: bytes
+
+
+@dataclass(frozen=True)
+class LiveView:
+    """A chunk's frames, as the worker left them, and the analytics' state after its last one.
+
+    A chunk's frames are posed together and published at once; a viewer is shown them one after
+    another at their own spacing (`due_at`), so the picture moves at the analysis rate, one
+    chunk behind, instead of jumping a chunk at a time.
+    """
+
+    video_id: int
+    # Wall-clock (Unix seconds) of the session's t = 0, and of the chunk's publication.
+    origin: float
     analysed_at: float
     width: int
     height: int
     tracks: tuple[TrackState, ...]
-    jpeg: bytes
+    frames: tuple[ViewFrame, ...]
 
     @property
     def fall_open(self) -> bool:
         return any(t.fall_open for t in self.tracks)
 
+    @property
+    def last_seq(self) -> int:
+        return self.frames[-1].seq
+
+    def next_after(self, seq: int | None) -> ViewFrame | None:
+        """The frame to show a viewer who shows `seq`: the next one of this chunk, or its first
+        when the viewer is further behind (skipped, never queued); the newest for a new viewer."""
+        if seq is None:
+            return self.frames[-1]
+        return next((f for f in self.frames if f.seq > seq), None)
+
+    def due_at(self, frame: ViewFrame) -> float:
+        """When to show `frame`: its distance from the chunk's first frame after publication."""
+        return self.analysed_at + (frame.t_s - self.frames[0].t_s)
+
     def state_json(self) -> str:
         return json.dumps(
             {
                 "video_id": self.video_id,
-                "seq": self.seq,
-                "t_s": round(self.t_s, 3),
-                "captured_at": round(self.captured_at, 3),
+                "origin": round(self.origin, 3),
                 "analysed_at": round(self.analysed_at, 3),
                 "width": self.width,
                 "height": self.height,
                 "tracks": [t.__dict__ for t in self.tracks],
+                "frames": [[f.seq, round(f.t_s, 3)] for f in self.frames],
             },
             separators=(",", ":"),
         )
@@ -85,14 +113,14 @@ class LiveView:
         state = json.loads(values[b"state"])
         return cls(
             video_id=int(state["video_id"]),
-            seq=int(state["seq"]),
-            t_s=float(state["t_s"]),
-            captured_at=float(state["captured_at"]),
+            origin=float(state["origin"]),
             analysed_at=float(state["analysed_at"]),
             width=int(state["width"]),
             height=int(state["height"]),
             tracks=tuple(TrackState(**t) for t in state["tracks"]),
-            jpeg=values[b"jpeg"],
+            frames=tuple(
+                ViewFrame(int(seq), float(t), values[f"jpeg:{seq}".encode()]) for seq, t in state["frames"]
+            ),
         )
 
 
@@ -139,32 +167,38 @@ def mark_watched(redis: Redis, video_id: int) -> None:
 
 
 def publish(
-    redis: Redis,
-    video_id: int,
-    seq: int,
-    t_s: float,
-    captured_at: float,
-    rgb: np.ndarray,
-    tracks: tuple[TrackState, ...],
+    redis: Redis, video_id: int, origin: float, frames: Sequence[Frame], tracks: tuple[TrackState, ...]
 ) -> LiveView:
-    """Overwrite the session's live view with this frame (call only when `is_watched`)."""
-    height, width = rgb.shape[:2]
-    view = LiveView(video_id, seq, t_s, captured_at, time.time(), width, height, tracks, encode_view(rgb))
+    """Replace the session's live view with this chunk's frames (call only when `is_watched`)."""
+    height, width = frames[0].rgb.shape[:2]
+    view = LiveView(
+        video_id,
+        origin,
+        time.time(),
+        width,
+        height,
+        tracks,
+        tuple(ViewFrame(f.seq, f.pts_s, encode_view(f.rgb)) for f in frames),
+    )
+    key = keys.live_view(video_id)
     transaction = redis.pipeline(transaction=True)
-    transaction.hset(keys.live_view(video_id), mapping={"state": view.state_json(), "jpeg": view.jpeg})
-    transaction.expire(keys.live_view(video_id), VIEW_TTL_S)
+    transaction.delete(key)
+    transaction.hset(
+        key, mapping={"state": view.state_json(), **{f"jpeg:{f.seq}": f.jpeg for f in view.frames}}
+    )
+    transaction.expire(key, VIEW_TTL_S)
     transaction.execute()
     return view
 
 
 def latest(redis: Redis, video_id: int) -> LiveView | None:
     values = redis.hgetall(keys.live_view(video_id))
-    if not values or b"state" not in values or b"jpeg" not in values:
+    if not values or b"state" not in values:
         return None
     return LiveView.from_hash(values)
 
 
 def latest_seq(redis: Redis, video_id: int) -> int | None:
-    """The seq of the latest view without its picture (what a waiting viewer polls)."""
+    """The seq of the latest frame there, without the pictures (what a waiting viewer polls)."""
     state = redis.hget(keys.live_view(video_id), "state")
-    return None if state is None else int(json.loads(state)["seq"])
+    return None if state is None else int(json.loads(state)["frames"][-1][0])

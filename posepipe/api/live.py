@@ -5,9 +5,10 @@ Asking marks the camera's session as watched (workers.live_view), so its workers
 last frame in Redis for a few seconds; nobody asking costs them one EXISTS a chunk. The
 picture is a refreshing image, not MJPEG: the web UI keeps its token in localStorage and an
 `<img>` cannot send it, so the page fetches each picture with `Authorization: Bearer` and shows
-it from a blob: URL. A long poll (`after=<seq>`) answers as soon as a newer frame than the one
-the page shows is there, so pictures follow the analysis rate with one request each and no
-busy polling; a slow page simply skips frames (docs/benchmarks.md, "Live view").
+it from a blob: URL. A long poll (`after=<seq>`) answers with the next analysed frame after the
+one the page shows, when it is due: a chunk's frames arrive together and are handed out at their
+own spacing, so the picture moves at the analysis rate (one chunk behind) with one request per
+frame and no busy polling; a slow page skips frames (docs/benchmarks.md, "Live view").
 The skeletons are the poses the worker stored for that frame, drawn by posepipe.render, as
 snapshots are.
 """
@@ -34,7 +35,7 @@ from posepipe.render import SkeletonStyle, draw_skeleton
 from storage.db import Database
 from storage.models import Camera, CameraStatusRow, PoseRow
 from workers import live_view
-from workers.live_view import LiveView
+from workers.live_view import LiveView, ViewFrame
 from workers.poses import Pose
 
 router = APIRouter(prefix="/api", tags=["cameras"], dependencies=[Depends(require_read)])
@@ -99,30 +100,40 @@ def _session_of(db: Database, name: str) -> int:
     return int(row[1])
 
 
-async def _wait_for_view(redis: Redis, video_id: int, after: int | None, wait_s: float) -> LiveView | None:
-    """The latest view once it is newer than `after`, or None when `wait_s` ran out first."""
+async def _wait_for_frame(
+    redis: Redis, video_id: int, after: int | None, wait_s: float
+) -> tuple[LiveView, ViewFrame] | None:
+    """The frame to show after `after` once it is there and due (a chunk's frames are paced
+    at their own spacing), or None when `wait_s` ran out first."""
     await run_in_threadpool(live_view.mark_watched, redis, video_id)
     deadline = time.monotonic() + wait_s
     while True:
         seq = await run_in_threadpool(live_view.latest_seq, redis, video_id)
         if seq is not None and (after is None or seq > after):
             view = await run_in_threadpool(live_view.latest, redis, video_id)
-            if view is not None:
-                return view
+            frame = view.next_after(after) if view is not None else None
+            if view is not None and frame is not None:
+                early_s = view.due_at(frame) - time.time()
+                if early_s > deadline - time.monotonic():
+                    return None
+                if early_s > 0:
+                    await asyncio.sleep(early_s)
+                return view, frame
         if time.monotonic() >= deadline:
             return None
         await asyncio.sleep(POLL_S)
 
 
-def state_out(name: str, view: LiveView) -> LiveStateOut:
+def state_out(name: str, view: LiveView, frame: ViewFrame) -> LiveStateOut:
+    captured_at = view.origin + frame.t_s
     return LiveStateOut(
         camera=name,
         video_id=view.video_id,
-        seq=view.seq,
-        t_s=view.t_s,
-        captured_at=view.captured_at,
+        seq=frame.seq,
+        t_s=frame.t_s,
+        captured_at=round(captured_at, 3),
         analysed_at=view.analysed_at,
-        age_s=round(max(0.0, time.time() - view.captured_at), 3),
+        age_s=round(max(0.0, time.time() - captured_at), 3),
         width=view.width,
         height=view.height,
         fall_open=view.fall_open,
@@ -142,9 +153,9 @@ def frame_poses(db: Database, video_id: int, seq: int) -> list[tuple[int | None,
 
 
 def render_view(
-    view: LiveView, people: list[tuple[int | None, Pose]], style: SkeletonStyle, max_side: int | None
+    jpeg: bytes, people: list[tuple[int | None, Pose]], style: SkeletonStyle, max_side: int | None
 ) -> bytes:
-    rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(view.jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     if max_side and max(rgb.shape[:2]) > max_side:
         scale = max_side / max(rgb.shape[:2])
         size = (max(2, round(rgb.shape[1] * scale)), max(2, round(rgb.shape[0] * scale)))
@@ -197,18 +208,19 @@ async def live_picture(
     chunk. `X-Live-State` holds the same JSON as `GET /api/cameras/{name}/live`;
     `X-Frame-Seq` is what to send as `after` next time."""
     video_id = await run_in_threadpool(_session_of, api.db, name)
-    view = await _wait_for_view(api.services.redis, video_id, after, wait)
-    if view is None:
+    found = await _wait_for_frame(api.services.redis, video_id, after, wait)
+    if found is None:
         return Response(status_code=204, headers={"Cache-Control": "no-store"})
-    people = await run_in_threadpool(frame_poses, api.db, video_id, view.seq)
-    jpeg = await run_in_threadpool(render_view, view, people, style, max_side)
+    view, frame = found
+    people = await run_in_threadpool(frame_poses, api.db, video_id, frame.seq)
+    jpeg = await run_in_threadpool(render_view, frame.jpeg, people, style, max_side)
     return Response(
         jpeg,
         media_type="image/jpeg",
         headers={
-            "X-Frame-Seq": str(view.seq),
-            "X-Frame-Time-S": f"{view.t_s:.3f}",
-            "X-Live-State": state_out(name, view).model_dump_json(),
+            "X-Frame-Seq": str(frame.seq),
+            "X-Frame-Time-S": f"{frame.t_s:.3f}",
+            "X-Live-State": state_out(name, view, frame).model_dump_json(),
             "Cache-Control": "no-store",
         },
     )
@@ -226,7 +238,7 @@ async def live_state(
     """Per tracked person: the exercise of the set in progress and its reps, and whether a
     fall is open (reported, not got up since). Marks the camera as watched, as the picture does."""
     video_id = await run_in_threadpool(_session_of, api.db, name)
-    view = await _wait_for_view(api.services.redis, video_id, after, wait)
-    if view is None:
+    found = await _wait_for_frame(api.services.redis, video_id, after, wait)
+    if found is None:
         return Response(status_code=204, headers={"Cache-Control": "no-store"})
-    return state_out(name, view)
+    return state_out(name, *found)
