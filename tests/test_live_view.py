@@ -219,6 +219,9 @@ def test_live_page_shows_the_camera_with_skeleton_track_and_fall_banner(
     ):
         created = api.post("/api/cameras", json={"name": "hall", "url": rtsp.url("cam"), "fps": 10})
         assert created.status_code == 201, created.text
+        # A second camera that never streams: its tile says so, and asks for no picture.
+        broken = api.post("/api/cameras", json={"name": "door", "url": rtsp.url("nope"), "fps": 10})
+        assert broken.status_code == 201, broken.text
 
         def session() -> int | None:
             return api.get("/api/cameras/hall").json()["session_video_id"]  # type: ignore[no-any-return]
@@ -235,6 +238,8 @@ def test_live_page_shows_the_camera_with_skeleton_track_and_fall_banner(
         assert httpx.get(f"{server.url}/api/cameras/hall/live.jpg").status_code == 401
         with server.client(viewer) as reader:
             assert reader.get("/api/cameras/nope/live.jpg").status_code == 404
+            # A camera that never connected has a session but no frames: nothing to show.
+            assert reader.get("/api/cameras/door/live.jpg", params={"wait": 0.2}).status_code == 204
             first = reader.get("/api/cameras/hall/live", params={"wait": 5})
             assert first.status_code == 200, first.text
             seq = first.json()["seq"]
@@ -276,6 +281,9 @@ def test_live_page_shows_the_camera_with_skeleton_track_and_fall_banner(
         source.release()
         assert ok and red_pixels(raw[..., ::-1]) == 0  # the red is the skeleton's, not the scene's
         page.wait_for_selector(".live-tile[data-camera=hall] .live-people li[data-track]")
+        assert page.locator(".live-tile").count() == 2
+        page.wait_for_selector(".live-tile[data-camera=door] .live-note >> text=Not streaming")
+        assert page.locator(".live-tile[data-camera=door] img[data-seq]").count() == 0
         # Every analysed frame is shown, a chunk's frames at their own spacing (10 fps analysed).
         shown = page.evaluate(RECORD_SEQS, {"selector": img, "ms": 3000})
         print("frames shown in 3 s:", len(shown), shown)

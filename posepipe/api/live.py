@@ -203,10 +203,12 @@ async def live_picture(
     wait: Wait = MAX_WAIT_S,
     max_side: MaxSide = None,
 ) -> Response:
-    """Marks the camera as watched: while someone asks, its workers keep their latest frame
-    (scaled to 640 px) for the live view. The first picture comes with the session's next
-    chunk. `X-Live-State` holds the same JSON as `GET /api/cameras/{name}/live`;
-    `X-Frame-Seq` is what to send as `after` next time."""
+    """Marks the camera as watched: while someone asks, its workers keep their latest chunk's
+    frames (scaled to 640 px) for the live view; the first picture comes with the session's next
+    chunk. Without `after`, the newest frame there; with it, the next analysed frame, when it is
+    due (a chunk's frames are handed out at their own spacing, so asking again at once with
+    `after` = `X-Frame-Seq` shows every analysed frame, one chunk behind the camera).
+    `X-Live-State` holds the same JSON as `GET /api/cameras/{name}/live`."""
     video_id = await run_in_threadpool(_session_of, api.db, name)
     found = await _wait_for_frame(api.services.redis, video_id, after, wait)
     if found is None:

@@ -614,7 +614,7 @@ async function viewLive() {
     const names = new Set(cams.map((c) => c.name));
     for (const [name, tile] of tiles) if (!names.has(name)) { tile.stop(); tile.node.remove(); tiles.delete(name); }
     for (const c of cams) {
-      if (!tiles.has(c.name)) { const tile = liveTile(c.name, route); tiles.set(c.name, tile); grid.append(tile.node); }
+      if (!tiles.has(c.name)) { const tile = liveTile(c, route); tiles.set(c.name, tile); grid.append(tile.node); }
       tiles.get(c.name).setCamera(c);
     }
     const empty = grid.querySelector(".live-empty");
@@ -625,7 +625,8 @@ async function viewLive() {
   every(5000, refresh);
 }
 
-function liveTile(name, route) {
+function liveTile(initial, route) {
+  const name = initial.name;
   const img = el("img", { class: "live-img", alt: `${name}: live picture` });
   const banner = el("div", { class: "live-banner", hidden: true });
   const status = el("span", { class: "badge" });
@@ -655,9 +656,20 @@ function liveTile(name, route) {
     note.textContent = `frame ${live.seq} at ${fmt(live.t_s, 1)} s · ${fmt(live.age_s, 2)} s behind the camera`;
     return live.seq;
   };
+  let camera = initial;
   const loop = async () => {
     let after = null;
-    while (route === state.route) {
+    let session = null;
+    while (route === state.route && !controller.signal.aborted) {
+      if (camera && camera.session_video_id !== session) { session = camera.session_video_id; after = null; } // a new session counts frames from 0
+      if (!camera || !camera.session_video_id || camera.state !== "online") {
+        // Not receiving frames: nothing to ask for until the camera list shows it online.
+        note.textContent = camera ? `Not streaming (${camera.state}).` : "Waiting for a picture…";
+        img.removeAttribute("data-seq");
+        after = null;
+        await new Promise((ok) => setTimeout(ok, LIVE_RETRY_MS));
+        continue;
+      }
       try {
         const query = `wait=${LIVE_WAIT_S}${after === null ? "" : `&after=${after}`}`;
         const response = await api(`/api/cameras/${encodeURIComponent(name)}/live.jpg?${query}`, { signal: controller.signal });
@@ -677,7 +689,7 @@ function liveTile(name, route) {
   return {
     node,
     stop: () => controller.abort(),
-    setCamera: (c) => { status.className = `badge ${c.state}`; status.textContent = c.state; },
+    setCamera: (c) => { camera = c; status.className = `badge ${c.state}`; status.textContent = c.state; },
   };
 }
 
