@@ -128,18 +128,20 @@ def engine_tracks(engine: AnalyticsEngine) -> tuple[TrackState, ...]:
     """The state of each live track, read from the engine's detectors.
 
     The engine has no public view of its detectors' state, and analytics/ is not this
-    module's to change, so this reads their attributes; tests/test_live_view.py runs it
-    on a real fall and a real exercise set so a renamed attribute fails there.
+    module's to change, so this reads their attributes. It reads them with getattr so that a
+    renamed one blanks the live view's exercise or fall instead of failing the chunk's job
+    (the analysis must not depend on a viewer); tests/test_live_view.py runs it on a real
+    fall and a real exercise set, so a rename fails there.
     """
     states = []
-    detectors = engine._detectors  # noqa: SLF001 (see the docstring)
+    detectors = getattr(engine, "_detectors", {})
     for track_id in engine.tracker.live_track_ids:
         exercise, reps, fall_open = None, 0, False
         for detector in detectors.get(track_id, ()):
             if isinstance(detector, FallDetector):
-                fall_open = detector.state is FallState.FALLEN
+                fall_open = getattr(detector, "state", None) is FallState.FALLEN
             elif isinstance(detector, RepDetector):
-                open_set = detector._sets._open  # noqa: SLF001
+                open_set = getattr(getattr(detector, "_sets", None), "_open", None)
                 if open_set is not None:
                     exercise, reps = open_set.exercise.value, len(open_set.reps)
         states.append(TrackState(track_id, exercise, reps, fall_open))
