@@ -67,6 +67,10 @@ class AnalyticsEngine:
             events.extend(self._end_track(tid, t))
         return events
 
+    def detectors(self, track_id: int) -> tuple[TrackDetector, ...]:
+        """The detectors of a live track (none for a track not seen or ended)."""
+        return tuple(self._detectors.get(track_id, ()))
+
     def _detectors_for(self, track_id: int) -> list[TrackDetector]:
         if track_id not in self._detectors:
             self._detectors[track_id] = [factory(track_id, self.config) for factory in self._factories]

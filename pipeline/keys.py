@@ -84,3 +84,15 @@ def live_finish_job_id(video_id: int, run: str) -> str:
 
 def ingest_job_id(video_id: int, run: str) -> str:
     return f"{PREFIX}-ingest-v{video_id}-{run}"
+
+
+def live_watched(video_id: int) -> str:
+    """Set, with a short TTL, while someone watches this camera session's live view: a live
+    chunk keeps its last frame (`live_view`) only while it exists."""
+    return f"{PREFIX}:live-watched:v{video_id}"
+
+
+def live_view(video_id: int) -> str:
+    """Hash: a camera session's latest analysed frame (JPEG) and the analytics' state at it,
+    overwritten by each chunk while the session is watched (workers.live_view)."""
+    return f"{PREFIX}:live-view:v{video_id}"

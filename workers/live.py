@@ -22,6 +22,7 @@ from pipeline import keys
 from pipeline.errors import FramesMissingError
 from storage import analytics_state, cameras, events, poses, videos
 from storage.models import VideoStatus, utcnow
+from workers import live_view
 from workers.context import current
 from workers.jobs import analyse_frames
 from workers.poses import FramePoses
@@ -58,6 +59,9 @@ def live_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: i
     ctx.note_session_posed(video_id, frames[-1].pts_s)
 
     found = 0
+    # One EXISTS a chunk: the live view costs nothing more while nobody watches.
+    watched = live_view.is_watched(ctx.redis, video_id)
+    tracks: tuple[live_view.TrackState, ...] | None = None
     with ctx.db.session() as session:
         poses.write_chunk(
             session, poses.ChunkWrite(video_id, chunk_idx, seq_from, seq_to, posed, pose_s, ctx.name)
@@ -71,6 +75,10 @@ def live_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: i
             )
             found = len(analyse_frames(session, engine, video_id, source_id, posed, origin))
             analytics_state.advance(session, video_id, cursor.next_chunk, engine, new_next=chunk_idx + 1)
+            if watched:
+                tracks = live_view.engine_tracks(engine)
+    if tracks is not None:  # after the commit: the API reads these frames' poses from the database
+        live_view.publish(ctx.redis, video_id, origin.timestamp(), frames, tracks)
     ctx.frames.release(video_id, run, seqs)
     return {"video_id": video_id, "chunk": chunk_idx, "frames": len(posed), "events": found, "lag_s": lag_s}
 

@@ -155,6 +155,12 @@ class RepDetector:
             self._locked = None
         return events
 
+    @property
+    def current_set(self) -> tuple[Exercise, int] | None:
+        """The exercise of the set under way and its reps reported so far (what a live view shows)."""
+        exercise = self._sets.open_exercise
+        return None if exercise is None else (exercise, self._sets.open_reps)
+
     def finish(self, t_s: float) -> list[Event]:
         events = self._report(until_s=None)
         events.extend(self._sets.finish())

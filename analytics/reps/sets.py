@@ -63,6 +63,11 @@ class SetTracker:
     def open_exercise(self) -> Exercise | None:
         return None if self._open is None else self._open.exercise
 
+    @property
+    def open_reps(self) -> int:
+        """Reps reported so far in the set under way (0 when none is)."""
+        return 0 if self._open is None else len(self._open.reps)
+
     def add(self, rep: Rep, recognition: float = 1.0, cue: str = "given") -> list[Event]:
         """A counted repetition (its exercise already decided). `recognition`: how sure the
         exercise is (1 when given), carried into the set event's confidence; `cue`: what

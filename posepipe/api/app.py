@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from posepipe import __version__
-from posepipe.api import cameras, events, system, videos, webhooks
+from posepipe.api import cameras, events, live, system, videos, webhooks
 from posepipe.api.analyses import UploadAnalyses
 from posepipe.api.auth import SCOPE_OF
 from posepipe.api.state import UPLOADS_DIR, ApiState
@@ -31,7 +31,7 @@ from workers.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
-ROUTERS = (system.router, videos.router, events.router, cameras.router, webhooks.router)
+ROUTERS = (system.router, videos.router, events.router, cameras.router, live.router, webhooks.router)
 
 WEBUI_DIR = Path(__file__).resolve().parent.parent / "webui"
 OPENAPI_URL = "/api/openapi.json"
@@ -121,7 +121,14 @@ def create_app(settings: Settings) -> FastAPI:
             allow_origins=list(settings.api_cors_origins),
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
-            expose_headers=["X-Frame-Time-S", "X-Background", "X-Codec", "Content-Disposition"],
+            expose_headers=[
+                "X-Frame-Time-S",
+                "X-Frame-Seq",
+                "X-Live-State",
+                "X-Background",
+                "X-Codec",
+                "Content-Disposition",
+            ],
             max_age=600,
         )
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]

@@ -25,7 +25,12 @@ const EVENT_COLORS = {
   exercise_set: "rgba(18,161,80,0.06)", stream_gap: "rgba(100,100,100,0.18)",
 };
 
-const state = { token: localStorage.getItem(TOKEN_KEY), me: null, timers: [], blobUrls: [], route: 0 };
+// Live view: how long one picture request may wait for a newer frame (the API's long poll),
+// and how long a tile waits before asking again after its camera had no picture.
+const LIVE_WAIT_S = 5;
+const LIVE_RETRY_MS = 2000;
+
+const state = { token: localStorage.getItem(TOKEN_KEY), me: null, timers: [], blobUrls: [], aborts: [], route: 0 };
 
 // ---------- small helpers ----------
 function el(tag, attrs = {}, ...children) {
@@ -130,12 +135,15 @@ const routes = [
   [/^#\/videos$/, viewVideos],
   [/^#\/events$/, viewEvents],
   [/^#\/cameras$/, viewCameras],
+  [/^#\/live$/, viewLive],
 ];
 
 async function render() {
   state.route++;
   state.timers.forEach(clearTimeout);
   state.timers = [];
+  state.aborts.forEach((controller) => controller.abort());
+  state.aborts = [];
   state.blobUrls.forEach((url) => URL.revokeObjectURL(url));
   state.blobUrls = [];
   const hash = location.hash || "#/videos";
@@ -585,6 +593,105 @@ function cameraForm(onAdded) {
       },
     }, el("label", {}, "name", name), el("label", {}, "URL (stored encrypted)", url), el("label", {}, "fps", fps), el("label", {}, "exercise", exercise), el("button", { type: "submit", id: "cameras-add" }, "Add")),
     message);
+}
+
+// ---------- live ----------
+// A grid of every camera. Each tile asks for its camera's latest analysed frame (skeletons and
+// track ids drawn by the server) with a long poll: the request returns as soon as a frame newer
+// than the one shown exists, so the picture follows the analysis rate. Pictures are fetched
+// with the token (an <img> cannot send it) and shown from blob: URLs; asking is also what tells
+// the workers someone watches, so a closed page costs them nothing within seconds.
+async function viewLive() {
+  const grid = el("div", { class: "live-grid", id: "live-grid" });
+  fill(main(),
+    el("h1", { text: "Live" }),
+    el("p", { class: "muted" }, "The latest analysed frame of each camera, at the analysis rate, with each person's track id, exercise and reps. A red banner shows while a fall is open."),
+    grid);
+  const route = state.route;
+  const tiles = new Map();
+  const refresh = async () => {
+    const cams = await getJson("/api/cameras");
+    if (route !== state.route) return;
+    const names = new Set(cams.map((c) => c.name));
+    for (const [name, tile] of tiles) if (!names.has(name)) { tile.stop(); tile.node.remove(); tiles.delete(name); }
+    for (const c of cams) {
+      if (!tiles.has(c.name)) { const tile = liveTile(c, route); tiles.set(c.name, tile); grid.append(tile.node); }
+      tiles.get(c.name).setCamera(c);
+    }
+    const empty = grid.querySelector(".live-empty");
+    if (!cams.length && !empty) grid.append(el("p", { class: "muted live-empty", text: "No cameras: add one on the Cameras page." }));
+    if (cams.length && empty) empty.remove();
+  };
+  await refresh();
+  every(5000, refresh);
+}
+
+function liveTile(initial, route) {
+  const name = initial.name;
+  const img = el("img", { class: "live-img", alt: `${name}: live picture` });
+  const banner = el("div", { class: "live-banner", hidden: true });
+  const status = el("span", { class: "badge" });
+  const people = el("ul", { class: "live-people" });
+  const note = el("div", { class: "muted live-note", text: "Waiting for a picture…" });
+  const node = el("div", { class: "card live-tile", "data-camera": name },
+    el("div", { class: "live-head" }, el("strong", { text: name }), status),
+    el("div", { class: "live-frame" }, img, banner), people, note);
+  const controller = new AbortController();
+  state.aborts.push(controller);
+  let shownUrl = null;
+  const show = (response, blob) => {
+    const url = URL.createObjectURL(blob);
+    img.onload = () => { if (shownUrl && shownUrl !== url) URL.revokeObjectURL(shownUrl); shownUrl = url; };
+    img.src = url;
+    const live = JSON.parse(response.headers.get("X-Live-State"));
+    img.dataset.seq = String(live.seq);
+    const falls = live.tracks.filter((t) => t.fall_open);
+    banner.hidden = !falls.length;
+    node.classList.toggle("fall", falls.length > 0);
+    banner.textContent = falls.length ? `FALL — ${falls.map((t) => `#${t.track_id}`).join(", ")} is down` : "";
+    fill(people, live.tracks.map((t) => el("li", { "data-track": t.track_id },
+      el("strong", { text: `#${t.track_id}` }), " ",
+      t.exercise ? `${t.exercise.replace("_", " ")} · ${t.reps} rep${t.reps === 1 ? "" : "s"}` : "no exercise",
+      t.fall_open ? el("span", { class: "badge fall", text: "fall" }) : null)));
+    if (!live.tracks.length) people.append(el("li", { class: "muted", text: "nobody tracked" }));
+    note.textContent = `frame ${live.seq} at ${fmt(live.t_s, 1)} s · ${fmt(live.age_s, 2)} s behind the camera`;
+    return live.seq;
+  };
+  let camera = initial;
+  const loop = async () => {
+    let after = null;
+    let session = null;
+    while (route === state.route && !controller.signal.aborted) {
+      if (camera && camera.session_video_id !== session) { session = camera.session_video_id; after = null; } // a new session counts frames from 0
+      if (!camera || !camera.session_video_id || camera.state !== "online") {
+        // Not receiving frames: nothing to ask for until the camera list shows it online.
+        note.textContent = camera ? `Not streaming (${camera.state}).` : "Waiting for a picture…";
+        img.removeAttribute("data-seq");
+        after = null;
+        await new Promise((ok) => setTimeout(ok, LIVE_RETRY_MS));
+        continue;
+      }
+      try {
+        const query = `wait=${LIVE_WAIT_S}${after === null ? "" : `&after=${after}`}`;
+        const response = await api(`/api/cameras/${encodeURIComponent(name)}/live.jpg?${query}`, { signal: controller.signal });
+        if (response.status === 204) continue; // no newer frame yet: ask again
+        after = show(response, await response.blob());
+      } catch (err) {
+        if (controller.signal.aborted || route !== state.route) break;
+        note.textContent = err.status === 409 ? "Not streaming." : `No picture: ${err.message}`;
+        img.removeAttribute("data-seq");
+        after = null;
+        await new Promise((ok) => setTimeout(ok, LIVE_RETRY_MS));
+      }
+    }
+    if (shownUrl) URL.revokeObjectURL(shownUrl);
+  };
+  loop();
+  return {
+    node,
+    stop: () => controller.abort(),
+    setCamera: (c) => { camera = c; status.className = `badge ${c.state}`; status.textContent = c.state; },
+  };
 }
 
 window.addEventListener("hashchange", render);
