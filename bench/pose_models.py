@@ -47,7 +47,7 @@ from pipeline.frames import Frame
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile
 from workers.estimator import PoseEstimator, create_estimator
-from workers.movenet import MoveNetEstimator
+from workers.movenet import COCO_KEYPOINTS, COCO_TO_BLAZEPOSE, MoveNetEstimator
 from workers.poses import LANDMARK_INDEX, Pose
 
 CHUNK_FRAMES = 32
@@ -56,23 +56,11 @@ MAX_SIDE = 1280
 MIN_CONFIDENCE = 0.3  # the settings' default pose_min_confidence
 HORIZONTAL_DEG = 45.0
 REFERENCE = "mediapipe"  # BlazePose full, today's default
+# The body points both layouts have (MoveNet's COCO keypoints less the eyes and ears).
 SHARED_BODY = tuple(
-    LANDMARK_INDEX[n]
-    for n in (
-        "nose",
-        "left_shoulder",
-        "right_shoulder",
-        "left_elbow",
-        "right_elbow",
-        "left_wrist",
-        "right_wrist",
-        "left_hip",
-        "right_hip",
-        "left_knee",
-        "right_knee",
-        "left_ankle",
-        "right_ankle",
-    )
+    index
+    for name, index in zip(COCO_KEYPOINTS, COCO_TO_BLAZEPOSE, strict=True)
+    if not name.endswith(("eye", "ear"))
 )
 HIPS = (LANDMARK_INDEX["left_hip"], LANDMARK_INDEX["right_hip"])
 SHOULDERS = (LANDMARK_INDEX["left_shoulder"], LANDMARK_INDEX["right_shoulder"])

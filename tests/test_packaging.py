@@ -96,6 +96,8 @@ def test_the_built_wheel_installed_by_pip_works_with_every_backend(tmp_path: Pat
     assert opencv == ["opencv-contrib-python"], opencv
     imported = run([str(python), "-c", "import cv2, ai_edge_litert, mediapipe; print(cv2.__version__)"])
     assert imported.stdout.startswith("4.11")
+    # The model files no wheel ships (MoveNet; BlazePose lite/heavy need npm), as README says.
+    run([str(python), "-m", "workers.model_files", "install"], cwd=tmp_path, timeout=600)
     env = {
         k: v
         for k, v in os.environ.items()
