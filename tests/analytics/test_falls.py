@@ -555,17 +555,9 @@ def test_falls_found_and_mean_delay(fall_clip_events: dict[str, list[Event]], me
     assert sum(1 for d in after_landing if d <= 2.0) >= 0.9 * len(after_landing)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("category", ["adl", "activity", "exercise"])
-def test_no_fall_in_everyday_activity_or_exercise(
-    posed_clips: PosedClips, media_dir: Path, category: str
-) -> None:
-    found = {}
-    for rel in clips(media_dir, category):
-        events = [e for e in run_engine(posed_clips(rel)) if e.type in (EventType.FALL, EventType.LONG_LIE)]
-        if events:
-            found[rel] = [(e.type.value, e.t_start_s, dict(e.data)) for e in events]
-    assert found == {}
+# No fall (and so no long lie) on any everyday-activity, non-fall or exercise clip: asserted by
+# tests/test_eval.py on the whole shared set through the real pipeline (FALSE_FALLS_CEILING = 0),
+# which poses those 60 clips anyway; posing them a second time here cost about five minutes.
 
 
 # --- the fall scoring (bench.score_falls)
