@@ -22,9 +22,9 @@ REPS_GIVEN_EXACT_FLOOR = 30
 FALLS_FOUND_FLOOR = 27
 FALSE_FALLS_CEILING = 0
 NON_EXERCISE_CLIPS_WITH_REPS_CEILING = 1
-# Issues 25 and 26 ask that a verdict change on at most 5 % of the sweep's runs; measured
-# today on one variant per clip: see the value and docs/analytics.md (target not met).
-SWEEP_CHANGED_CEILING = 0.15
+# Issues 25 and 26 ask that a verdict change on at most 5 % of the sweep's runs. Measured on one
+# variant per clip through the pipeline: 6 of 92 (6.5 %; target not met, docs/analytics.md).
+SWEEP_CHANGED_CEILING = 0.07
 
 
 def test_eval_on_the_shared_clips(make_settings, open_services, media_dir: Path) -> None:
