@@ -28,6 +28,7 @@ from bench.common import media_dir
 from pipeline.frames import Frame
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile
+from posepipe.evaluate import crop_origin
 from posepipe.settings import Settings
 from workers.estimator import PoseEstimator, create_estimator
 from workers.poses import FramePoses
@@ -101,19 +102,8 @@ class PoseCache:
         return frames
 
     def _crop_box(self, rel: str, side: float) -> tuple[float, float, float, float]:
-        """A window `side` of the frame's width and height, centred on everyone seen in the clip
-        at the base rate, slid inside the frame."""
-        xs, ys = [], []
-        for frame in self.poses(rel):
-            for pose in frame.poses:
-                lm = pose.landmarks_xyzv
-                seen = lm[:, 3] >= 0.5
-                xs.extend(lm[seen, 0].tolist())
-                ys.extend(lm[seen, 1].tolist())
-        cx = float(np.clip((min(xs) + max(xs)) / 2, 0, 1)) if xs else 0.5
-        cy = float(np.clip((min(ys) + max(ys)) / 2, 0, 1)) if ys else 0.5
-        x0 = min(max(cx - side / 2, 0.0), 1.0 - side)
-        y0 = min(max(cy - side / 2, 0.0), 1.0 - side)
+        """The eval sweep's window (posepipe.evaluate.crop_origin) on the clip's base-rate poses."""
+        x0, y0 = crop_origin(self.poses(rel), side)
         return x0, y0, x0 + side, y0 + side
 
     def _pose(

@@ -37,9 +37,6 @@ def analyse(cache: PoseCache, truth: ClipTruth, variant: Variant, given: bool) -
     return score_clip(truth, events, duration)
 
 
-baseline_count = tutorial_count_clip
-
-
 @dataclass(frozen=True)
 class RepRow:
     """One exercise clip: the label and what each counter says."""
@@ -63,7 +60,7 @@ def rep_row(cache: PoseCache, truth: ClipTruth, source: str, variant: Variant) -
     given = rep_counts(e for e in run_events(frames, exercise) if e.type == EventType.REP)
     return RepRow(
         truth.path, source, truth.exercise, truth.reps, auto.get(truth.exercise, 0), named,
-        given.get(truth.exercise, 0), baseline_count(frames, exercise),
+        given.get(truth.exercise, 0), tutorial_count_clip(frames, exercise),
     )  # fmt: skip
 
 

@@ -211,19 +211,25 @@ def _variant_file(services: Services, src: Path, variant: Variant, tmp: Path) ->
 def _crop_origin(services: Services, src: Path, side: float) -> tuple[float, float]:
     """Top-left corner (fractions) of a `side` window centred on everyone the first run saw."""
     sha256, _ = analysis.hash_file(src)
-    xs: list[float] = []
-    ys: list[float] = []
     with services.db.session() as session:
         video = session.scalars(
             select(Video).where(Video.sha256 == sha256, Video.status == VideoStatus.DONE).limit(1)
         ).first()
-        if video is not None:
-            for frame in _stored_frames(session, video):
-                for pose in frame.poses:
-                    lm = pose.landmarks_xyzv
-                    seen = lm[:, 3] >= CROP_VISIBILITY
-                    xs.extend(lm[seen, 0].tolist())
-                    ys.extend(lm[seen, 1].tolist())
+        frames = _stored_frames(session, video) if video is not None else []
+    return crop_origin(frames, side)
+
+
+def crop_origin(frames: Sequence[FramePoses], side: float) -> tuple[float, float]:
+    """Top-left corner (fractions of the frame) of a window `side` of the frame's width and
+    height, centred on every landmark seen in `frames` and slid to stay inside the frame."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for frame in frames:
+        for pose in frame.poses:
+            lm = pose.landmarks_xyzv
+            seen = lm[:, 3] >= CROP_VISIBILITY
+            xs.extend(lm[seen, 0].tolist())
+            ys.extend(lm[seen, 1].tolist())
     cx = float(np.clip((min(xs) + max(xs)) / 2, 0, 1)) if xs else 0.5
     cy = float(np.clip((min(ys) + max(ys)) / 2, 0, 1)) if ys else 0.5
     return round(min(max(cx - side / 2, 0.0), 1.0 - side), 4), round(

@@ -109,6 +109,14 @@ class Topics:
                 },
             )
 
+        def safety_sensor(event_type: str, name: str, on_s: float) -> tuple[str, dict[str, Any]]:
+            # On when the event arrives; Home Assistant turns it off `on_s` later by itself.
+            topic = self.camera_event(camera, event_type)
+            return entity(
+                "binary_sensor", event_type, name=name, device_class="safety", state_topic=topic,
+                value_template="ON", payload_on="ON", off_delay=on_s, json_attributes_topic=topic,
+            )  # fmt: skip
+
         status = self.camera_status(camera)
         return [
             entity(
@@ -120,28 +128,8 @@ class Topics:
                 json_attributes_topic=status,
                 icon="mdi:cctv",
             ),
-            entity(
-                "binary_sensor",
-                "fall",
-                name="Fall",
-                device_class="safety",
-                state_topic=self.camera_event(camera, "fall"),
-                value_template="ON",
-                payload_on="ON",
-                off_delay=FALL_ON_S,
-                json_attributes_topic=self.camera_event(camera, "fall"),
-            ),
-            entity(
-                "binary_sensor",
-                "long_lie",
-                name="Long lie",
-                device_class="safety",
-                state_topic=self.camera_event(camera, "long_lie"),
-                value_template="ON",
-                payload_on="ON",
-                off_delay=LONG_LIE_ON_S,
-                json_attributes_topic=self.camera_event(camera, "long_lie"),
-            ),
+            safety_sensor("fall", "Fall", FALL_ON_S),
+            safety_sensor("long_lie", "Long lie", LONG_LIE_ON_S),
             entity(
                 "sensor",
                 "rep",
