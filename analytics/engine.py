@@ -20,7 +20,7 @@ from workers.poses import FramePoses
 
 # Bump when a change to the analytics would change stored events: stored videos analysed
 # with another version get their events recomputed from their stored poses.
-ANALYTICS_VERSION = 3
+ANALYTICS_VERSION = 4
 
 
 @dataclass(frozen=True)

@@ -319,6 +319,10 @@ REP_SEEN_MAX_STEP_RATIO = 2.5
 # 0.49 torso lengths over a rep on the shared clips); walking covers ~2.5 torso lengths (1.3
 # m/s) a second, at least one in the shortest rep. Half a metre is a step taken.
 REP_MAX_TRAVEL_TORSO = 1.0
+# A curl's feet stay planted: a foot seen well moves only by landmark noise (at most 0.02 torso
+# lengths over the counted curls of the shared clips), while the shortest step moves it ~25 cm
+# (0.5 torso lengths; the walking clips' arm swings read 0.4-1.2). Half a short step.
+CURL_MAX_FEET_TRAVEL_TORSO = 0.25
 # A sit-up folds the trunk onto the thighs: at its top the hip angle is well under 90-100
 # (23-101 on the shared clips, decline and crunch-like ones included); a trunk that rises
 # over an open hip (>= ~140) is a body standing or kneeling up, not sitting up.

@@ -2,7 +2,8 @@
 
 Owns the variants the robustness sweep asks for (another analysis rate, a mirror, a crop
 around the person) and the cache of their poses. The poses are made exactly as a pipeline
-chunk makes them (sampled at the analysis rate, the model reset every 32 frames), so scoring
+chunk makes them (sampled at the analysis rate, carried as YUV 4:2:0, the model reset every 32
+frames), so scoring
 analytics on them is scoring what `posepipe analyze` would store; the cache key holds the
 clip's bytes, the variant, the backend and the model's confidence.
 
@@ -30,11 +31,12 @@ from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile
 from posepipe.evaluate import crop_origin
 from posepipe.settings import Settings
-from workers.estimator import PoseEstimator, create_estimator
+from workers.estimator import PoseEstimator, create_estimator, pose_spec
 from workers.poses import FramePoses
 
 CHUNK_FRAMES = 32
-CACHE_FORMAT = 1
+# 2: frames travel as YUV 4:2:0 and are converted as a worker converts them (the default encoding).
+CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,12 @@ VARIANTS = {
 }
 
 
+def default_pose_spec() -> str:
+    """The pose spec `posepipe analyze` uses when not told otherwise."""
+    fields = Settings.model_fields
+    return pose_spec(fields["pose_backend"].default, fields["pose_model"].default)
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("POSEPIPE_POSE_CACHE", Path.home() / ".cache" / "posepipe" / "poses"))
 
@@ -69,12 +77,10 @@ def _file_digest(path: Path) -> str:
 
 
 class PoseCache:
-    def __init__(
-        self, media: Path | None = None, root: Path | None = None, backend: str = "mediapipe"
-    ) -> None:
+    def __init__(self, media: Path | None = None, root: Path | None = None, backend: str | None = None) -> None:
         self.media = media or media_dir()
         self.root = root or cache_dir()
-        self.backend = backend
+        self.backend = backend or default_pose_spec()
         self.min_confidence = Settings.model_fields["pose_min_confidence"].default
         self.max_side = Settings.model_fields["frame_max_side"].default
         self._estimator: PoseEstimator | None = None
@@ -113,8 +119,10 @@ class PoseCache:
             self._estimator = create_estimator(self.backend, self.min_confidence)
         estimator = self._estimator
         with VideoFile(self.media / rel) as video:
-            for frame in video.sampled_frames(FrameSampler(variant.fps).take, max_side=self.max_side):
-                frame = _transformed(frame, variant.mirror, box)
+            # The planar path, as the pipeline's default encoding takes it: a 4:2:2 or 4:4:4 clip
+            # is subsampled at ingest, and that changes the pose a little.
+            for planar in video.sampled_planar(FrameSampler(variant.fps).take, max_side=self.max_side):
+                frame = _transformed(planar.to_frame(), variant.mirror, box)
                 if frame.seq % CHUNK_FRAMES == 0:
                     estimator.reset()
                 yield FramePoses.of(frame.seq, frame.pts_s, frame.resolution_wh, estimator.estimate(frame))
@@ -142,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--variant", action="append", choices=sorted(VARIANTS), help="default: base")
     parser.add_argument("--only", help="clips whose path contains this")
-    parser.add_argument("--backend", default="mediapipe")
+    parser.add_argument("--backend", help="pose spec (default: the settings' default)")
     args = parser.parse_args(argv)
     cache = PoseCache(backend=args.backend)
     truth = load_truth(cache.media / "ground_truth.json")

@@ -237,8 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", action="store_true", help="also score every other variant")
     parser.add_argument("--only", help="clips whose path contains this")
     parser.add_argument("--loso", action="store_true", help="fit the fall numbers leaving one source out")
+    parser.add_argument("--backend", help="pose spec (default: the settings' default)")
     args = parser.parse_args(argv)
-    cache = PoseCache()
+    cache = PoseCache(backend=args.backend)
     clips = [c for c in load_clips(cache.media) if not args.only or args.only in c.rel]
     base, missing = score(cache, clips, VARIANTS[args.variant])
     print("\n".join(table(base)))

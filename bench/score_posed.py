@@ -102,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", action="store_true", help="exercise clips: recognised, given, baseline")
     parser.add_argument("--baseline", action="store_true", help="the tutorial counter, told the exercise")
     parser.add_argument("--sweep", action="store_true", help="count changes over the cached variants")
+    parser.add_argument("--backend", help="pose spec (default: the settings' default)")
     args = parser.parse_args(argv)
-    cache = PoseCache()
+    cache = PoseCache(backend=args.backend)
     raw = load_truth(cache.media / "ground_truth.json")
     sources = {
         k: str(v.get("source", k))

@@ -43,6 +43,8 @@ class BodyFeatures:
     `thigh_rise_torso` is how far the knees are above the hips (negative when below).
     `hip_x_ih`, `hip_y_ih` place the mid-hip in the image (image heights, NaN when no hip is
     seen) and `torso_ih` is the tracker's torso yardstick there: how far the body moved.
+    `ankles_ih` places each ankle seen well (visibility >= VISIBLE; NaN otherwise), left then
+    right, x and y in image heights: whether the feet stayed planted.
     """
 
     t_s: float
@@ -58,6 +60,7 @@ class BodyFeatures:
     hip_x_ih: float = math.nan
     hip_y_ih: float = math.nan
     torso_ih: float = math.nan
+    ankles_ih: tuple[float, float, float, float] = (math.nan, math.nan, math.nan, math.nan)
 
     def side(self, joint: str, side: str) -> SideValue:
         """`joint` in elbow, shoulder, hip, knee; `side` in left, right."""
@@ -113,7 +116,15 @@ class BodyFeatures:
             hip_x_ih=float(hip[0]),
             hip_y_ih=float(hip[1]),
             torso_ih=float(img_torso),
+            ankles_ih=_ankles(pose.image_xy, vis),
         )
+
+
+def _ankles(xy: np.ndarray, vis: np.ndarray) -> tuple[float, float, float, float]:
+    out: list[float] = []
+    for i in (g.L_ANKLE, g.R_ANKLE):
+        out.extend((float(xy[i, 0]), float(xy[i, 1])) if vis[i] >= th.VISIBLE else (math.nan, math.nan))
+    return out[0], out[1], out[2], out[3]
 
 
 def _ratio(value: float, torso: float, seen: np.ndarray, *landmarks: int) -> float:

@@ -23,7 +23,7 @@ from analytics.reps.baseline import tutorial_count
 from analytics.reps.cycle import Cycle, CycleCounter, CycleSpec
 from analytics.reps.detector import seen_fraction
 from analytics.reps.features import BodyFeatures
-from analytics.reps.plausible import plausible, travel_torso
+from analytics.reps.plausible import feet_travel_torso, plausible, travel_torso
 from analytics.reps.recognise import recognise
 from analytics.track import TrackedPose, Tracker
 from tests.analytics.conftest import PosedClips
@@ -552,6 +552,28 @@ def test_a_rep_that_carries_the_body_across_the_frame_is_not_an_in_place_exercis
     assert plausible(Exercise.LUNGE, cycle_over(walking, 6), walking)
     # Hips never seen: nothing to measure, the rep is not rejected for it.
     unseen = [replace(f, hip_x_ih=NAN, hip_y_ih=NAN) for f in walking]
+    assert plausible(Exercise.BICEP_CURL, cycle_over(unseen, 6), unseen)
+
+
+def test_a_curl_keeps_the_feet_planted() -> None:
+    # Walking toward the camera: the hips hardly cross the image, but a foot moves a stride per
+    # step while the arm swing bends the elbow like a curl.
+    def stepping(stride_torso: float) -> list[BodyFeatures]:
+        table = []
+        for i in range(14):
+            left = 0.2 * stride_torso * (i % 2)  # torso 0.2 image heights
+            table.append(replace(features(i * DT), ankles_ih=(0.4 + left, 0.9, 0.6, 0.9)))
+        return table
+
+    walking, standing = stepping(1.0), stepping(0.05)
+    assert feet_travel_torso(cycle_over(walking, 6), walking) == pytest.approx(1.0)
+    assert not plausible(Exercise.BICEP_CURL, cycle_over(walking, 6), walking)
+    assert plausible(Exercise.BICEP_CURL, cycle_over(standing, 6), standing)
+    # Jumping jacks move the feet on purpose; a close-up curl with the feet out of the frame is
+    # not rejected for what cannot be seen.
+    assert plausible(Exercise.JUMPING_JACK, cycle_over(walking, 6), walking)
+    unseen = [replace(f, ankles_ih=(NAN,) * 4) for f in walking]
+    assert math.isnan(feet_travel_torso(cycle_over(unseen, 6), unseen))
     assert plausible(Exercise.BICEP_CURL, cycle_over(unseen, 6), unseen)
 
 
