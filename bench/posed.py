@@ -77,7 +77,9 @@ def _file_digest(path: Path) -> str:
 
 
 class PoseCache:
-    def __init__(self, media: Path | None = None, root: Path | None = None, backend: str | None = None) -> None:
+    def __init__(
+        self, media: Path | None = None, root: Path | None = None, backend: str | None = None
+    ) -> None:
         self.media = media or media_dir()
         self.root = root or cache_dir()
         self.backend = backend or default_pose_spec()
