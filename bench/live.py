@@ -57,7 +57,7 @@ def pose_bound(clip: Path, fps: float, loops: int = 4) -> dict[str, float]:
     settings = Settings()
     with VideoFile(clip) as video:
         frames = list(video.sampled_frames(FrameSampler(fps).take, max_side=settings.frame_max_side))
-    estimator = create_estimator(settings.pose_backend, settings.pose_min_confidence)
+    estimator = create_estimator(settings.camera_pose_backend, settings.pose_min_confidence)
     for frame in frames[:10]:  # graph start-up is not part of the steady cost
         estimator.estimate(frame)
     started = time.process_time()

@@ -49,6 +49,7 @@ from pipeline.source import VideoFile
 from workers.estimator import PoseEstimator, create_estimator
 from workers.movenet import COCO_KEYPOINTS, COCO_TO_BLAZEPOSE, MoveNetEstimator
 from workers.poses import LANDMARK_INDEX, Pose
+from workers.rescue import RescuedEstimator
 
 CHUNK_FRAMES = 32
 ANALYSIS_FPS = 10.0
@@ -72,6 +73,10 @@ BACKENDS: dict[str, Callable[[], PoseEstimator]] = {
     "mediapipe:heavy": lambda: create_estimator("mediapipe:heavy", MIN_CONFIDENCE),
     "movenet": lambda: create_estimator("movenet", MIN_CONFIDENCE),
     "movenet upright": lambda: MoveNetEstimator(retry_turned=False),
+    "mediapipe+movenet": lambda: create_estimator("mediapipe+movenet", MIN_CONFIDENCE),
+    "mediapipe+movenet upright": lambda: RescuedEstimator(
+        create_estimator("mediapipe", MIN_CONFIDENCE), lambda: MoveNetEstimator(retry_turned=False)
+    ),
 }
 
 

@@ -21,8 +21,9 @@ log = logging.getLogger("posepipe")
 EXERCISES = click.Choice([e.value for e in Exercise])
 POSE_BACKENDS = click.Choice(sorted(BACKENDS))
 POSE_BACKEND_HELP = (
-    "Pose backend: mediapipe (one person), multi (several people) or movenet (MoveNet MultiPose, "
-    "up to 6 people; default: settings)."
+    "Pose backend: mediapipe+movenet (BlazePose, MoveNet where it lost the person; the default), "
+    "mediapipe (one person), multi (several people) or movenet (MoveNet MultiPose, up to 6 people; "
+    "default: settings)."
 )
 POSE_MODEL_CHOICES = click.Choice(POSE_MODELS)
 POSE_MODEL_HELP = "BlazePose landmark model of mediapipe and multi: lite, full or heavy (default: settings)."
@@ -480,9 +481,10 @@ def camera() -> None:
 @click.option(
     "--pose-backend",
     type=POSE_BACKENDS,
-    default="mediapipe",
-    show_default=True,
-    help="Pose backend of its sessions: multi or movenet for a room with several people.",
+    default=None,
+    help="Pose backend of its sessions (default: POSEPIPE_CAMERA_POSE_BACKEND, mediapipe): "
+    "mediapipe+movenet keeps more people lying on the floor, multi or movenet suit a room with "
+    "several people.",
 )
 @click.option(
     "--long-lie-s",
@@ -498,18 +500,18 @@ def camera_add(
     url: str,
     fps: float,
     exercise: str | None,
-    pose_backend: str,
+    pose_backend: str | None,
     long_lie_s: float | None,
 ) -> None:
     """Add camera NAME reading URL (rtsp://user:password@host/path); the URL is stored encrypted."""
     from storage.cameras import CameraError, add_camera
 
-    services = _services(_settings(ctx))
+    settings = _settings(ctx)
+    services = _services(settings)
+    backend = pose_backend or settings.camera_pose_backend
     try:
         with services.db.session() as session:
-            cam = add_camera(
-                session, services.secret_box(), name, url, fps, exercise, pose_backend, long_lie_s
-            )
+            cam = add_camera(session, services.secret_box(), name, url, fps, exercise, backend, long_lie_s)
             click.echo(f"{cam.id}\t{cam.name}\t{cam.url_masked}")
     except CameraError as exc:
         raise click.ClickException(str(exc)) from exc

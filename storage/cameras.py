@@ -38,7 +38,7 @@ class CameraConfig:
     fps: float
     exercise: str | None
     updated_at: datetime
-    pose_backend: str = "mediapipe"
+    pose_backend: str
 
 
 def _check_backend(pose_backend: str) -> None:
@@ -65,9 +65,11 @@ def add_camera(
     url: str,
     fps: float,
     exercise: str | None,
-    pose_backend: str = "mediapipe",
+    pose_backend: str,
     long_lie_s: float | None = None,
 ) -> Camera:
+    """`pose_backend`: the backend its sessions use (the deployment's
+    POSEPIPE_CAMERA_POSE_BACKEND unless the camera asks for another)."""
     _check_backend(pose_backend)
     _check_long_lie(long_lie_s)
     if not NAME_PATTERN.match(name):

@@ -241,7 +241,7 @@ class Camera(Base):
     fps: Mapped[float] = mapped_column(Float)
     exercise: Mapped[str | None] = mapped_column(String(32))
     # The pose backend its sessions use (workers.estimator.BACKENDS): `multi` for rooms with several people.
-    pose_backend: Mapped[str] = mapped_column(String(32), default="mediapipe")
+    pose_backend: Mapped[str] = mapped_column(String(32))
     # Seconds a fallen person stays down before long_lie, for this camera (a care-home room
     # may want a shorter time than a gym); None: the deployment's POSEPIPE_LONG_LIE_S.
     long_lie_s: Mapped[float | None] = mapped_column(Float)

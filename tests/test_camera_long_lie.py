@@ -25,9 +25,9 @@ def test_a_cameras_long_lie_time_overrides_the_deployments(
     box = SecretBox.from_settings(None, tmp_path)
     with db.session() as session:
         care = cameras.add_camera(
-            session, box, "room-12", "rtsp://u:p@127.0.0.1/r12", 5.0, None, long_lie_s=20.0
+            session, box, "room-12", "rtsp://u:p@127.0.0.1/r12", 5.0, None, "mediapipe", long_lie_s=20.0
         )
-        gym = cameras.add_camera(session, box, "gym", "rtsp://127.0.0.1/gym", 5.0, "squat")
+        gym = cameras.add_camera(session, box, "gym", "rtsp://127.0.0.1/gym", 5.0, "squat", "mediapipe")
         care_source, gym_source = care.source_id, gym.source_id
     settings = make_settings(long_lie_s=120.0)
     ctx = WorkerContext.create(settings, db, redis.Redis.from_url(redis_url))

@@ -193,7 +193,9 @@ def setup(db_url: str, tmp_path: Path, broker: Mosquitto) -> Iterator[Setup]:
         POSEPIPE_LOG_LEVEL="DEBUG",
     )
     with db.session() as session:
-        camera = add_camera(session, box, "hall", "rtsp://cam:CamSecret9@10.0.0.5/live", 10.0, None)
+        camera = add_camera(
+            session, box, "hall", "rtsp://cam:CamSecret9@10.0.0.5/live", 10.0, None, "mediapipe"
+        )
         report_status(session, camera.id, online_report())
         camera_id = camera.id
     yield Setup(db_url, db, env, box, camera_id)

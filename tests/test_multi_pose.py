@@ -150,7 +150,7 @@ def test_camera_keeps_its_backend(make_settings, open_services) -> None:
     box = SecretBox.from_settings(settings.secret_key, settings.data_dir)
     with services.db.session() as session:
         add_camera(session, box, "gym", "rtsp://10.0.0.9/stream", 10.0, None, "multi")
-        add_camera(session, box, "hall", "rtsp://10.0.0.8/stream", 10.0, None)
+        add_camera(session, box, "hall", "rtsp://10.0.0.8/stream", 10.0, None, "mediapipe")
         with pytest.raises(CameraError, match="unknown pose backend"):
             add_camera(session, box, "bad", "rtsp://10.0.0.7/stream", 10.0, None, "openpose")
     with services.db.session() as session:

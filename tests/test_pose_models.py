@@ -47,6 +47,7 @@ from workers.estimator import (
 from workers.movenet import COCO_TO_BLAZEPOSE, MoveNetEstimator, unturn
 from workers.multipose.estimator import MultiPoseEstimator
 from workers.poses import N_LANDMARKS, Pose
+from workers.rescue import RescuedEstimator
 
 CONFIDENCE = 0.3
 STANDING = "exercise/ex_squat_side_woman.mp4"
@@ -296,3 +297,55 @@ def test_a_camera_runs_movenet_and_the_deployments_model(make_settings, open_ser
             assert estimator.model == "lite"
     assert specs == {"ward": "movenet", "hall": "mediapipe:lite"}
     ctx.close()
+
+
+# --- mediapipe+movenet: MoveNet where BlazePose lost the person ---
+
+
+@pytest.fixture(scope="module")
+def rescued() -> RescuedEstimator:
+    estimator = create_estimator("mediapipe+movenet", CONFIDENCE)
+    assert isinstance(estimator, RescuedEstimator)
+    return estimator
+
+
+def test_rescue_keeps_the_person_blazepose_loses_on_the_floor(
+    media_dir: Path, rescued: RescuedEstimator
+) -> None:
+    # urfall ds08 after landing (4.4 s, chunk-aligned from 3.2 s): BlazePose full finds him in 6 of
+    # the 12 frames on the floor, MoveNet in all (bench/pose_models.py).
+    frames = [
+        f for f in sampled_frames(media_dir / "falls/urfall_ds08_fall_while_walking.mp4") if f.seq >= 32
+    ]
+    full = create_estimator("mediapipe", CONFIDENCE)
+    try:
+        alone = pose_frames(full, frames)
+    finally:
+        full.close()
+    before = RescuedEstimator.rescues
+    both = pose_frames(rescued, frames)
+    landed = [i for i, f in enumerate(frames) if f.pts_s >= 4.4]
+    assert sum(bool(alone[i].poses) for i in landed) <= len(landed) - 3
+    assert all(both[i].poses for i in landed)
+    assert RescuedEstimator.rescues > before
+    # BlazePose's own poses pass through untouched: the rescue only fills frames it left empty.
+    for a, b in zip(alone, both, strict=True):
+        if a.poses:
+            assert np.array_equal(a.poses[0].landmarks_xyzv, b.poses[0].landmarks_xyzv)
+    tracker = Tracker()
+    ids = {tid for f in both for tid in tracker.update(f).track_ids if tid is not None}
+    assert len(ids) == 1, ids  # the stand-in continues the same person's track
+
+
+def test_rescue_costs_nothing_where_nobody_was_there(rescued: RescuedEstimator) -> None:
+    # An empty scene: MoveNet runs on the first frame after a reset (no past to ask), never after.
+    blank = [Frame(seq=i, pts_s=i / 10, rgb=np.zeros((360, 640, 3), dtype=np.uint8)) for i in range(40)]
+    before = RescuedEstimator.rescues
+    posed = pose_frames(rescued, blank)
+    assert not any(f.poses for f in posed)
+    assert RescuedEstimator.rescues - before == 2  # frames 0 and 32, each a chunk's first
+
+
+def test_rescue_is_a_backend_with_a_model_choice() -> None:
+    assert pose_spec("mediapipe+movenet", "heavy") == "mediapipe+movenet:heavy"
+    assert PoseSpec.parse("mediapipe+movenet") == PoseSpec("mediapipe+movenet", "full")

@@ -1,8 +1,9 @@
 """Pose backends: turn a Frame into the Poses found in it. MediaPipe is imported here and nowhere else.
 
 `mediapipe` (mp.solutions.pose, one person) is defined here; `multi` (several people, the
-same models run with LiteRT) lives in workers.multipose and `movenet` (MoveNet MultiPose, up
-to 6 people) in workers.movenet; all are registered in BACKENDS.
+same models run with LiteRT) lives in workers.multipose, `movenet` (MoveNet MultiPose, up
+to 6 people) in workers.movenet and `mediapipe+movenet` (BlazePose, MoveNet where BlazePose
+lost the person) in workers.rescue; all are registered in BACKENDS.
 
 The BlazePose backends take a landmark model (POSE_MODELS: lite, full, heavy). What posed a
 video is one string, its pose spec (`pose_spec`): the backend's name, then `:lite` or
@@ -154,14 +155,25 @@ def _movenet(min_detection_confidence: float, min_tracking_confidence: float, mo
     return MoveNetEstimator()
 
 
+def _rescued(min_detection_confidence: float, min_tracking_confidence: float, model: str) -> PoseEstimator:
+    """BlazePose `model`, with MoveNet on the frames where it lost the person (workers.rescue)."""
+    from workers.movenet import MoveNetEstimator
+    from workers.rescue import RescuedEstimator
+
+    primary = MediaPipeEstimator(min_detection_confidence, min_tracking_confidence, model)
+    model_files.installed_path(model_files.MOVENET_MULTIPOSE)  # missing: an error now, not mid-video
+    return RescuedEstimator(primary, MoveNetEstimator)
+
+
 # Backend name -> factory(min_detection_confidence, min_tracking_confidence, model).
 BACKENDS: dict[str, Callable[[float, float, str], PoseEstimator]] = {
     "mediapipe": MediaPipeEstimator,
     "multi": _multi_person,
     "movenet": _movenet,
+    "mediapipe+movenet": _rescued,
 }
 # The backends that run a BlazePose landmark model, so take POSE_MODELS.
-MODEL_BACKENDS = frozenset({"mediapipe", "multi"})
+MODEL_BACKENDS = frozenset({"mediapipe", "multi", "mediapipe+movenet"})
 
 
 @dataclass(frozen=True)

