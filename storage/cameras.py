@@ -39,6 +39,7 @@ class CameraConfig:
     exercise: str | None
     updated_at: datetime
     pose_backend: str = "mediapipe"
+    hands: bool = False  # find each person's hands (workers.hands)
 
 
 def _check_backend(pose_backend: str) -> None:
@@ -67,6 +68,7 @@ def add_camera(
     exercise: str | None,
     pose_backend: str = "mediapipe",
     long_lie_s: float | None = None,
+    hands: bool = False,
 ) -> Camera:
     _check_backend(pose_backend)
     _check_long_lie(long_lie_s)
@@ -95,6 +97,7 @@ def add_camera(
         exercise=exercise,
         pose_backend=pose_backend,
         long_lie_s=long_lie_s,
+        hands=hands,
     )
     session.add(camera)
     session.flush()
@@ -134,6 +137,7 @@ def enabled_configs(session: Session, box: SecretBox) -> list[CameraConfig]:
             exercise=c.exercise,
             updated_at=c.updated_at,
             pose_backend=c.pose_backend,
+            hands=c.hands,
         )
         for c in cameras
     ]
@@ -190,6 +194,7 @@ class CameraUpdate:
     pose_backend: str | None = None
     long_lie_s: float | None = None
     clear_long_lie: bool = False
+    hands: bool | None = None
 
 
 def update_camera(session: Session, box: SecretBox, name: str, change: CameraUpdate) -> Camera:
@@ -217,6 +222,8 @@ def update_camera(session: Session, box: SecretBox, name: str, change: CameraUpd
     if change.long_lie_s is not None or change.clear_long_lie:
         _check_long_lie(change.long_lie_s)
         camera.long_lie_s = change.long_lie_s
+    if change.hands is not None:
+        camera.hands = change.hands
     camera.updated_at = utcnow()
     session.flush()
     return camera

@@ -104,8 +104,10 @@ class CameraRunner:
                 self.live.flush_if_due(time.time())
 
     def _open_session(self, session_start: float) -> tuple[int, str]:
-        # The camera's backend with this deployment's BlazePose model: the session's workers pose with it.
-        spec = pose_spec(self.config.pose_backend, self.ctx.settings.pose_model)
+        # The camera's backend with this deployment's BlazePose model: the session's workers pose with
+        # it. Hands when the camera asks for them or the deployment turns them on everywhere.
+        settings = self.ctx.settings
+        spec = pose_spec(self.config.pose_backend, settings.pose_model, self.config.hands or settings.hands)
         with self.ctx.db.session() as session:
             source = session.get(Source, self.config.source_id)
             video = Video(
