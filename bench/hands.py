@@ -1,0 +1,100 @@
+"""What hands cost and find: ms a frame of a pose backend without and with hands (workers.hands),
+on the first seconds of real clips at the analysis rate, and how many of the people's wrists got
+a hand; for comparison, MediaPipe Hands on the whole frame instead of a crop at each wrist.
+
+    .venv/bin/python -m bench.hands [--seconds 6] [--fps 10] [--backend mediapipe --backend movenet]
+
+Wall-clock ms a frame in this process (the first frame, which loads the models, left out); run on
+a quiet machine, the numbers move with the other core's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bench.common import media_dir
+from pipeline.frames import Frame
+from pipeline.sampler import FrameSampler
+from pipeline.source import VideoFile
+from workers.estimator import PoseEstimator, create_estimator, pose_spec
+from workers.hands import CropBox, HandDetector, attach_hands
+from workers.poses import HandSide, Pose
+
+CLIPS = (
+    "exercise/ex_curl_front_dumbbells_white_studio_man.mp4",
+    "exercise/ex_curl_dumbbell_alternating.mp4",
+    "exercise/ex_bicep_curl_alternating_side_gym_man.mp4",
+)
+MIN_CONFIDENCE = 0.3
+MAX_SIDE = 1280  # the default POSEPIPE_FRAME_MAX_SIDE
+
+
+def frames_of(path: Path, seconds: float, fps: float) -> list[Frame]:
+    sampler = FrameSampler(fps)
+    with VideoFile(path) as video:
+        return [f for f in video.sampled_frames(sampler.take, max_side=MAX_SIDE) if f.pts_s < seconds]
+
+
+def whole_frame(poses: PoseEstimator, hands: HandDetector) -> Callable[[Frame], tuple[Pose, ...]]:
+    """Hands searched in the whole frame (up to two a person), then attached by the same rule."""
+
+    def estimate(frame: Frame) -> tuple[Pose, ...]:
+        people = poses.estimate(frame)
+        if not people:
+            return people
+        w, h = frame.resolution_wh
+        return attach_hands(people, hands.find(frame.rgb, [CropBox(0, 0, w, h)]), frame.resolution_wh)
+
+    return estimate
+
+
+def measure(estimate: Callable[[Frame], tuple[Pose, ...]], frames: Sequence[Frame]) -> dict[str, float]:
+    estimate(frames[0])  # models load and XNNPACK warms up outside the clock
+    people = hands = 0
+    started = time.perf_counter()
+    for frame in frames[1:]:
+        for pose in estimate(frame):
+            people += 1
+            hands += sum(pose.hand(side) is not None for side in HandSide)
+    ms = (time.perf_counter() - started) / max(1, len(frames) - 1) * 1000
+    return {
+        "ms_a_frame": round(ms, 1),
+        "people": people,
+        "wrists_with_hand": round(hands / max(1, 2 * people), 2),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--fps", type=float, default=10.0)
+    parser.add_argument("--backend", action="append", default=None, help="mediapipe, multi, movenet")
+    parser.add_argument("--clip", action="append", default=None, help="relative to the media folder")
+    args = parser.parse_args(argv)
+    results = {}
+    for clip in args.clip or CLIPS:
+        frames = frames_of(media_dir() / clip, args.seconds, args.fps)
+        for backend in args.backend or ["mediapipe", "movenet"]:
+            row = {}
+            for label, spec in (("pose", pose_spec(backend)), ("pose+hands", pose_spec(backend, hands=True))):
+                estimator = create_estimator(spec, MIN_CONFIDENCE)
+                row[label] = measure(estimator.estimate, frames)
+                estimator.close()
+            poses, detector = (
+                create_estimator(pose_spec(backend), MIN_CONFIDENCE),
+                HandDetector(MIN_CONFIDENCE, 2),
+            )
+            row["pose+hands_whole_frame"] = measure(whole_frame(poses, detector), frames)
+            poses.close()
+            detector.close()
+            results[f"{clip} {backend}"] = row
+            print(json.dumps({f"{clip} {backend}": row}), flush=True)
+    print(json.dumps({"frames_per_clip": args.seconds * args.fps, "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
