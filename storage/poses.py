@@ -117,8 +117,8 @@ def _hand(landmarks: bytes | None, score: float | None) -> Hand | None:
     return None if landmarks is None or score is None else Hand.from_bytes(landmarks, score)
 
 
-# What a Pose is built from (`_pose`).
-_POSE_COLUMNS = (
+# What a Pose is built from (`pose_from_row`).
+POSE_COLUMNS = (
     PoseRow.landmarks,
     PoseRow.world_landmarks,
     PoseRow.score,
@@ -129,8 +129,8 @@ _POSE_COLUMNS = (
 )
 
 
-def _pose(row: Any) -> Pose:
-    """A Pose from a PoseRow, or a result row holding _POSE_COLUMNS."""
+def pose_from_row(row: Any) -> Pose:
+    """A Pose from a PoseRow, or a result row holding POSE_COLUMNS."""
     return Pose.from_bytes(
         row.landmarks,
         row.world_landmarks,
@@ -167,12 +167,12 @@ def read_frames(
     # Columns, not ORM objects: this runs for every chunk analysed, and an identity map of rows
     # read once is pure cost.
     rows = session.execute(
-        select(PoseRow.seq, *_POSE_COLUMNS)
+        select(PoseRow.seq, *POSE_COLUMNS)
         .where(PoseRow.video_id == video_id, PoseRow.seq.between(seq_from, seq_to - 1))
         .order_by(PoseRow.seq, PoseRow.person)
     )
     for row in rows:
-        poses.setdefault(row.seq, []).append(_pose(row))
+        poses.setdefault(row.seq, []).append(pose_from_row(row))
     return [FramePoses.of(seq, t_s, resolution_wh, poses.get(seq, ())) for seq, t_s in frames]
 
 
@@ -220,7 +220,7 @@ def iter_poses(
             row.t_s,
             row.person,
             row.track_id,
-            _pose(row),
+            pose_from_row(row),
         )
 
 
