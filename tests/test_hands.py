@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from cryptography.fernet import Fernet
@@ -16,6 +17,7 @@ from cryptography.fernet import Fernet
 from pipeline.frames import Frame
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile
+from posepipe.api.live import frame_poses
 from posepipe.export import pose_csv_header
 from posepipe.render import SkeletonStyle, draw_skeleton
 from storage import poses, videos
@@ -215,7 +217,8 @@ def test_hands_are_stored_and_read_back_with_their_person(db: Database) -> None:
     with db.session() as s:
         (read,) = poses.read_frames(s, video_id, 0, 1, RESOLUTION_WH)
         streamed = [row.pose for row in poses.iter_poses(s, video_id)]
-    for got in (read.poses, streamed):
+    live = [pose for _track, pose in frame_poses(db, video_id, 0)]  # what the live view draws
+    for got in (read.poses, streamed, live):
         assert got[0].right_hand is None and got[1].left_hand is None
         assert np.array_equal(got[0].left_hand.landmarks_xyz, left.landmarks_xyz)  # type: ignore[union-attr]
         assert got[0].left_hand.score == pytest.approx(0.75)  # type: ignore[union-attr]
@@ -343,9 +346,24 @@ def test_cli_exports_the_hands_and_hands_change_the_cache_key(analysed_with_hand
     assert plain_id != video_id
     plain_doc = json.loads(posepipe(env, "poses", str(plain_id), "--format", "json").stdout)
     assert "hands" not in plain_doc and "left_hand" not in plain_doc["poses"][0]
-    snapshot = Path(env["POSEPIPE_DATA_DIR"]) / "hands.jpg"
-    posepipe(env, "snapshot", str(video_id), "--t", "1.0", "-o", str(snapshot))
-    assert snapshot.stat().st_size > 0
+    # Its snapshot is the plain one plus the hands: the same frame, the same body, bones where the
+    # hands are and nowhere else.
+    pictures = {}
+    for vid in (video_id, plain_id):
+        path = Path(env["POSEPIPE_DATA_DIR"]) / f"{vid}.png"
+        posepipe(env, "snapshot", str(vid), "--t", "1.0", "-o", str(path), "--bone-color", "green")
+        pictures[vid] = cv2.imread(str(path)).astype(np.int16)
+    diff = np.abs(pictures[video_id] - pictures[plain_id]).max(axis=2)
+    item = min(doc["poses"], key=lambda i: abs(i["t_s"] - 1.0))
+    hands = [
+        np.array(item[side.value]["landmarks"])[:, :2] * CURLS_WH for side in HandSide if item[side.value]
+    ]
+    assert hands, item
+    near_hands = np.zeros(diff.shape, dtype=bool)
+    for points in hands:
+        (x0, y0), (x1, y1) = points.min(axis=0).astype(int) - 8, points.max(axis=0).astype(int) + 8
+        near_hands[max(0, y0) : y1, max(0, x0) : x1] = True
+    assert (diff[near_hands] > 60).sum() >= 50 and diff[~near_hands].max() == 0
 
 
 def test_api_serves_the_hands_and_cameras_take_the_switch(analysed_with_hands, tmp_path: Path) -> None:
