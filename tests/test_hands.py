@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
@@ -21,9 +22,11 @@ from posepipe.api.live import frame_poses
 from posepipe.export import pose_csv_header
 from posepipe.render import SkeletonStyle, draw_skeleton
 from storage import poses, videos
+from storage.cameras import CameraConfig
 from storage.db import Database, head_revision
 from tests.test_api import api_server, token
 from tests.test_cli import clean_env, posepipe
+from workers.cameras import session_pose_spec
 from workers.estimator import PoseSpec, create_estimator, pose_spec
 from workers.hands import (
     ATTACH_MAX_FOREARMS,
@@ -191,6 +194,18 @@ def test_landmark_selection_names_hands() -> None:
     header = pose_csv_header(parse_landmark_selection("left_hand"))
     assert "left_hand_score" in header and "left_hand_index_finger_tip_x" in header
     assert not any(h.startswith(LANDMARK_NAMES) for h in header if h.endswith("_visibility"))
+
+
+def test_a_cameras_sessions_have_hands_when_it_or_the_deployment_asks(make_settings) -> None:
+    def camera(backend: str, hands: bool) -> CameraConfig:
+        now = datetime.now(timezone.utc)
+        return CameraConfig(1, "gym", 1, "rtsp://h/s", "rtsp://h/s", 10.0, None, now, backend, hands)
+
+    plain, everywhere = make_settings(), make_settings(hands=True, pose_model="heavy")
+    assert session_pose_spec(camera("mediapipe", False), plain) == "mediapipe"
+    assert session_pose_spec(camera("mediapipe", True), plain) == "mediapipe+hands"
+    assert session_pose_spec(camera("multi", False), everywhere) == "multi:heavy+hands"
+    assert session_pose_spec(camera("movenet", False), everywhere) == "movenet+hands"
 
 
 @pytest.fixture
