@@ -1,6 +1,7 @@
 """What hands cost and find: ms a frame of a pose backend without and with hands (workers.hands),
 on the first seconds of real clips at the analysis rate, and how many of the people's wrists got
-a hand; for comparison, MediaPipe Hands on the whole frame instead of a crop at each wrist.
+a hand; for comparison, two other ways to search: palm detection on a crop at each wrist (the
+fallback alone), and palm detection on the whole frame.
 
     .venv/bin/python -m bench.hands [--seconds 6] [--fps 10] [--backend mediapipe --backend movenet]
 
@@ -21,8 +22,16 @@ from pipeline.frames import Frame
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile
 from workers.estimator import PoseEstimator, create_estimator, pose_spec
-from workers.hands import CropBox, HandDetector, attach_hands
-from workers.poses import HandSide, Pose
+from workers.hand_landmarks import (
+    CropBox,
+    HandLandmarkModel,
+    PalmSearch,
+    px,
+    region_around,
+    wrist_crop,
+)
+from workers.hands import attach_hands
+from workers.poses import Hand, HandSide, Pose
 
 CLIPS = (
     "exercise/ex_curl_front_dumbbells_white_studio_man.mp4",
@@ -39,15 +48,29 @@ def frames_of(path: Path, seconds: float, fps: float) -> list[Frame]:
         return [f for f in video.sampled_frames(sampler.take, max_side=MAX_SIDE) if f.pts_s < seconds]
 
 
-def whole_frame(poses: PoseEstimator, hands: HandDetector) -> Callable[[Frame], tuple[Pose, ...]]:
-    """Hands searched in the whole frame (up to two a person), then attached by the same rule."""
+def palm_search(
+    poses: PoseEstimator, palms: PalmSearch, landmarks: HandLandmarkModel, whole_frame: bool
+) -> Callable[[Frame], tuple[Pose, ...]]:
+    """Hands by palm detection only, on a crop at each wrist or on the whole frame (up to two a
+    person there), looked at again by the landmark model as the fallback does, attached by the
+    same rule."""
 
     def estimate(frame: Frame) -> tuple[Pose, ...]:
         people = poses.estimate(frame)
         if not people:
             return people
         w, h = frame.resolution_wh
-        return attach_hands(people, hands.find(frame.rgb, [CropBox(0, 0, w, h)]), frame.resolution_wh)
+        if whole_frame:
+            crops: list[CropBox | None] = [CropBox(0, 0, w, h)]
+        else:
+            crops = [wrist_crop(pose, side, frame.resolution_wh) for pose in people for side in HandSide]
+        hands: list[Hand] = []
+        for crop in crops:
+            for palm_hand in palms.find(frame.rgb, crop) if crop is not None else ():
+                points = px(palm_hand.landmarks_xyz[:, :2], frame.resolution_wh)
+                hand = landmarks.hand_in(frame.rgb, region_around(points))
+                hands += [hand] if hand is not None else []
+        return attach_hands(people, hands, frame.resolution_wh)
 
     return estimate
 
@@ -84,13 +107,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                 estimator = create_estimator(spec, MIN_CONFIDENCE)
                 row[label] = measure(estimator.estimate, frames)
                 estimator.close()
-            poses, detector = (
-                create_estimator(pose_spec(backend), MIN_CONFIDENCE),
-                HandDetector(MIN_CONFIDENCE, 2),
-            )
-            row["pose+hands_whole_frame"] = measure(whole_frame(poses, detector), frames)
-            poses.close()
-            detector.close()
+            landmarks = HandLandmarkModel()
+            for label, whole, per_crop in (("palm_at_wrists", False, 1), ("palm_whole_frame", True, 2)):
+                poses = create_estimator(pose_spec(backend), MIN_CONFIDENCE)
+                palms = PalmSearch(MIN_CONFIDENCE, per_crop)
+                row[label] = measure(palm_search(poses, palms, landmarks, whole), frames)
+                poses.close()
+                palms.close()
             results[f"{clip} {backend}"] = row
             print(json.dumps({f"{clip} {backend}": row}), flush=True)
     print(json.dumps({"frames_per_clip": args.seconds * args.fps, "results": results}, indent=1))

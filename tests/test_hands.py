@@ -28,13 +28,16 @@ from tests.test_api import api_server, token
 from tests.test_cli import clean_env, posepipe
 from workers.cameras import session_pose_spec
 from workers.estimator import PoseSpec, create_estimator, pose_spec
-from workers.hands import (
-    ATTACH_MAX_FOREARMS,
-    attach_hands,
+from workers.hand_landmarks import (
+    ROI_SIDE_FOREARMS,
+    HandFinder,
+    HandRegion,
     forearm_px,
-    wrist_crops,
-    wrist_gap_px,
+    region_around,
+    region_at_wrist,
+    wrist_crop,
 )
+from workers.hands import ATTACH_MAX_FOREARMS, attach_hands, wrist_gap_px
 from workers.poses import (
     HAND_LANDMARK_NAMES,
     LANDMARK_INDEX,
@@ -150,18 +153,43 @@ def test_a_hand_found_from_both_wrists_crops_is_attached_once() -> None:
     assert [h for h in (pose.left_hand, pose.right_hand) if h is not None] == [one_hand]
 
 
-def test_wrist_crops_hold_the_hand_and_skip_what_cannot_hold_one() -> None:
+def test_the_region_at_a_wrist_runs_along_the_forearm_and_the_crop_holds_the_wrist() -> None:
     someone = person(0.5)
-    crops = wrist_crops(someone, RESOLUTION_WH)
-    assert len(crops) == 2
-    for crop, side in zip(crops, HandSide, strict=True):
-        x, y = (v * r for v, r in zip(wrist_xy(someone, side), RESOLUTION_WH, strict=True))
-        assert crop.x0 <= x < crop.x1 and crop.y0 <= y < crop.y1
-        assert (crop.x1 - crop.x0) == pytest.approx(2.4 * forearm_px(someone, RESOLUTION_WH), abs=2)
+    for side in HandSide:
+        region = region_at_wrist(someone, side, RESOLUTION_WH)
+        assert region is not None
+        lm = someone.landmarks_xyzv[:, :2] * RESOLUTION_WH
+        wrist, elbow = lm[side.wrist], lm[13 if side is HandSide.LEFT else 14]
+        along = (np.array(region.centre_xy_px) - wrist) @ (wrist - elbow)
+        assert along > 0  # past the wrist, away from the elbow
+        assert region.side_px == pytest.approx(ROI_SIDE_FOREARMS * forearm_px(someone, RESOLUTION_WH))
+        # The region's up is the forearm's direction: its top edge's middle is farther along.
+        top_middle = region.input_to_image(224) @ np.array([112.0, 0.0, 1.0])
+        assert (top_middle - wrist) @ (wrist - elbow) > along
+        crop = wrist_crop(someone, side, RESOLUTION_WH)
+        assert crop is not None and crop.x0 <= wrist[0] < crop.x1 and crop.y0 <= wrist[1] < crop.y1
     off_frame = person(0.5)
     off_frame.landmarks_xyzv[HandSide.RIGHT.wrist, 0] = -0.2
-    assert len(wrist_crops(off_frame, RESOLUTION_WH)) == 1
-    assert wrist_crops(person(0.5, scale=0.1), RESOLUTION_WH) == []
+    assert region_at_wrist(off_frame, HandSide.RIGHT, RESOLUTION_WH) is None
+    assert wrist_crop(off_frame, HandSide.RIGHT, RESOLUTION_WH) is None
+    unseen = person(0.5)
+    unseen.landmarks_xyzv[HandSide.LEFT.wrist, 3] = 0.2
+    assert region_at_wrist(unseen, HandSide.LEFT, RESOLUTION_WH) is None
+    assert region_at_wrist(person(0.5, scale=0.1), HandSide.LEFT, RESOLUTION_WH) is None
+
+
+def test_a_known_hand_gets_an_upright_region_around_its_palm() -> None:
+    hand = hand_at((0.5, 0.5), size=0.1)
+    pts = hand.landmarks_xyz[:, :2] * RESOLUTION_WH
+    up = pts.copy()
+    up[:, 1] = 2 * pts[0, 1] - pts[:, 1]  # the same hand pointing up
+    region = region_around(up)
+    assert region.rotation_rad == pytest.approx(0.0, abs=0.05)
+    assert pts[0, 1] - region.side_px / 2 < region.centre_xy_px[1] < pts[0, 1]  # above the wrist
+    # Turned to point right, the region turns with it.
+    right = np.stack([pts[0, 0] + (pts[:, 1] - pts[0, 1]), pts[0, 1] + (pts[:, 0] - pts[0, 0])], axis=1)
+    assert region_around(right).rotation_rad == pytest.approx(np.pi / 2, abs=0.05)
+    assert abs(HandRegion.rotation_of(np.array([0.0, 1.0]))) == pytest.approx(np.pi)  # pointing down
 
 
 # --- specs, selections, storage, drawing ----------------------------------------------------------
@@ -300,6 +328,37 @@ def test_hands_found_on_a_real_clip_sit_at_the_persons_wrists(media_dir: Path, b
     assert len(frames) == 12 and people >= len(frames)
     # Both of his hands are in sight all along (front view, white studio).
     assert hands >= 0.8 * 2 * people, (hands, people)
+
+
+def test_palm_detection_finds_the_hands_the_forearm_region_misses(media_dir: Path) -> None:
+    """With each elbow moved to the far side of its wrist, the forearm points away from the hand
+    (as for a bent wrist), the region along it holds no hand, and palm detection on the crop
+    around the wrist finds it."""
+    frames = sampled(media_dir / CURLS, fps=2, seconds=3)
+    poses_only = create_estimator("mediapipe", 0.3)
+    regions_only, with_fallback = HandFinder(0.3, fallback=False), HandFinder(0.3)
+    found = {"straight": 0, "turned": 0, "turned_fallback": 0}
+    try:
+        for frame in frames:
+            (pose,) = poses_only.estimate(frame)
+            lm = pose.landmarks_xyzv.copy()
+            for side, elbow in ((HandSide.LEFT, 13), (HandSide.RIGHT, 14)):
+                lm[elbow, :2] = 2 * lm[side.wrist, :2] - lm[elbow, :2]
+            turned = Pose(landmarks_xyzv=lm, world_xyz_m=None, score=pose.score)
+            found["straight"] += len(regions_only.find(frame.rgb, [pose]))
+            found["turned"] += len(regions_only.find(frame.rgb, [turned]))
+            hands = with_fallback.find(frame.rgb, [turned])
+            found["turned_fallback"] += len(hands)
+            assert_hands_at_their_wrists(
+                attach_hands([turned], hands, frame.resolution_wh), frame.resolution_wh
+            )
+    finally:
+        poses_only.close()
+        regions_only.close()
+        with_fallback.close()
+    wrists = 2 * len(frames)
+    assert found["straight"] >= 0.9 * wrists and found["turned"] <= 0.5 * wrists, found
+    assert found["turned_fallback"] >= 0.9 * wrists, found
 
 
 def test_hands_in_a_street_photo_go_to_the_people_they_belong_to(media_dir: Path) -> None:

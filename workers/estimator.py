@@ -1,5 +1,5 @@
 """Pose backends: turn a Frame into the Poses found in it. MediaPipe is imported here and nowhere
-else (`import_mediapipe`, which workers.hands calls for MediaPipe Hands).
+else (`import_mediapipe`, which workers.hand_landmarks calls for MediaPipe Hands).
 
 `mediapipe` (mp.solutions.pose, one person) is defined here; `multi` (several people, the
 same models run with LiteRT) lives in workers.multipose and `movenet` (MoveNet MultiPose, up
@@ -212,9 +212,10 @@ def create_estimator(spec: str, min_confidence: float) -> PoseEstimator:
     if not parsed.hands:
         return estimator
     # Imported here: workers.hands builds on this module.
-    from workers.hands import HandDetector, HandsEstimator
+    from workers.hand_landmarks import HandFinder
+    from workers.hands import HandsEstimator
 
-    return HandsEstimator(estimator, HandDetector(min_confidence))
+    return HandsEstimator(estimator, HandFinder(min_confidence))
 
 
 def import_mediapipe():  # noqa: ANN201 - the mediapipe module (untyped)
