@@ -5,8 +5,9 @@ fallback alone), and palm detection on the whole frame.
 
     .venv/bin/python -m bench.hands [--seconds 6] [--fps 10] [--backend mediapipe --backend movenet]
 
-Wall-clock ms a frame in this process (the first frame, which loads the models, left out); run on
-a quiet machine, the numbers move with the other core's load.
+Wall-clock and CPU ms a frame of this process (all its threads; the first frame, which loads the
+models, left out). CPU time is what a worker pays on a busy machine; the wall clock moves with
+the other core's load.
 """
 
 from __future__ import annotations
@@ -78,13 +79,15 @@ def palm_search(
 def measure(estimate: Callable[[Frame], tuple[Pose, ...]], frames: Sequence[Frame]) -> dict[str, float]:
     estimate(frames[0])  # models load and XNNPACK warms up outside the clock
     people = hands = 0
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for frame in frames[1:]:
         for pose in estimate(frame):
             people += 1
             hands += sum(pose.hand(side) is not None for side in HandSide)
-    ms = (time.perf_counter() - started) / max(1, len(frames) - 1) * 1000
+    n = max(1, len(frames) - 1)
+    ms, cpu_ms = (time.perf_counter() - started) / n * 1000, (time.process_time() - cpu_started) / n * 1000
     return {
+        "cpu_ms_a_frame": round(cpu_ms, 1),
         "ms_a_frame": round(ms, 1),
         "people": people,
         "wrists_with_hand": round(hands / max(1, 2 * people), 2),

@@ -78,8 +78,8 @@ class Settings(BaseSettings):
     )
     hands: bool = Field(
         default=False,
-        description="Also find each person's hands (21 landmarks each, MediaPipe Hands on a crop at each "
-        "wrist; about twice the cost of posing, docs/multi_pose.md). Part of the analysis cache key; "
+        description="Also find each person's hands (21 landmarks each, MediaPipe's hand models at each "
+        "wrist; 2-3x the cost of posing alone, docs/multi_pose.md). Part of the analysis cache key; "
         "cameras take it too, besides their own `camera add --hands`.",
     )
     pose_min_confidence: float = Field(

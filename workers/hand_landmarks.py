@@ -13,7 +13,7 @@ crop and the landmarks after it ~20 ms through the solution API. A hand continue
 so a square along the forearm past the wrist holds it; on the front-view curls clip that region
 held the hand (presence >= 0.5) at 58 of 60 wrists, its landmarks 0.1 hand sizes (wrist to
 middle knuckle) from what palm detection then landmarks found (median). A bent wrist (a palm
-flat on the floor) or a hand the pose placed badly is missed there and found by the fallback.
+flat on the floor) or a hand the pose placed badly is missed there and left to the fallback.
 """
 
 from __future__ import annotations

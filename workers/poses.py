@@ -209,9 +209,9 @@ class Hand:
 
     `landmarks_xyz`: (21, 3) float32; x and y are fractions of the (upright) image's width and
     height, like a Pose's; z is depth relative to the wrist, in roughly the scale of x. `score`:
-    the hand model's confidence in [0, 1] (MediaPipe's handedness score: its solution API exposes
-    no other per-hand score). Which hand it is comes from the Pose it is attached to, never
-    from the model's left/right label (which depends on mirroring).
+    in [0, 1], how sure the hand landmark model is that a hand is there (its presence output;
+    workers.hand_landmarks keeps hands from 0.5). Which hand it is comes from the Pose it is
+    attached to, never from the model's left/right label (which depends on mirroring).
     """
 
     landmarks_xyz: np.ndarray
@@ -232,7 +232,9 @@ class Hand:
         cls, hand_landmarks: Any, handedness: Any, crop_xywh: tuple[float, float, float, float]
     ) -> Hand:
         """From one hand of `mp.solutions.hands.Hands.process()` run on a crop of the image;
-        `crop_xywh` is that crop in fractions of the image (0, 0, 1, 1 for the whole image)."""
+        `crop_xywh` is that crop in fractions of the image (0, 0, 1, 1 for the whole image). The
+        solution API gives no presence score, so the score is its handedness score, a stand-in
+        until the landmark model looks at the hand again (workers.hand_landmarks)."""
         x0, y0, w, h = crop_xywh
         points = np.array([(p.x, p.y, p.z) for p in hand_landmarks.landmark], dtype=np.float32)
         points[:, 0] = x0 + points[:, 0] * w

@@ -98,8 +98,8 @@ class CameraIn(_In):
     )
     hands: bool = Field(
         default=False,
-        description="Find each person's hands (21 landmarks each) in its sessions; about as costly "
-        "again as posing (docs/multi_pose.md).",
+        description="Find each person's hands (21 landmarks each) in its sessions; 2-3x the cost of "
+        "posing alone (docs/multi_pose.md).",
     )
     enabled: bool = True
 
