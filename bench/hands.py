@@ -1,7 +1,7 @@
 """What hands cost and find: ms a frame of a pose backend without and with hands (workers.hands),
 on the first seconds of real clips at the analysis rate, and how many of the people's wrists got
-a hand; for comparison, two other ways to search: palm detection on a crop at each wrist (the
-fallback alone), and palm detection on the whole frame.
+a hand; for comparison, the regions without the palm-detection fallback, and two other ways to
+search: palm detection on a crop at each wrist (the fallback alone), and on the whole frame.
 
     .venv/bin/python -m bench.hands [--seconds 6] [--fps 10] [--backend mediapipe --backend movenet]
 
@@ -25,19 +25,22 @@ from pipeline.source import VideoFile
 from workers.estimator import PoseEstimator, create_estimator, pose_spec
 from workers.hand_landmarks import (
     CropBox,
+    HandFinder,
     HandLandmarkModel,
     PalmSearch,
     px,
     region_around,
     wrist_crop,
 )
-from workers.hands import attach_hands
+from workers.hands import HandsEstimator, attach_hands
 from workers.poses import Hand, HandSide, Pose
 
 CLIPS = (
     "exercise/ex_curl_front_dumbbells_white_studio_man.mp4",
     "exercise/ex_curl_dumbbell_alternating.mp4",
     "exercise/ex_bicep_curl_alternating_side_gym_man.mp4",
+    "exercise/ex_pushup_side_full_then_knee.mp4",
+    "exercise/ex_pushup_oblique_front_livingroom_mat_man.mp4",
 )
 MIN_CONFIDENCE = 0.3
 MAX_SIDE = 1280  # the default POSEPIPE_FRAME_MAX_SIDE
@@ -110,6 +113,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                 estimator = create_estimator(spec, MIN_CONFIDENCE)
                 row[label] = measure(estimator.estimate, frames)
                 estimator.close()
+            regions_only = HandsEstimator(
+                create_estimator(pose_spec(backend), MIN_CONFIDENCE),
+                HandFinder(MIN_CONFIDENCE, fallback=False),
+            )
+            row["regions_only"] = measure(regions_only.estimate, frames)
+            regions_only.close()
             landmarks = HandLandmarkModel()
             for label, whole, per_crop in (("palm_at_wrists", False, 1), ("palm_whole_frame", True, 2)):
                 poses = create_estimator(pose_spec(backend), MIN_CONFIDENCE)

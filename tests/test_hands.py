@@ -153,7 +153,7 @@ def test_a_hand_found_from_both_wrists_crops_is_attached_once() -> None:
     assert [h for h in (pose.left_hand, pose.right_hand) if h is not None] == [one_hand]
 
 
-def test_the_region_at_a_wrist_runs_along_the_forearm_and_the_crop_holds_the_wrist() -> None:
+def test_the_region_at_a_wrist_lies_past_it_in_the_hands_direction_and_the_crop_holds_the_wrist() -> None:
     someone = person(0.5)
     for side in HandSide:
         region = region_at_wrist(someone, side, RESOLUTION_WH)
@@ -168,6 +168,16 @@ def test_the_region_at_a_wrist_runs_along_the_forearm_and_the_crop_holds_the_wri
         assert (top_middle - wrist) @ (wrist - elbow) > along
         crop = wrist_crop(someone, side, RESOLUTION_WH)
         assert crop is not None and crop.x0 <= wrist[0] < crop.x1 and crop.y0 <= wrist[1] < crop.y1
+    # Where the pose model saw the hand's pinky and index points, the region points at them
+    # (a palm flat on the floor: the hand at a right angle to the forearm).
+    flat = person(0.5)
+    wrist = flat.landmarks_xyzv[HandSide.LEFT.wrist, :2].copy()
+    for knuckle in (17, 19):
+        flat.landmarks_xyzv[knuckle] = (wrist[0] + 0.03, wrist[1], 0.0, 0.9)
+    region = region_at_wrist(flat, HandSide.LEFT, RESOLUTION_WH)
+    assert region is not None and region.rotation_rad == pytest.approx(np.pi / 2)
+    assert region.centre_xy_px[0] > wrist[0] * RESOLUTION_WH[0]
+    assert region.centre_xy_px[1] == pytest.approx(wrist[1] * RESOLUTION_WH[1])
     off_frame = person(0.5)
     off_frame.landmarks_xyzv[HandSide.RIGHT.wrist, 0] = -0.2
     assert region_at_wrist(off_frame, HandSide.RIGHT, RESOLUTION_WH) is None
@@ -331,9 +341,9 @@ def test_hands_found_on_a_real_clip_sit_at_the_persons_wrists(media_dir: Path, b
 
 
 def test_palm_detection_finds_the_hands_the_forearm_region_misses(media_dir: Path) -> None:
-    """With each elbow moved to the far side of its wrist, the forearm points away from the hand
-    (as for a bent wrist), the region along it holds no hand, and palm detection on the crop
-    around the wrist finds it."""
+    """With each elbow moved to the far side of its wrist and the pose's hand points hidden, the
+    region points away from the hand (as for a bent wrist seen by a pose model without hand
+    points) and holds no hand, and palm detection on the crop around the wrist finds it."""
     frames = sampled(media_dir / CURLS, fps=2, seconds=3)
     poses_only = create_estimator("mediapipe", 0.3)
     regions_only, with_fallback = HandFinder(0.3, fallback=False), HandFinder(0.3)
@@ -344,6 +354,7 @@ def test_palm_detection_finds_the_hands_the_forearm_region_misses(media_dir: Pat
             lm = pose.landmarks_xyzv.copy()
             for side, elbow in ((HandSide.LEFT, 13), (HandSide.RIGHT, 14)):
                 lm[elbow, :2] = 2 * lm[side.wrist, :2] - lm[elbow, :2]
+            lm[17:23, 3] = 0.0
             turned = Pose(landmarks_xyzv=lm, world_xyz_m=None, score=pose.score)
             found["straight"] += len(regions_only.find(frame.rgb, [pose]))
             found["turned"] += len(regions_only.find(frame.rgb, [turned]))

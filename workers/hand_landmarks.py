@@ -9,11 +9,12 @@ the wheel's full models). Never a download. Does not decide whose hand a hand is
 (workers.hands does).
 
 Why a predicted region first: the landmark model alone costs ~8 ms a hand, a palm detection on a
-crop and the landmarks after it ~20 ms through the solution API. A hand continues its forearm,
-so a square along the forearm past the wrist holds it; on the front-view curls clip that region
-held the hand (presence >= 0.5) at 58 of 60 wrists, its landmarks 0.1 hand sizes (wrist to
-middle knuckle) from what palm detection then landmarks found (median). A bent wrist (a palm
-flat on the floor) or a hand the pose placed badly is missed there and left to the fallback.
+crop and the landmarks after it ~20 ms through the solution API. A hand lies past its wrist, in
+the direction of the pose's hand points or, without them, of the forearm, so a square there
+holds it; on the front-view curls clip that region held the hand (presence >= 0.5) at 58 of 60
+wrists, its landmarks 0.1 hand sizes (wrist to middle knuckle) from what palm detection then
+landmarks found (median). A hand the pose placed badly, or a bent wrist without the pose's hand
+points, is missed there and left to the fallback.
 """
 
 from __future__ import annotations
@@ -44,12 +45,17 @@ PRESENCE_MIN = 0.5
 # a sensible reach.
 FOREARM_PER_TORSO = 0.5
 FOREARM_PER_SHOULDER_WIDTH = 0.6
-# The predicted region, in forearms: it starts from the wrist and goes on along the forearm.
+# The predicted region, in forearms: it starts from the wrist and goes on in the hand's direction.
 # Measured on the front-view curls clip (ratios to the distance from the pose's wrist to the
 # middle of its pinky and index points, 0.22 forearm at the median): centre 0.8 and side 3.2 of
 # that distance held the hand at 58 of 60 wrists; side 2.0 at 21-27, 4.0 at 53-56.
 ROI_CENTRE_FOREARMS = 0.18
 ROI_SIDE_FOREARMS = 0.7
+# The pose's pinky and index points give the hand's direction where the pose model saw both
+# (BlazePose's backends; MoveNet has none). On a palm flat on the floor the forearm points the
+# wrong way: on the side push-up clip (ex_pushup_side_full_then_knee) regions along the forearm
+# held no hand at all, regions towards those points 0.48 of the wrists (curls: 0.96 and 0.93).
+MIN_KNUCKLE_VISIBILITY = 0.5
 # A wrist the pose model did not see (behind the body in a side view, out of the frame) has
 # no hand in sight either: searching it costs for nothing. Half is where BlazePose calls a
 # landmark seen, and where workers.movenet maps MoveNet's "seen" score.
@@ -58,7 +64,7 @@ MIN_WRIST_VISIBILITY = 0.5
 # The fallback: a square of 2.4 forearms around the palm goes to palm detection (measured on
 # the front-view curls clip: 3.2 pulled the other hand into the crop, 1.6 missed more hands).
 CROP_SIDE_FOREARMS = 2.4
-# The crop's centre is this far past the wrist, away from the elbow: about the palm's middle.
+# The crop's centre is this far past the wrist in the hand's direction: about the palm's middle.
 PALM_CENTRE_FOREARMS = 0.3
 # A crop smaller than this holds a hand too small for the palm detector to find.
 MIN_CROP_PX = 32
@@ -66,6 +72,10 @@ MIN_CROP_PX = 32
 MIN_REGION_PX = 16
 
 _ELBOW = {HandSide.LEFT: LANDMARK_INDEX["left_elbow"], HandSide.RIGHT: LANDMARK_INDEX["right_elbow"]}
+_KNUCKLES = {
+    side: (LANDMARK_INDEX[f"{side.name.lower()}_pinky"], LANDMARK_INDEX[f"{side.name.lower()}_index"])
+    for side in HandSide
+}
 # MediaPipe's landmarks-to-region: the palm and the fingers' first joints set the region's size.
 _PARTIAL_HAND = (0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18)
 
@@ -123,22 +133,31 @@ def _seen_wrist(pose: Pose, side: HandSide, resolution_wh: tuple[int, int]) -> n
     return wrist if seen and 0 <= wrist[0] < w and 0 <= wrist[1] < h else None
 
 
-def _along_forearm(pose: Pose, side: HandSide, resolution_wh: tuple[int, int]) -> np.ndarray:
-    """Unit vector from the elbow through the wrist (pixels); straight down if they coincide."""
+def _hand_direction(pose: Pose, side: HandSide, resolution_wh: tuple[int, int]) -> np.ndarray:
+    """Unit vector (pixels) from the wrist towards the fingers: to the middle of the pose's pinky
+    and index points where the pose model saw both, else on along the forearm (straight down if
+    elbow and wrist coincide)."""
     lm = px(pose.landmarks_xyzv[:, :2], resolution_wh)
-    forearm = lm[side.wrist] - lm[_ELBOW[side]]
+    wrist = lm[side.wrist]
+    pinky, index = _KNUCKLES[side]
+    if min(pose.landmarks_xyzv[pinky, 3], pose.landmarks_xyzv[index, 3]) >= MIN_KNUCKLE_VISIBILITY:
+        towards = (lm[pinky] + lm[index]) / 2 - wrist
+        length = float(np.linalg.norm(towards))
+        if length > 0:
+            return towards / length
+    forearm = wrist - lm[_ELBOW[side]]
     length = float(np.linalg.norm(forearm))
     return forearm / length if length > 0 else np.array([0.0, 1.0])
 
 
 def region_at_wrist(pose: Pose, side: HandSide, resolution_wh: tuple[int, int]) -> HandRegion | None:
-    """Where `pose`'s hand on `side` should be: along the forearm past the wrist. None for a
+    """Where `pose`'s hand on `side` should be: past the wrist, in the hand's direction. None for a
     wrist unseen or outside the frame, or a person too small for a hand to be found."""
     wrist = _seen_wrist(pose, side, resolution_wh)
     reach = forearm_px(pose, resolution_wh)
     if wrist is None or ROI_SIDE_FOREARMS * reach < MIN_REGION_PX:
         return None
-    along = _along_forearm(pose, side, resolution_wh)
+    along = _hand_direction(pose, side, resolution_wh)
     centre = wrist + along * ROI_CENTRE_FOREARMS * reach
     return HandRegion(
         (float(centre[0]), float(centre[1])), ROI_SIDE_FOREARMS * reach, HandRegion.rotation_of(along)
@@ -192,7 +211,7 @@ def wrist_crop(pose: Pose, side: HandSide, resolution_wh: tuple[int, int]) -> Cr
     if wrist is None or side_px < MIN_CROP_PX:
         return None
     w, h = resolution_wh
-    centre = wrist + _along_forearm(pose, side, resolution_wh) * PALM_CENTRE_FOREARMS * reach
+    centre = wrist + _hand_direction(pose, side, resolution_wh) * PALM_CENTRE_FOREARMS * reach
     x0, y0 = (int(max(0.0, c - side_px / 2)) for c in centre)
     x1, y1 = int(min(w, centre[0] + side_px / 2)), int(min(h, centre[1] + side_px / 2))
     if x1 - x0 < MIN_CROP_PX or y1 - y0 < MIN_CROP_PX:
