@@ -28,7 +28,7 @@ POSE_MODEL_CHOICES = click.Choice(POSE_MODELS)
 POSE_MODEL_HELP = "BlazePose landmark model of mediapipe and multi: lite, full or heavy (default: settings)."
 HANDS_HELP = (
     "Also find each person's hands, 21 landmarks each, attached to the person whose wrist they "
-    "meet (2-3x the cost of posing alone; default: POSEPIPE_HANDS, off)."
+    "meet (1.5-4x the cost of posing alone; default: POSEPIPE_HANDS, off)."
 )
 
 

@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     hands: bool = Field(
         default=False,
         description="Also find each person's hands (21 landmarks each, MediaPipe's hand models at each "
-        "wrist; 2-3x the cost of posing alone, docs/multi_pose.md). Part of the analysis cache key; "
+        "wrist; 1.5-4x the cost of posing alone, docs/multi_pose.md). Part of the analysis cache key; "
         "cameras take it too, besides their own `camera add --hands`.",
     )
     pose_min_confidence: float = Field(

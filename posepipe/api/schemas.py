@@ -98,7 +98,7 @@ class CameraIn(_In):
     )
     hands: bool = Field(
         default=False,
-        description="Find each person's hands (21 landmarks each) in its sessions; 2-3x the cost of "
+        description="Find each person's hands (21 landmarks each) in its sessions; 1.5-4x the cost of "
         "posing alone (docs/multi_pose.md).",
     )
     enabled: bool = True
