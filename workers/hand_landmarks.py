@@ -286,11 +286,12 @@ class PalmSearch:
 
 
 class HandFinder:
-    """The hands at the wrists of the people in a frame: the landmark model on the region along
-    each seen wrist's forearm; where that holds no hand, palm detection on a crop around the
-    wrist, its hands looked at again by the landmark model (so every hand's landmarks and score
-    come from the same model). One hand per wrist searched; a hand found from two wrists (hands
-    together) is found twice, and workers.hands keeps one."""
+    """The hands at the wrists of the people in a frame: the landmark model on the region past
+    each seen wrist (`region_at_wrist`); where that holds no hand, palm detection on a crop
+    around the wrist, its hands looked at again by the landmark model (so every hand's landmarks
+    and score come from the same model). One hand per wrist searched; a hand found from two
+    wrists (hands together) is found twice, and workers.hands keeps one. `fallback=False` leaves
+    the palm search out (benchmarks and tests)."""
 
     def __init__(self, min_confidence: float, *, fallback: bool = True) -> None:
         self._landmarks = HandLandmarkModel()
