@@ -184,7 +184,7 @@ def plan(services: Services, path: str, options: AnalyzeOptions) -> Target:
     settings = services.settings
     params = videos.AnalysisParams(
         options.fps,
-        pose_spec(settings.pose_backend, settings.pose_model),
+        pose_spec(settings.pose_backend, settings.pose_model, settings.hands),
         settings.frame_max_side,
         settings.pose_min_confidence,
     )

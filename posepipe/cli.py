@@ -27,6 +27,10 @@ POSE_BACKEND_HELP = (
 )
 POSE_MODEL_CHOICES = click.Choice(POSE_MODELS)
 POSE_MODEL_HELP = "BlazePose landmark model of mediapipe and multi: lite, full or heavy (default: settings)."
+HANDS_HELP = (
+    "Also find each person's hands, 21 landmarks each, attached to the person whose wrist they "
+    "meet (1.5-4x the cost of posing alone; default: POSEPIPE_HANDS, off)."
+)
 
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
@@ -69,6 +73,7 @@ def main(ctx: click.Context, quiet: bool) -> None:
 )
 @click.option("--pose-backend", type=POSE_BACKENDS, default=None, help=POSE_BACKEND_HELP)
 @click.option("--pose-model", type=POSE_MODEL_CHOICES, default=None, help=POSE_MODEL_HELP)
+@click.option("--hands/--no-hands", default=None, help=HANDS_HELP)
 @click.pass_context
 def analyze(
     ctx: click.Context,
@@ -80,13 +85,14 @@ def analyze(
     exercise: str | None,
     pose_backend: str | None,
     pose_model: str | None,
+    hands: bool | None,
 ) -> None:
     """Analyse FILES (videos, photos, or folders of them) to completion and print a summary."""
     from posepipe import analyze as analysis
     from posepipe.progress import ProgressBar
     from posepipe.report import summary_lines, video_report
 
-    settings = _settings(ctx, analysis_fps=fps, pose_backend=pose_backend, pose_model=pose_model)
+    settings = _settings(ctx, analysis_fps=fps, pose_backend=pose_backend, pose_model=pose_model, hands=hands)
     services = _services(settings)
     options = analysis.AnalyzeOptions(
         fps=settings.analysis_fps, exercise=exercise, force=force, workers=workers
@@ -117,6 +123,7 @@ def analyze(
 @click.option("--exercise", type=EXERCISES, default=None)
 @click.option("--pose-backend", type=POSE_BACKENDS, default=None, help=POSE_BACKEND_HELP)
 @click.option("--pose-model", type=POSE_MODEL_CHOICES, default=None, help=POSE_MODEL_HELP)
+@click.option("--hands/--no-hands", default=None, help=HANDS_HELP)
 @click.pass_context
 def enqueue(
     ctx: click.Context,
@@ -126,12 +133,13 @@ def enqueue(
     exercise: str | None,
     pose_backend: str | None,
     pose_model: str | None,
+    hands: bool | None,
 ) -> None:
     """Queue FILES (videos, photos, or folders of them) for the ingester service and print their
     video ids (needs REDIS_URL)."""
     from posepipe import analyze as analysis
 
-    settings = _settings(ctx, analysis_fps=fps, pose_backend=pose_backend, pose_model=pose_model)
+    settings = _settings(ctx, analysis_fps=fps, pose_backend=pose_backend, pose_model=pose_model, hands=hands)
     services = _services(settings)
     options = analysis.AnalyzeOptions(fps=settings.analysis_fps, exercise=exercise, force=force)
     try:
@@ -230,7 +238,8 @@ def status(ctx: click.Context, video_id: int | None, as_json: bool, limit: int) 
     "--landmarks",
     default="all",
     show_default=True,
-    help="all, upper_body, lower_body, or landmark names separated by commas.",
+    help="all, upper_body, lower_body, hands, or landmark names separated by commas, left_hand and "
+    "right_hand among them (all includes the hands when the video was analysed with --hands).",
 )
 @click.option("--from", "t_from", type=float, default=None, help="Start time in seconds.")
 @click.option("--to", "t_to", type=float, default=None, help="End time in seconds.")
@@ -249,10 +258,11 @@ def poses(
     from posepipe.export import write_poses_csv, write_poses_json
     from storage.models import Video
     from storage.poses import iter_poses
+    from workers.estimator import PoseSpec
     from workers.poses import parse_landmark_selection
 
     try:
-        selection = parse_landmark_selection(landmarks)
+        parse_landmark_selection(landmarks)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--landmarks") from exc
     settings = _settings(ctx)
@@ -263,6 +273,7 @@ def poses(
             if video is None:
                 raise click.ClickException(f"no video {video_id}")
             resolution_wh = (video.width or 1, video.height or 1)
+            selection = parse_landmark_selection(landmarks, PoseSpec.parse(video.pose_backend).hands)
             with click.open_file(output, "w") as out:
                 writer = write_poses_csv if fmt == "csv" else write_poses_json
                 writer(out, video_id, iter_poses(session, video_id, t_from, t_to), selection, resolution_wh)
@@ -493,6 +504,9 @@ def camera() -> None:
     help="Seconds a fallen person stays down before long_lie, for this camera "
     "(default: POSEPIPE_LONG_LIE_S).",
 )
+@click.option(
+    "--hands", is_flag=True, help="Also find each person's hands (21 landmarks each) in its sessions."
+)
 @click.pass_context
 def camera_add(
     ctx: click.Context,
@@ -502,6 +516,7 @@ def camera_add(
     exercise: str | None,
     pose_backend: str | None,
     long_lie_s: float | None,
+    hands: bool,
 ) -> None:
     """Add camera NAME reading URL (rtsp://user:password@host/path); the URL is stored encrypted."""
     from storage.cameras import CameraError, add_camera
@@ -511,7 +526,9 @@ def camera_add(
     backend = pose_backend or settings.camera_pose_backend
     try:
         with services.db.session() as session:
-            cam = add_camera(session, services.secret_box(), name, url, fps, exercise, backend, long_lie_s)
+            cam = add_camera(
+                session, services.secret_box(), name, url, fps, exercise, backend, long_lie_s, hands
+            )
             click.echo(f"{cam.id}\t{cam.name}\t{cam.url_masked}")
     except CameraError as exc:
         raise click.ClickException(str(exc)) from exc

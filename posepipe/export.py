@@ -1,4 +1,5 @@
-"""Exports for the query side: pose rows and events as CSV or JSON, streamed to a text handle."""
+"""Exports for the query side: pose rows (with each person's hands when stored) and events as CSV or
+JSON, streamed to a text handle."""
 
 from __future__ import annotations
 
@@ -11,16 +12,39 @@ from typing import Any, TextIO
 from analytics.angles import ANGLE_COLUMNS, JointAngles
 from storage.models import EventRow
 from storage.poses import StoredPose
-from workers.poses import LANDMARK_NAMES
+from workers.poses import HAND_LANDMARK_NAMES, LANDMARK_NAMES, N_HAND_LANDMARKS, Hand, LandmarkSelection
 
 LANDMARK_FIELDS = ("x", "y", "z", "visibility")
+HAND_FIELDS = ("x", "y", "z")
 
 
-def pose_csv_header(landmarks: Sequence[int]) -> list[str]:
+def pose_csv_header(selection: LandmarkSelection) -> list[str]:
+    """Body landmarks, then each selected hand (its score, then its 21 points, named
+    `left_hand_thumb_tip_x`...), then joint angles."""
     header = ["video_id", "seq", "t_s", "person", "track_id", "score"]
-    for i in landmarks:
+    for i in selection.body:
         header.extend(f"{LANDMARK_NAMES[i]}_{field}" for field in LANDMARK_FIELDS)
+    for side in selection.hands:
+        header.append(f"{side.value}_score")
+        for name in HAND_LANDMARK_NAMES:
+            header.extend(f"{side.value}_{name}_{field}" for field in HAND_FIELDS)
     return header + list(ANGLE_COLUMNS)
+
+
+def _hand_csv(hand: Hand | None) -> list[str]:
+    # A hand not found is empty cells, as a joint angle that could not be measured.
+    if hand is None:
+        return [""] * (1 + N_HAND_LANDMARKS * len(HAND_FIELDS))
+    return [f"{hand.score:.4f}", *(f"{v:.5f}" for v in hand.landmarks_xyz.reshape(-1))]
+
+
+def _hand_json(hand: Hand | None) -> dict[str, Any] | None:
+    if hand is None:
+        return None
+    return {
+        "score": round(hand.score, 4),
+        "landmarks": [[round(float(v), 5) for v in point] for point in hand.landmarks_xyz],
+    }
 
 
 def _angles(row: StoredPose, resolution_wh: tuple[int, int]) -> JointAngles:
@@ -32,12 +56,12 @@ def write_poses_csv(
     out: TextIO,
     video_id: int,
     rows: Iterable[StoredPose],
-    landmarks: Sequence[int],
+    selection: LandmarkSelection,
     resolution_wh: tuple[int, int],
 ) -> int:
-    """Landmarks, then joint angles in degrees (empty where a joint was not visible enough)."""
+    """Landmarks, hands, then joint angles in degrees (empty where a joint was not visible enough)."""
     writer = csv.writer(out)
-    writer.writerow(pose_csv_header(landmarks))
+    writer.writerow(pose_csv_header(selection))
     count = 0
     for row in rows:
         lm = row.pose.landmarks_xyzv
@@ -49,8 +73,10 @@ def write_poses_csv(
             _blank(row.track_id),
             f"{row.pose.score:.4f}",
         ]
-        for i in landmarks:
+        for i in selection.body:
             values.extend(f"{v:.5f}" for v in lm[i])
+        for side in selection.hands:
+            values.extend(_hand_csv(row.pose.hand(side)))
         values.extend("" if math.isnan(a) else f"{a:.1f}" for a in _angles(row, resolution_wh).as_row())
         writer.writerow(values)
         count += 1
@@ -61,12 +87,18 @@ def write_poses_json(
     out: TextIO,
     video_id: int,
     rows: Iterable[StoredPose],
-    landmarks: Sequence[int],
+    selection: LandmarkSelection,
     resolution_wh: tuple[int, int],
 ) -> int:
-    """One JSON document, written row by row so a long video never sits in memory."""
-    names = [LANDMARK_NAMES[i] for i in landmarks]
-    out.write(json.dumps({"video_id": video_id, "landmarks": names, "fields": list(LANDMARK_FIELDS)})[:-1])
+    """One JSON document, written row by row so a long video never sits in memory. Each selected
+    hand is `{"score", "landmarks": 21 x [x, y, z]}`, or null where that hand was not found."""
+    names = [LANDMARK_NAMES[i] for i in selection.body]
+    head: dict[str, Any] = {"video_id": video_id, "landmarks": names, "fields": list(LANDMARK_FIELDS)}
+    if selection.hands:
+        head["hands"] = [side.value for side in selection.hands]
+        head["hand_landmarks"] = list(HAND_LANDMARK_NAMES)
+        head["hand_fields"] = list(HAND_FIELDS)
+    out.write(json.dumps(head)[:-1])
     out.write(', "poses": [')
     count = 0
     for row in rows:
@@ -77,12 +109,14 @@ def write_poses_json(
             "person": row.person,
             "track_id": row.track_id,
             "score": round(row.pose.score, 4),
-            "landmarks": [[round(float(v), 5) for v in lm[i]] for i in landmarks],
+            "landmarks": [[round(float(v), 5) for v in lm[i]] for i in selection.body],
         }
         if row.pose.world_xyz_m is not None:
             item["world_landmarks_m"] = [
-                [round(float(v), 5) for v in row.pose.world_xyz_m[i]] for i in landmarks
+                [round(float(v), 5) for v in row.pose.world_xyz_m[i]] for i in selection.body
             ]
+        for side in selection.hands:
+            item[side.value] = _hand_json(row.pose.hand(side))
         item["angles_deg"] = {
             name: None if math.isnan(v) else round(v, 1)
             for name, v in zip(ANGLE_COLUMNS, _angles(row, resolution_wh).as_row(), strict=True)

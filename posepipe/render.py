@@ -13,7 +13,7 @@ import numpy as np
 
 from pipeline.frames import upright
 from pipeline.source import is_photo_container
-from workers.poses import BONES, Pose
+from workers.poses import BONES, HAND_BONES, Hand, Pose
 
 # Joints below this visibility are guesses; drawing them would show a confident skeleton
 # where the model saw nothing.
@@ -51,12 +51,14 @@ class SkeletonStyle:
     joint_radius_frac: float = 0.008
     bone_thickness_frac: float = 0.004
     min_visibility: float = DRAW_MIN_VISIBILITY
+    # Hands are drawn thinner and smaller: their bones are a tenth of a body's.
+    hand_scale: float = 0.5
 
 
 def draw_skeleton(
     rgb: np.ndarray, poses: Sequence[Pose], style: SkeletonStyle = SkeletonStyle()
 ) -> np.ndarray:
-    """A copy of `rgb` with each pose's bones and joints drawn on it."""
+    """A copy of `rgb` with each pose's bones and joints drawn on it, and its hands' (when stored)."""
     out = np.ascontiguousarray(rgb.copy())
     height, width = out.shape[:2]
     short = min(width, height)
@@ -72,7 +74,22 @@ def draw_skeleton(
         for i, point in enumerate(points):
             if seen[i]:
                 cv2.circle(out, point, radius, style.joint_rgb, -1, cv2.LINE_AA)
+        for hand in (pose.left_hand, pose.right_hand):
+            if hand is not None:
+                _draw_hand(out, hand, style, radius, thickness)
     return out
+
+
+def _draw_hand(out: np.ndarray, hand: Hand, style: SkeletonStyle, radius: int, thickness: int) -> None:
+    # A hand has no per-point visibility: the hand model saw all of it or did not report it.
+    height, width = out.shape[:2]
+    points = [(int(round(x * width)), int(round(y * height))) for x, y in hand.landmarks_xyz[:, :2]]
+    hand_thickness = max(1, int(round(thickness * style.hand_scale)))
+    hand_radius = max(1, int(round(radius * style.hand_scale)))
+    for a, b in HAND_BONES:
+        cv2.line(out, points[a], points[b], style.bone_rgb, hand_thickness, cv2.LINE_AA)
+    for point in points:
+        cv2.circle(out, point, hand_radius, style.joint_rgb, -1, cv2.LINE_AA)
 
 
 class FrameNotFoundError(LookupError):

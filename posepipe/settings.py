@@ -86,6 +86,12 @@ class Settings(BaseSettings):
         description="BlazePose landmark model of the mediapipe and multi backends (model_complexity 0, 1, "
         "2); lite and heavy are installed by scripts/install. Part of the analysis cache key.",
     )
+    hands: bool = Field(
+        default=False,
+        description="Also find each person's hands (21 landmarks each, MediaPipe's hand models at each "
+        "wrist; 1.5-4x the cost of posing alone, docs/multi_pose.md). Part of the analysis cache key; "
+        "cameras take it too, besides their own `camera add --hands`.",
+    )
     pose_min_confidence: float = Field(
         default=0.3,
         ge=0.05,

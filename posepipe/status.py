@@ -74,6 +74,7 @@ def camera_status(db: Database) -> list[dict[str, Any]]:
                     "fps": cam.fps,
                     "exercise": cam.exercise,
                     "long_lie_s": cam.long_lie_s,
+                    "hands": cam.hands,
                     "enabled": cam.enabled,
                     "state": st.state.value if st else "never_started",
                     "session_video_id": st.session_video_id if st else None,

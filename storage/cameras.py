@@ -39,6 +39,7 @@ class CameraConfig:
     exercise: str | None
     updated_at: datetime
     pose_backend: str
+    hands: bool = False  # find each person's hands (workers.hands)
 
 
 def _check_backend(pose_backend: str) -> None:
@@ -67,6 +68,7 @@ def add_camera(
     exercise: str | None,
     pose_backend: str,
     long_lie_s: float | None = None,
+    hands: bool = False,
 ) -> Camera:
     """`pose_backend`: the backend its sessions use (the deployment's
     POSEPIPE_CAMERA_POSE_BACKEND unless the camera asks for another)."""
@@ -97,6 +99,7 @@ def add_camera(
         exercise=exercise,
         pose_backend=pose_backend,
         long_lie_s=long_lie_s,
+        hands=hands,
     )
     session.add(camera)
     session.flush()
@@ -136,6 +139,7 @@ def enabled_configs(session: Session, box: SecretBox) -> list[CameraConfig]:
             exercise=c.exercise,
             updated_at=c.updated_at,
             pose_backend=c.pose_backend,
+            hands=c.hands,
         )
         for c in cameras
     ]
@@ -192,6 +196,7 @@ class CameraUpdate:
     pose_backend: str | None = None
     long_lie_s: float | None = None
     clear_long_lie: bool = False
+    hands: bool | None = None
 
 
 def update_camera(session: Session, box: SecretBox, name: str, change: CameraUpdate) -> Camera:
@@ -219,6 +224,8 @@ def update_camera(session: Session, box: SecretBox, name: str, change: CameraUpd
     if change.long_lie_s is not None or change.clear_long_lie:
         _check_long_lie(change.long_lie_s)
         camera.long_lie_s = change.long_lie_s
+    if change.hands is not None:
+        camera.hands = change.hands
     camera.updated_at = utcnow()
     session.flush()
     return camera

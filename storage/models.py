@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -185,6 +186,12 @@ class PoseRow(Base):
     score: Mapped[float] = mapped_column(Float)
     landmarks: Mapped[bytes] = mapped_column(LargeBinary)
     world_landmarks: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The person's hands (workers.poses.Hand: (21, 3) little-endian float32, and its score);
+    # None when hands were off or none met that wrist.
+    left_hand: Mapped[bytes | None] = mapped_column(LargeBinary)
+    left_hand_score: Mapped[float | None] = mapped_column(Float)
+    right_hand: Mapped[bytes | None] = mapped_column(LargeBinary)
+    right_hand_score: Mapped[float | None] = mapped_column(Float)
 
 
 class AnalyticsState(Base):
@@ -245,6 +252,8 @@ class Camera(Base):
     # Seconds a fallen person stays down before long_lie, for this camera (a care-home room
     # may want a shorter time than a gym); None: the deployment's POSEPIPE_LONG_LIE_S.
     long_lie_s: Mapped[float | None] = mapped_column(Float)
+    # Find each person's hands in its sessions (workers.hands).
+    hands: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

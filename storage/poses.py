@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import AnalysedFrame, Chunk, ChunkStatus, PoseRow, Video, utcnow
-from workers.poses import FramePoses, Pose
+from workers.poses import FramePoses, Hand, HandSide, Pose
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ def write_chunk(session: Session, chunk: ChunkWrite) -> None:
                     "score": pose.score,
                     "landmarks": landmarks,
                     "world_landmarks": world,
+                    **_hand_columns(pose),
                 }
             )
     if frame_rows:
@@ -102,6 +104,42 @@ def write_chunk(session: Session, chunk: ChunkWrite) -> None:
     )
 
 
+def _hand_columns(pose: Pose) -> dict[str, bytes | float | None]:
+    columns: dict[str, bytes | float | None] = {}
+    for side in HandSide:
+        hand = pose.hand(side)
+        columns[side.value] = None if hand is None else hand.to_bytes()
+        columns[f"{side.value}_score"] = None if hand is None else hand.score
+    return columns
+
+
+def _hand(landmarks: bytes | None, score: float | None) -> Hand | None:
+    return None if landmarks is None or score is None else Hand.from_bytes(landmarks, score)
+
+
+# What a Pose is built from (`pose_from_row`).
+POSE_COLUMNS = (
+    PoseRow.landmarks,
+    PoseRow.world_landmarks,
+    PoseRow.score,
+    PoseRow.left_hand,
+    PoseRow.left_hand_score,
+    PoseRow.right_hand,
+    PoseRow.right_hand_score,
+)
+
+
+def pose_from_row(row: Any) -> Pose:
+    """A Pose from a PoseRow, or a result row holding POSE_COLUMNS."""
+    return Pose.from_bytes(
+        row.landmarks,
+        row.world_landmarks,
+        row.score,
+        _hand(row.left_hand, row.left_hand_score),
+        _hand(row.right_hand, row.right_hand_score),
+    )
+
+
 def chunk_done(session: Session, video_id: int, chunk_idx: int) -> bool:
     status = session.scalar(select(Chunk.status).where(Chunk.video_id == video_id, Chunk.idx == chunk_idx))
     return status == ChunkStatus.DONE
@@ -126,13 +164,15 @@ def read_frames(
         .order_by(AnalysedFrame.seq)
     ).all()
     poses: dict[int, list[Pose]] = {}
+    # Columns, not ORM objects: this runs for every chunk analysed, and an identity map of rows
+    # read once is pure cost.
     rows = session.execute(
-        select(PoseRow.seq, PoseRow.score, PoseRow.landmarks, PoseRow.world_landmarks)
+        select(PoseRow.seq, *POSE_COLUMNS)
         .where(PoseRow.video_id == video_id, PoseRow.seq.between(seq_from, seq_to - 1))
         .order_by(PoseRow.seq, PoseRow.person)
     )
-    for seq, score, landmarks, world in rows:
-        poses.setdefault(seq, []).append(Pose.from_bytes(landmarks, world, score))
+    for row in rows:
+        poses.setdefault(row.seq, []).append(pose_from_row(row))
     return [FramePoses.of(seq, t_s, resolution_wh, poses.get(seq, ())) for seq, t_s in frames]
 
 
@@ -180,7 +220,7 @@ def iter_poses(
             row.t_s,
             row.person,
             row.track_id,
-            Pose.from_bytes(row.landmarks, row.world_landmarks, row.score),
+            pose_from_row(row),
         )
 
 

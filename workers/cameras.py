@@ -22,6 +22,7 @@ from analytics.events import Event, EventType
 from pipeline import keys
 from pipeline.live import LiveIngest, LivePlan
 from pipeline.stream import CameraStream, LiveFrame, StreamGap
+from posepipe.settings import Settings
 from storage import cameras, events, videos
 from storage.cameras import CameraConfig, StatusReport
 from storage.models import CameraState, Source, Video, VideoStatus
@@ -33,6 +34,13 @@ log = logging.getLogger(__name__)
 
 CAMERA_POLL_S = 2.0
 STATUS_INTERVAL_S = 2.0
+
+
+def session_pose_spec(config: CameraConfig, settings: Settings) -> str:
+    """What a camera's sessions are posed with: the camera's backend with this deployment's
+    BlazePose model, and hands when the camera asks for them or the deployment turns them on
+    everywhere (POSEPIPE_HANDS)."""
+    return pose_spec(config.pose_backend, settings.pose_model, config.hands or settings.hands)
 
 
 @dataclass
@@ -104,8 +112,7 @@ class CameraRunner:
                 self.live.flush_if_due(time.time())
 
     def _open_session(self, session_start: float) -> tuple[int, str]:
-        # The camera's backend with this deployment's BlazePose model: the session's workers pose with it.
-        spec = pose_spec(self.config.pose_backend, self.ctx.settings.pose_model)
+        spec = session_pose_spec(self.config, self.ctx.settings)
         with self.ctx.db.session() as session:
             source = session.get(Source, self.config.source_id)
             video = Video(

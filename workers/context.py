@@ -93,7 +93,7 @@ class WorkerContext:
 
     @property
     def default_pose_spec(self) -> str:
-        return pose_spec(self.settings.pose_backend, self.settings.pose_model)
+        return pose_spec(self.settings.pose_backend, self.settings.pose_model, self.settings.hands)
 
     def session_estimator(
         self, video_id: int, first_pts_s: float, backend: str | None = None

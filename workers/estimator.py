@@ -1,4 +1,5 @@
-"""Pose backends: turn a Frame into the Poses found in it. MediaPipe is imported here and nowhere else.
+"""Pose backends: turn a Frame into the Poses found in it. MediaPipe is imported here and nowhere
+else (`import_mediapipe`, which workers.hand_landmarks calls for MediaPipe Hands).
 
 `mediapipe` (mp.solutions.pose, one person) is defined here; `multi` (several people, the
 same models run with LiteRT) lives in workers.multipose, `movenet` (MoveNet MultiPose, up
@@ -10,7 +11,9 @@ video is one string, its pose spec (`pose_spec`): the backend's name, then `:lit
 `:heavy` when the model is not the default full one (so specs, and the analysis cache keys
 built from them, of everything analysed before the choice existed stay valid). It is stored
 as the video's `pose_backend`, so every worker poses a video with the model it was planned
-with, and a different model is a different cache key.
+with, and a different model is a different cache key. `+hands` at the end of a spec adds each
+person's hands (workers.hands, which runs MediaPipe Hands), so hands on or off is a different
+cache key too.
 
 A backend holds a loaded model, so it is built once per worker (see workers.context) and
 `reset()` between chunks: chunks are posed independently, so a chunk's result never depends
@@ -176,12 +179,18 @@ BACKENDS: dict[str, Callable[[float, float, str], PoseEstimator]] = {
 MODEL_BACKENDS = frozenset({"mediapipe", "multi", "mediapipe+movenet"})
 
 
+# What a spec ends with when hands are on.
+HANDS_SUFFIX = "+hands"
+
+
 @dataclass(frozen=True)
 class PoseSpec:
-    """A backend and the landmark model it runs (DEFAULT_POSE_MODEL for backends without a choice)."""
+    """A backend, the landmark model it runs (DEFAULT_POSE_MODEL for backends without a choice),
+    and whether each person's hands are found too."""
 
     backend: str
     model: str = DEFAULT_POSE_MODEL
+    hands: bool = False
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -193,23 +202,32 @@ class PoseSpec:
 
     @classmethod
     def parse(cls, spec: str) -> PoseSpec:
-        backend, _, model = spec.partition(":")
-        return cls(backend, model or DEFAULT_POSE_MODEL)
+        hands = spec.endswith(HANDS_SUFFIX)
+        backend, _, model = spec.removesuffix(HANDS_SUFFIX).partition(":")
+        return cls(backend, model or DEFAULT_POSE_MODEL, hands)
 
     def __str__(self) -> str:
-        return self.backend if self.model == DEFAULT_POSE_MODEL else f"{self.backend}:{self.model}"
+        body = self.backend if self.model == DEFAULT_POSE_MODEL else f"{self.backend}:{self.model}"
+        return body + (HANDS_SUFFIX if self.hands else "")
 
 
-def pose_spec(backend: str, model: str = DEFAULT_POSE_MODEL) -> str:
-    """The spec string of `backend` running `model`; backends without a model choice ignore it
-    (a MoveNet analysis does not change with POSEPIPE_POSE_MODEL)."""
-    return str(PoseSpec(backend, model if backend in MODEL_BACKENDS else DEFAULT_POSE_MODEL))
+def pose_spec(backend: str, model: str = DEFAULT_POSE_MODEL, hands: bool = False) -> str:
+    """The spec string of `backend` running `model`, with hands or not; backends without a model
+    choice ignore it (a MoveNet analysis does not change with POSEPIPE_POSE_MODEL)."""
+    return str(PoseSpec(backend, model if backend in MODEL_BACKENDS else DEFAULT_POSE_MODEL, hands))
 
 
 def create_estimator(spec: str, min_confidence: float) -> PoseEstimator:
-    """A backend from its spec (`mediapipe`, `multi:heavy`, `movenet`...)."""
+    """A backend from its spec (`mediapipe`, `multi:heavy`, `movenet+hands`...)."""
     parsed = PoseSpec.parse(spec)
-    return BACKENDS[parsed.backend](min_confidence, min_confidence, parsed.model)
+    estimator = BACKENDS[parsed.backend](min_confidence, min_confidence, parsed.model)
+    if not parsed.hands:
+        return estimator
+    # Imported here: workers.hands builds on this module.
+    from workers.hand_landmarks import HandFinder
+    from workers.hands import HandsEstimator
+
+    return HandsEstimator(estimator, HandFinder(min_confidence))
 
 
 def import_mediapipe():  # noqa: ANN201 - the mediapipe module (untyped)

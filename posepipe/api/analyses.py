@@ -140,7 +140,7 @@ class UploadAnalyses:
         settings = self.settings
         params = videos.AnalysisParams(
             options.fps,
-            pose_spec(settings.pose_backend, settings.pose_model),
+            pose_spec(settings.pose_backend, settings.pose_model, settings.hands),
             settings.frame_max_side,
             settings.pose_min_confidence,
         )

@@ -28,6 +28,7 @@ def camera_view(camera: Camera, status: CameraStatusRow | None) -> CameraOut:
         fps=camera.fps,
         exercise=camera.exercise,  # type: ignore[arg-type]
         long_lie_s=camera.long_lie_s,
+        hands=camera.hands,
         enabled=camera.enabled,
         state=status.state.value if status else "never_started",
         session_video_id=status.session_video_id if status else None,
@@ -91,6 +92,7 @@ def create_camera(body: CameraIn, api: Annotated[ApiState, Depends(get_api)]) ->
                 body.exercise.value if body.exercise else None,
                 api.settings.camera_pose_backend,
                 long_lie_s=body.long_lie_s,
+                hands=body.hands,
             )
         except cameras.CameraError as exc:
             raise HTTPException(422, str(exc)) from exc
@@ -103,7 +105,7 @@ def create_camera(body: CameraIn, api: Annotated[ApiState, Depends(get_api)]) ->
     response_model=CameraOut,
     dependencies=[Depends(require_admin)],
     responses={**NOT_FOUND, **INVALID},
-    summary="Change a camera's URL, rate, exercise, long-lie time or enabled flag",
+    summary="Change a camera's URL, rate, exercise, long-lie time, hands or enabled flag",
 )
 def update_camera(name: str, body: CameraPatch, api: Annotated[ApiState, Depends(get_api)]) -> CameraOut:
     """Fields left out stay as they are. The ingester restarts the camera with the change."""
@@ -115,6 +117,7 @@ def update_camera(name: str, body: CameraPatch, api: Annotated[ApiState, Depends
         enabled=body.enabled,
         long_lie_s=body.long_lie_s,
         clear_long_lie="long_lie_s" in body.model_fields_set and body.long_lie_s is None,
+        hands=body.hands,
     )
     with api.db.session() as session:
         if session.scalar(select(Camera.id).where(Camera.name == name)) is None:

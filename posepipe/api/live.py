@@ -34,6 +34,7 @@ from posepipe.api.state import ApiState, get_api
 from posepipe.render import SkeletonStyle, draw_skeleton
 from storage.db import Database
 from storage.models import Camera, CameraStatusRow, PoseRow
+from storage.poses import POSE_COLUMNS, pose_from_row
 from workers import live_view
 from workers.live_view import LiveView, ViewFrame
 from workers.poses import Pose
@@ -145,11 +146,11 @@ def frame_poses(db: Database, video_id: int, seq: int) -> list[tuple[int | None,
     """(track id, pose) of each person the worker stored for this frame."""
     with db.session() as session:
         rows = session.execute(
-            select(PoseRow.track_id, PoseRow.landmarks, PoseRow.world_landmarks, PoseRow.score)
+            select(PoseRow.track_id, *POSE_COLUMNS)
             .where(PoseRow.video_id == video_id, PoseRow.seq == seq)
             .order_by(PoseRow.person)
         ).all()
-    return [(track, Pose.from_bytes(landmarks, world, score)) for track, landmarks, world, score in rows]
+    return [(row.track_id, pose_from_row(row)) for row in rows]
 
 
 def render_view(

@@ -96,6 +96,11 @@ class CameraIn(_In):
         description="Seconds a fallen person stays down before `long_lie`, for this camera; "
         "null: the deployment's POSEPIPE_LONG_LIE_S.",
     )
+    hands: bool = Field(
+        default=False,
+        description="Find each person's hands (21 landmarks each) in its sessions; 1.5-4x the cost of "
+        "posing alone (docs/multi_pose.md).",
+    )
     enabled: bool = True
 
 
@@ -106,6 +111,7 @@ class CameraPatch(_In):
     long_lie_s: float | None = Field(
         default=None, gt=0, le=86_400, description="Send null to use the deployment's time again."
     )
+    hands: bool | None = None
     enabled: bool | None = None
 
 
@@ -116,6 +122,7 @@ class CameraOut(BaseModel):
     fps: float
     exercise: Exercise | None
     long_lie_s: float | None = Field(description="This camera's long-lie time; null: the deployment's.")
+    hands: bool = Field(description="Whether its sessions find each person's hands.")
     enabled: bool
     state: str = Field(description="online, connecting, reconnecting, offline, or never_started.")
     session_video_id: int | None = Field(description="The live session's video id (its poses and events).")

@@ -37,6 +37,7 @@ from posepipe.export import write_poses_csv, write_poses_json
 from posepipe.render import SkeletonStyle
 from storage.models import Source, SourceKind, Video, VideoStatus
 from storage.poses import iter_poses
+from workers.estimator import PoseSpec
 from workers.poses import parse_landmark_selection
 
 router = APIRouter(prefix="/api", tags=["videos"], dependencies=[Depends(require_read)])
@@ -225,7 +226,11 @@ def video_poses(
     *,
     format: Annotated[ExportFormat, Query()] = ExportFormat.CSV,  # noqa: A002  the API's parameter name
     landmarks: Annotated[
-        str, Query(description="all, upper_body, lower_body, or names separated by commas.")
+        str,
+        Query(
+            description="all, upper_body, lower_body, hands, or names separated by commas (`left_hand` "
+            "and `right_hand` among them); all includes the hands when the video was analysed with them."
+        ),
     ] = "all",
     t_from: Annotated[
         float | None, Query(alias="from", description="Start, seconds from the video's start.")
@@ -244,7 +249,7 @@ def video_poses(
     """Columns as `posepipe poses` writes them (README). For a camera session, `after` and
     `before` pick wall-clock times (its t = 0 is the session's `started_at`)."""
     try:
-        selection = parse_landmark_selection(landmarks)
+        parse_landmark_selection(landmarks)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
     with api.db.session() as session:
@@ -252,6 +257,7 @@ def video_poses(
         if video is None:
             raise HTTPException(404, f"no video {video_id}")
         resolution_wh = (video.width or 1, video.height or 1)
+        selection = parse_landmark_selection(landmarks, PoseSpec.parse(video.pose_backend).hands)
         live = session.get(Source, video.source_id).kind is SourceKind.CAMERA  # type: ignore[union-attr]
         origin = utc(video.started_at) if live else None
     if after is not None or before is not None:

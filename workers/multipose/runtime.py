@@ -1,8 +1,11 @@
 """The TFLite runtime (ai-edge-litert) and the model files: LiteRT is imported here and nowhere else.
 
-The models are the two the mediapipe wheel ships, read from the installed package (never
-copied into the repository, never downloaded). Outputs are named by their shapes, not by
-the converter's tensor names (`Identity_3`), which say nothing and may change.
+The models are the ones the mediapipe wheel ships, read from the installed package (never
+copied into the repository, never downloaded): the two pose models here, and the hand landmark
+model for workers.hands. Outputs are named by their shapes, not by the converter's tensor names
+(`Identity_3`), which say nothing and may change; only a model with two outputs of one shape
+(the hand landmark model: landmarks and world landmarks, presence and handedness) is read by
+output order (`run_ordered`).
 """
 
 from __future__ import annotations
@@ -68,11 +71,25 @@ class TfliteModel:
         )
         return cls(relative, interpreter, int(inp["index"]), outputs, tuple(int(s) for s in inp["shape"]))
 
+    @property
+    def output_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(shape for _index, shape in self._outputs)
+
     def run(self, tensor: np.ndarray) -> dict[tuple[int, ...], np.ndarray]:
         """Run on one input (its shape must be the model's); outputs keyed by their shape."""
+        self._invoke(tensor)
+        interp = self._interpreter
+        return {shape: interp.get_tensor(index) for index, shape in self._outputs}  # type: ignore[attr-defined]
+
+    def run_ordered(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """Run on one input; the outputs in the model's own output order."""
+        self._invoke(tensor)
+        interp = self._interpreter
+        return [interp.get_tensor(index) for index, _shape in self._outputs]  # type: ignore[attr-defined]
+
+    def _invoke(self, tensor: np.ndarray) -> None:
         if tensor.shape != self.input_shape:
             raise ValueError(f"{self.name}: input shape {tensor.shape}, the model wants {self.input_shape}")
         interp = self._interpreter
         interp.set_tensor(self._input_index, np.ascontiguousarray(tensor, dtype=np.float32))  # type: ignore[attr-defined]
         interp.invoke()  # type: ignore[attr-defined]
-        return {shape: interp.get_tensor(index) for index, shape in self._outputs}  # type: ignore[attr-defined]
