@@ -307,7 +307,7 @@ def test_a_file_that_does_not_decode_as_its_packets_say_is_analysed_in_one_pass(
         assert (off is not None) == (label == "parts")
         assert (run != target.run) == (label == "parts")  # started again as a new run
     assert results["parts"] == results["one ingester"]
-    assert results["parts"][0][0][0] == 300  # 30 s at 10 fps: as many as one ingester finds
+    assert results["parts"][0][0] == 300  # 30 s at 10 fps: as many as one ingester finds
 
 
 def test_a_killed_segment_job_is_retried_without_loss_or_duplicates(
