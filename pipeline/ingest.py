@@ -152,7 +152,6 @@ def ingest_file(
             payload_bytes += size
         if first_of_chunk == chunk - 1 and not skipping:
             queue.enqueue_pose(plan.video_id, plan.run, chunk_idx, chunk_idx * chunk, seq + 1)
-    decoded.close()
     if span is not None and resume_seq is None and seq + 1 < span.seq_to:
         raise SegmentMismatch(
             f"video {plan.video_id}: the file ended at frame {seq + 1}, its packets promised {span.seq_to}"

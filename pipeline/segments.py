@@ -21,8 +21,9 @@ import bisect
 import json
 import math
 from array import array
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.sampler import FrameSampler, SamplerState
 from pipeline.source import PacketTimes
@@ -90,7 +91,7 @@ class SegmentPlan:
         ends = [*starts[1:], total]
         return [range(a, b) for a, b in zip(starts, ends, strict=True)]
 
-    def to_redis(self) -> dict[str, bytes]:
+    def to_redis(self) -> dict[Any, bytes]:
         keyframes = [
             [k.pts, k.pts_s, k.first_seq, k.sampler.last_slot, k.sampler.last_pts_s] for k in self.keyframes
         ]
@@ -102,7 +103,8 @@ class SegmentPlan:
         }
 
     @classmethod
-    def from_redis(cls, fields: dict[bytes, bytes]) -> SegmentPlan:
+    def from_redis(cls, fields: Mapping[Any, Any]) -> SegmentPlan:
+        """From `to_redis`'s hash as redis-py returns it (bytes keys and values)."""
         times = array("d")
         times.frombytes(fields[b"sampled_pts_s"])
         keyframes = tuple(

@@ -9,7 +9,7 @@ turns each into a typed error naming the file and the reason. Does not sample or
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -100,7 +100,7 @@ class VideoFile:
         self._stream.thread_count = DECODE_THREADS
         # Decode the first frame now: it proves the file is decodable before anything is
         # queued, and it carries the display rotation (PyAV exposes it per frame only).
-        self._decoded = self._decode()
+        self._decoded: Generator[DecodedFrame, None, None] = self._decode()
         try:
             self._first: DecodedFrame | None = next(self._decoded)
         except StopIteration:
@@ -201,7 +201,7 @@ class VideoFile:
         time_base = stream.time_base or Fraction(1, 90000)
         return float((pts - (stream.start_time or 0)) * time_base)
 
-    def _decode(self) -> Iterator[DecodedFrame]:
+    def _decode(self) -> Generator[DecodedFrame, None, None]:
         consecutive_errors = 0
         for packet in self._demux():
             try:

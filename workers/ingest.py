@@ -354,9 +354,8 @@ def _give_up_segments(ctx: WorkerContext, video_id: int, run: str, reason: str) 
 
 def segments_alive(redis: Redis, video_id: int, run: str) -> bool:
     """Will one of this run's part jobs still run (so its queued work is not lost)?"""
-    return any(
-        job_alive(redis, job_id.decode()) for job_id in redis.smembers(keys.segment_jobs(video_id, run))
-    )
+    job_ids = redis.smembers(keys.segment_jobs(video_id, run))
+    return any(job_alive(redis, j.decode() if isinstance(j, bytes) else j) for j in job_ids)
 
 
 def _record_progress(
