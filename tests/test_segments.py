@@ -367,3 +367,44 @@ def test_a_killed_segment_job_is_retried_without_loss_or_duplicates(
         workers.stop()
     assert Job.fetch(job_id, connection=services.redis).get_status() == "finished"
     assert (video_rows(services, target.video_id), stored_analysis(services, target.video_id)) == expected
+
+
+def test_a_lost_segment_job_is_found_and_its_part_ingested_again(
+    make_settings, open_services, long_clip: Path, redis_url: str, tmp_path: Path, monkeypatch
+) -> None:
+    """The queued part's job vanishes (its worker died before starting it, and RQ lost it): the
+    run is not finished, nobody holds its lease and no part job will run, so `analyze`'s reconciler
+    resumes the ingest, which queues the missing part again."""
+    reference = open_services(make_settings(segment_min_s=1000.0))
+    (clean,) = analyse(reference, [long_clip], workers=2)
+    expected = video_rows(reference, clean.video_id), stored_analysis(reference, clean.video_id)
+
+    services = open_services(
+        make_settings(
+            redis_url=redis_url,
+            database_url=f"sqlite:///{tmp_path / 'parts.db'}",
+            segment_min_s=15.0,
+            workers_per_segment=1,
+        )
+    )
+    opts = analysis.AnalyzeOptions(fps=10.0, workers=0)
+    target = analysis.plan(services, str(long_clip), opts)
+    assert target.video_id is not None and target.run is not None
+    ctx = services.worker_context()
+    ingest_job.run_ingest(ctx, target.video_id, target.run, pose_workers=2)
+    (job_id,) = [j.decode() for j in services.redis.smembers(keys.segment_jobs(target.video_id, target.run))]
+    Job.fetch(job_id, connection=services.redis).delete()
+    assert not ingest_job.segments_alive(services.redis, target.video_id, target.run)
+    monkeypatch.setattr(analysis, "RECONCILE_S", 0.5)
+    workers = WorkerThreads([services.worker_context() for _ in range(2)])
+    workers.start()
+    try:
+        analysis.run(
+            services,
+            [analysis.Target(str(long_clip), analysis.Action.ATTACH, target.video_id, target.run)],
+            opts,
+        )
+    finally:
+        workers.stop()
+    assert Job.fetch(job_id, connection=services.redis).get_status() == "finished"  # queued again, and run
+    assert (video_rows(services, target.video_id), stored_analysis(services, target.video_id)) == expected
