@@ -12,6 +12,7 @@ Workers one ingester keeps busy = ingester frames per CPU-second x pose CPU-seco
 
     .venv/bin/python -m bench.ingest [--clip exercise/ex_pushup_side_full_then_knee.mp4] [--seconds 60]
         [--sizes 1280,640,320] [--parts 2] [--gop-s 2]
+    .venv/bin/python -m bench.ingest --check-media   # the packet prediction on every shared clip
 """
 
 from __future__ import annotations
@@ -218,6 +219,25 @@ def pose_cost(path: Path, settings: Settings) -> tuple[float, float]:
     return (time.process_time() - cpu) * 1000 / n, (time.perf_counter() - wall) * 1000 / n
 
 
+def check_media(settings: Settings) -> None:
+    """Does every shared clip decode to the frames its packets predict? (A clip that does not
+    would be ingested in one pass.)"""
+    suffixes = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
+    matched, differ = 0, []
+    for path in sorted(p for p in media_dir().rglob("*") if p.suffix.lower() in suffixes):
+        with VideoFile(path) as video:
+            plan = predict(video.packet_times(), settings.analysis_fps, settings.chunk_frames)
+            sampler = FrameSampler(settings.analysis_fps)
+            decoded = tuple(f.pts_s for f in video.frames() if sampler.take(f.pts_s))
+        if decoded == tuple(plan.sampled_pts_s):
+            matched += 1
+        else:
+            differ.append(path.name)
+    print(f"clips whose decoded frames are the predicted ones: {matched} of {matched + len(differ)}")
+    for name in differ:
+        print(f"  differs: {name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -229,8 +249,14 @@ def main() -> None:
     parser.add_argument(
         "--gop-s", type=float, default=GOP_S, help="seconds between keyframes of the test files"
     )
+    parser.add_argument(
+        "--check-media", action="store_true", help="only check the packet prediction on every shared clip"
+    )
     args = parser.parse_args()
     settings = Settings()
+    if args.check_media:
+        check_media(settings)
+        return
     src = media_dir() / args.clip
     print(
         f"clip {args.clip} looped to {args.seconds:.0f} s, a keyframe every {args.gop_s:g} s, "

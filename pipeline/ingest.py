@@ -2,9 +2,9 @@
 
 Backpressure, not loss: when a run's waiting frames fill `max_queued_bytes` of Redis, the
 ingester waits for workers to release some (a part of a file decoded by a worker, a `Span`
-with `yield_when_full`, stops instead at a chunk's start and says where to go on, so a
-worker never waits for frames only workers can release). The window is counted in frames, sized from the
-first frame's payload (every frame of a file has the same size), and always holds at least
+with `yield_when_full`, stops instead at a chunk's start and says where to go on, so a worker
+never waits for frames only workers can release). The window is counted in frames, sized from
+the first frame's payload (every frame of a file has the same size), and always holds at least
 two chunks, so one chunk fills while the one before it is being posed. Writes no database
 rows; its caller records what it returns.
 """
@@ -52,10 +52,6 @@ class Span:
     expected_pts_s: Sequence[float]
     yield_when_full: bool = False
 
-    @property
-    def to_end(self) -> bool:
-        return self.seq_to >= len(self.expected_pts_s)
-
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -94,9 +90,9 @@ def ingest_file(
     """Decode, sample and queue a whole file (or one `span` of it), chunk by chunk.
 
     Chunk k is always frames [k*C, (k+1)*C) of the sampled sequence, so a pass resumed after an
-    outage, or a span, cuts the same chunks; `skip_chunk(k)` says which are stored or queued already (their
-    frames are decoded but not put again). `keep_going()` is asked often, also while waiting for
-    room; False stops the ingest with IngestStopped.
+    outage, or a span, cuts the same chunks; `skip_chunk(k)` says which are stored or queued
+    already (their frames are decoded but not put again). `keep_going()` is asked often, also
+    while waiting for room; False stops the ingest with IngestStopped.
     """
     started = time.monotonic()
     waited = 0.0
