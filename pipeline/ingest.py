@@ -86,13 +86,16 @@ def ingest_file(
     keep_going: Callable[[], bool] = lambda: True,
     skip_chunk: Callable[[int], bool] = lambda _idx: False,
     span: Span | None = None,
+    other_work: Callable[[], bool] = lambda: False,
 ) -> IngestResult:
     """Decode, sample and queue a whole file (or one `span` of it), chunk by chunk.
 
     Chunk k is always frames [k*C, (k+1)*C) of the sampled sequence, so a pass resumed after an
     outage, or a span, cuts the same chunks; `skip_chunk(k)` says which are stored or queued
     already (their frames are decoded but not put again). `keep_going()` is asked often, also
-    while waiting for room; False stops the ingest with IngestStopped.
+    while waiting for room; False stops the ingest with IngestStopped. A span with
+    `yield_when_full` also stops at a chunk's start when `other_work()` says its worker has
+    more urgent jobs waiting.
     """
     started = time.monotonic()
     waited = 0.0
@@ -128,7 +131,7 @@ def ingest_file(
                 and span.yield_when_full
                 and not skipping
                 and seq > span.seq_from
-                and frames.queued(plan.video_id, plan.run) + chunk > (window or min_window)
+                and (frames.queued(plan.video_id, plan.run) + chunk > (window or min_window) or other_work())
             ):
                 resume_seq, seq = seq, seq - 1
                 break

@@ -408,3 +408,30 @@ def test_a_lost_segment_job_is_found_and_its_part_ingested_again(
         workers.stop()
     assert Job.fetch(job_id, connection=services.redis).get_status() == "finished"  # queued again, and run
     assert (video_rows(services, target.video_id), stored_analysis(services, target.video_id)) == expected
+
+
+def test_a_part_on_a_worker_with_camera_chunks_waiting_stops_at_its_next_chunk(parts, tmp_path: Path) -> None:
+    """Live frames go stale: a worker decoding a part hands it back after each chunk while they wait."""
+    store, queue = parts
+    path = media_gen.gop_video(tmp_path / "long.mp4", frames=300, fps=30, gop=15)
+    frames_one, jobs_one = one_pass(path, store, queue, 10.0)
+    with VideoFile(path) as source:
+        plan = predict(source.packet_times(), 10.0, CHUNK)
+    seqs, stops = range(0, plan.frames_total), []
+    while True:
+        with VideoFile(path) as source:
+            result = ingest_file(
+                source,
+                ingest_plan("parts", 10.0),
+                store,
+                queue,
+                span=span_of(plan, seqs, yield_when_full=True),
+                other_work=lambda: True,
+            )
+        if result.resume_seq is None:
+            break
+        stops.append(result.resume_seq)
+        seqs = range(result.resume_seq, plan.frames_total)
+    assert stops == list(range(CHUNK, plan.frames_total, CHUNK))  # one chunk a job
+    assert stored_frames(store, "parts", plan.frames_total) == frames_one
+    assert pose_jobs(queue, "parts") == jobs_one

@@ -28,7 +28,7 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Worker
+from rq import Queue, Worker
 from rq.job import Job, JobStatus
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -295,7 +295,9 @@ def run_segment(
         )
         with VideoFile(path) as source:
             plan = _ingest_plan(ctx, video_id, run, fps)
-            result = ingest_file(source, plan, ctx.frames, ctx.queue, keep_going, skip_chunk, span)
+            result = ingest_file(
+                source, plan, ctx.frames, ctx.queue, keep_going, skip_chunk, span, lambda: _live_waiting(ctx)
+            )
     except (SegmentMismatch, IngestError, ValueError) as exc:
         # A file that cannot be cut as predicted (or read from a keyframe) is ingested again in
         # one pass, by a reconciler (the new run's lease is free); a truly broken file fails there.
@@ -309,6 +311,13 @@ def run_segment(
         ctx.queue.enqueue_segment(video_id, run, result.resume_seq, seq_to)
     _part_done(ctx, video_id, run, segment_plan, range(seq_from, covered_to), result)
     return result
+
+
+def _live_waiting(ctx: WorkerContext) -> bool:
+    """Camera chunks wait for this worker (its own sessions, or the shared live queue): a part it
+    decodes stops at its next chunk and queues the rest of itself, as live frames go stale."""
+    own = Queue(keys.live_worker_queue(ctx.name), connection=ctx.redis)
+    return bool(own.count or Queue(keys.QUEUE_LIVE, connection=ctx.redis).count)
 
 
 def _part_done(
