@@ -336,6 +336,8 @@ def _part_done(
     queued = transaction.execute()[-1]
     if queued >= plan.chunks_total:
         _record_end(ctx, video_id, run, plan.frames_total, plan.chunks_total)
+        # A resume after this (a pose job lost) reads the packets again, to the same plan.
+        ctx.redis.delete(keys.segment_plan(video_id, run), key)
 
 
 def _give_up_segments(ctx: WorkerContext, video_id: int, run: str, reason: str) -> str | None:
