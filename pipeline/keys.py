@@ -14,7 +14,9 @@ QUEUE_POSE = f"{PREFIX}:pose"
 QUEUE_ANALYTICS = f"{PREFIX}:analytics"
 # Live chunks are latency-bound: workers take them before anything else.
 QUEUE_LIVE = f"{PREFIX}:live"
-WORKER_QUEUES = (QUEUE_LIVE, QUEUE_ANALYTICS, QUEUE_POSE)
+# Parts of long files (pipeline.segments): workers decode one only when there is nothing to pose.
+QUEUE_SEGMENT = f"{PREFIX}:segment"
+WORKER_QUEUES = (QUEUE_LIVE, QUEUE_ANALYTICS, QUEUE_POSE, QUEUE_SEGMENT)
 _LIVE_WORKER_QUEUE = f"{QUEUE_LIVE}:worker:"
 
 
@@ -49,6 +51,31 @@ def ingest_lease(video_id: int, run: str) -> str:
     """Held (with a TTL, refreshed) by the one process ingesting this run. Gone after a
     Redis restart or when its holder died: the run must then be resumed."""
     return f"{PREFIX}:lease:{_run_tag(video_id, run)}"
+
+
+def segment_plan(video_id: int, run: str) -> str:
+    """Hash: a run's SegmentPlan (what one ingester samples, where parts start), while parts are queued."""
+    return f"{PREFIX}:segment-plan:{_run_tag(video_id, run)}"
+
+
+def segment_chunks(video_id: int, run: str) -> str:
+    """Set of the chunk indices a run's ingest jobs have queued (or found stored): complete when
+    it holds every chunk, and whoever completes it records the end of the ingest."""
+    return f"{PREFIX}:segment-chunks:{_run_tag(video_id, run)}"
+
+
+def segment_jobs(video_id: int, run: str) -> str:
+    """Set of a run's segment job ids: while one will still run, the run is not stalled."""
+    return f"{PREFIX}:segment-jobs:{_run_tag(video_id, run)}"
+
+
+def segments_off(video_id: int) -> str:
+    """Set when a video's decoding did not match its packets: it is ingested in one pass from then on."""
+    return f"{PREFIX}:segments-off:v{video_id}"
+
+
+def segment_job_id(video_id: int, run: str, seq_from: int) -> str:
+    return f"{PREFIX}-segment-v{video_id}-{run}-s{seq_from}"
 
 
 def analytics_rate_limit(video_id: int) -> str:

@@ -19,6 +19,7 @@ from pipeline.routing import LiveRouter
 POSE_JOB = "workers.jobs.pose_chunk"
 ANALYTICS_JOB = "workers.jobs.analyse"
 INGEST_JOB = "workers.ingest.ingest_video"
+SEGMENT_JOB = "workers.ingest.ingest_segment"
 LIVE_JOB = "workers.live.live_chunk"
 LIVE_FINISH_JOB = "workers.live.live_finish"
 FAILURE_CALLBACK = "workers.jobs.on_job_failure"
@@ -43,6 +44,7 @@ class JobQueue:
         self.pose = Queue(keys.QUEUE_POSE, connection=redis, default_timeout=job_timeout_s)
         self.analytics = Queue(keys.QUEUE_ANALYTICS, connection=redis, default_timeout=job_timeout_s)
         self.ingest = Queue(keys.QUEUE_INGEST, connection=redis, default_timeout=INGEST_TIMEOUT_S)
+        self.segment = Queue(keys.QUEUE_SEGMENT, connection=redis, default_timeout=INGEST_TIMEOUT_S)
         self._retries = retries
         self._intervals = RETRY_INTERVALS_S if retry_intervals else 0
         self.router = LiveRouter(redis)
@@ -88,6 +90,23 @@ class JobQueue:
             video_id,
             run,
             job_id=keys.ingest_job_id(video_id, run),
+            retry=self._retry(),
+            on_failure=Callback(FAILURE_CALLBACK),
+            result_ttl=RESULT_TTL_S,
+            failure_ttl=FAILURE_TTL_S,
+        )
+
+    def enqueue_segment(self, video_id: int, run: str, seq_from: int, seq_to: int) -> Job:
+        """A part of a long file, frames [seq_from, seq_to), for whichever worker has nothing to pose."""
+        job_id = keys.segment_job_id(video_id, run, seq_from)
+        self.redis.sadd(keys.segment_jobs(video_id, run), job_id)
+        return self.segment.enqueue(
+            SEGMENT_JOB,
+            video_id,
+            run,
+            seq_from,
+            seq_to,
+            job_id=job_id,
             retry=self._retry(),
             on_failure=Callback(FAILURE_CALLBACK),
             result_ttl=RESULT_TTL_S,

@@ -3,6 +3,19 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SamplerState:
+    """What a sampler remembers between frames: the slot and time of the last frame it kept.
+
+    A sampler started with the state one sampler had just before some frame decides every
+    later frame as that sampler does, which is how a segment of a file decoded on its own
+    samples exactly the frames one pass over the whole file does (pipeline.segments)."""
+
+    last_slot: int = -1
+    last_pts_s: float = -math.inf
 
 
 class FrameSampler:
@@ -16,12 +29,17 @@ class FrameSampler:
     # Timestamps within a microsecond of a slot edge count as on it (float pts rounding).
     _EDGE_EPS_S = 1e-6
 
-    def __init__(self, fps: float) -> None:
+    def __init__(self, fps: float, state: SamplerState | None = None) -> None:
         if not math.isfinite(fps) or fps < 0:
             raise ValueError(f"fps must be >= 0, got {fps}")
         self.period_s = 1.0 / fps if fps > 0 else 0.0
-        self._last_slot = -1
-        self._last_pts_s = -math.inf
+        state = state or SamplerState()
+        self._last_slot = state.last_slot
+        self._last_pts_s = state.last_pts_s
+
+    @property
+    def state(self) -> SamplerState:
+        return SamplerState(self._last_slot, self._last_pts_s)
 
     def take(self, pts_s: float) -> bool:
         if pts_s <= self._last_pts_s:

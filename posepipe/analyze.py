@@ -276,9 +276,11 @@ class _Batch:
         self.ingests: dict[int, Future[None]] = {}
         self._last_reconcile = time.monotonic()
         self._db_down_since: float | None = None
+        # Workers this command starts are not registered yet when the first file is planned.
+        self.pose_workers: int | None = None
 
     def run(self) -> None:
-        workers = _start_workers(self.services, self.options)
+        workers, self.pose_workers = _start_workers(self.services, self.options)
         try:
             with ThreadPoolExecutor(INGEST_THREADS, thread_name_prefix="posepipe-ingest") as self.pool:
                 try:
@@ -299,7 +301,7 @@ class _Batch:
 
     def _ingest(self, video_id: int, run: str) -> None:
         self.ingests[video_id] = self.pool.submit(
-            run_ingest, self.services.worker_context(), video_id, run, self.stop.is_set
+            run_ingest, self.services.worker_context(), video_id, run, self.stop.is_set, self.pose_workers
         )
 
     def _finished(self) -> bool:
@@ -348,19 +350,24 @@ class _Batch:
             log.warning("cannot check for lost work yet: %s", exc)
 
 
-def _start_workers(services: Services, options: AnalyzeOptions) -> WorkerThreads | WorkerProcesses:
+def _start_workers(
+    services: Services, options: AnalyzeOptions
+) -> tuple[WorkerThreads | WorkerProcesses, int | None]:
+    """The workers, and how many will pose (None: whichever are registered when a file is planned)."""
     if services.embedded:
-        threads = WorkerThreads([services.worker_context() for _ in range(max(1, options.workers or 1))])
+        count = max(1, options.workers or 1)
+        threads = WorkerThreads([services.worker_context() for _ in range(count)])
         threads.start()
-        return threads
+        return threads, count
+    running = live_workers(services)
     count = options.workers
     if count is None:
-        count = 0 if live_workers(services) else 1
+        count = 0 if running else 1
     processes = WorkerProcesses(services.settings, count)
     processes.start()
     if count:
         log.info("started %d local worker process(es)", count)
-    return processes
+    return processes, (running + count if count else None)
 
 
 def _fail_crashed_ingest(services: Services, video_id: int, exc: BaseException | None) -> None:

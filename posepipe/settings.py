@@ -65,6 +65,20 @@ class Settings(BaseSettings):
     frame_max_side: int = Field(
         default=1280, ge=0, le=8192, description="Longer side of frames sent to pose (0 = native size)."
     )
+    segment_min_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86400,
+        description="Shortest part of a file one ingest job decodes: files under twice this are decoded "
+        "by one ingester, longer ones in parts that workers decode in parallel (pipeline.segments).",
+    )
+    workers_per_segment: int = Field(
+        default=4,
+        ge=1,
+        le=1024,
+        description="Pose workers one ingester keeps busy (docs/benchmarks.md, bench.ingest): a long "
+        "file gets one part per this many workers.",
+    )
     frame_encoding: FrameEncoding = Field(default=FrameEncoding.YUV420, description="Pixel payload in Redis.")
     jpeg_quality: int = Field(default=90, ge=30, le=100)
     frame_ttl_s: int = Field(default=6 * 3600, ge=60, description="Safety expiry of frames nobody consumed.")

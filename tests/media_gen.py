@@ -101,3 +101,74 @@ def damage_middle(src: Path, dst: Path, fraction: float = 0.5, length: int = 200
     data[start : start + length] = bytes((i * 97 + 13) % 256 for i in range(length))
     dst.write_bytes(bytes(data))
     return dst
+
+
+def gop_video(
+    path: Path,
+    *,
+    frames: int,
+    fps: int = 30,
+    gop: int = 30,
+    b_frames: int = 2,
+    width: int = 160,
+    height: int = 120,
+    pts_s: Sequence[float] | None = None,
+) -> Path:
+    """A video with a keyframe every `gop` frames (and none elsewhere) and `b_frames` B-frames
+    between references: a long file the ingester can cut at keyframes. `pts_s` makes it VFR."""
+    time_base = Fraction(1, 1000)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = time_base
+        stream.options = {
+            "preset": "veryfast",
+            "g": str(gop),
+            "keyint_min": str(gop),
+            "sc_threshold": "0",
+            "bf": str(b_frames),
+        }
+        count = len(pts_s) if pts_s is not None else frames
+        for i in range(count):
+            frame = av.VideoFrame.from_ndarray(pattern(width, height, i), format="rgb24")
+            frame.pts = int(round((pts_s[i] if pts_s is not None else i / fps) / time_base))
+            frame.time_base = time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def looped(src: Path, dst: Path, *, loops: int, gop: int, max_side: int = 320, b_frames: int = 2) -> Path:
+    """A real clip played `loops` times in a row, scaled to `max_side` and re-encoded with a keyframe
+    every `gop` frames: a long file with people in it, small enough to pose quickly."""
+    with av.open(str(src)) as source:
+        stream_in = source.streams.video[0]
+        rate = stream_in.average_rate or Fraction(25)
+        pictures = [f.to_ndarray(format="rgb24") for f in source.decode(stream_in)]
+    height, width = pictures[0].shape[:2]
+    scale = min(1.0, max_side / max(width, height))
+    out_w, out_h = int(width * scale) // 2 * 2, int(height * scale) // 2 * 2
+    with av.open(str(dst), mode="w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = out_w, out_h, "yuv420p"
+        stream.options = {
+            "preset": "veryfast",
+            "g": str(gop),
+            "keyint_min": str(gop),
+            "sc_threshold": "0",
+            "bf": str(b_frames),
+        }
+        index = 0
+        for _ in range(loops):
+            for rgb in pictures:
+                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(out_w, out_h, "yuv420p")
+                frame.pts = index
+                frame.time_base = 1 / rate
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+                index += 1
+        for packet in stream.encode():
+            container.mux(packet)
+    return dst

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from pipeline import keys
 from storage.models import Chunk, ChunkStatus, Source, SourceKind, Video, VideoStatus
 from workers.context import WorkerContext
-from workers.ingest import job_alive, run_ingest
+from workers.ingest import job_alive, run_ingest, segments_alive
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ def check_run(ctx: WorkerContext, video: Video, done: set[int]) -> Verdict | Non
     vid, run = video.id, video.run_token
     if ctx.redis.exists(keys.ingest_lease(vid, run)):
         return None  # somebody is ingesting it right now
+    if segments_alive(ctx.redis, vid, run):
+        return None  # parts of it are still queued or being decoded
     if video.ingest_finished_at is None:
         if job_alive(ctx.redis, keys.ingest_job_id(vid, run)):
             return None  # waiting for the ingester service

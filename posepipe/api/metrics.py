@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Inference time is averaged over the pose chunks finished in this window.
 RECENT_INFERENCE = timedelta(minutes=5)
-QUEUES = (keys.QUEUE_LIVE, keys.QUEUE_ANALYTICS, keys.QUEUE_POSE, keys.QUEUE_INGEST)
+QUEUES = (keys.QUEUE_LIVE, keys.QUEUE_ANALYTICS, keys.QUEUE_POSE, keys.QUEUE_SEGMENT, keys.QUEUE_INGEST)
 
 
 class PosepipeCollector(Collector):
