@@ -83,15 +83,18 @@ class Settings(BaseSettings):
     jpeg_quality: int = Field(default=90, ge=30, le=100)
     frame_ttl_s: int = Field(default=6 * 3600, ge=60, description="Safety expiry of frames nobody consumed.")
     pose_backend: str = Field(
-        # BlazePose alone. mediapipe+movenet keeps more people on the floor (94.8 % of the frames
-        # after the shared falls' landings against 88.8 %) but, through the pipeline, three fall
-        # clips gain repetitions nobody did and a live stream costs ~18 % more CPU a frame
-        # (docs/multi_pose.md): it is a choice, not the default.
-        default="mediapipe",
-        description="Pose backend of files and uploads: mediapipe (BlazePose), mediapipe+movenet "
-        "(BlazePose, MoveNet where it lost the person), multi or movenet (workers.estimator).",
+        # BlazePose, with MoveNet where it lost the person: chosen by bench.pose_models and the eval
+        # (docs/multi_pose.md): a pose on 94.8 % of the frames after the shared falls' landings
+        # against 88.8 % for BlazePose alone, the same eval scores, and a cost paid only on the
+        # frames where someone was lost.
+        default="mediapipe+movenet",
+        description="Pose backend of files and uploads: mediapipe+movenet (BlazePose, MoveNet where it "
+        "lost the person), mediapipe, multi or movenet (workers.estimator).",
     )
     camera_pose_backend: str = Field(
+        # Cameras keep BlazePose alone: on bench.live's looped fall the rescue costs ~18 % more
+        # worker CPU a frame (MoveNet runs on the frames with the person on the floor), and a
+        # live deployment's stream count is set by that cost (docs/multi_pose.md).
         default="mediapipe",
         description="Pose backend a camera added without one gets (`camera add --pose-backend`).",
     )

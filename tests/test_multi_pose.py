@@ -36,6 +36,7 @@ from workers.context import WorkerContext
 from workers.estimator import MediaPipeEstimator, create_estimator
 from workers.multipose.estimator import MultiPoseEstimator
 from workers.poses import FramePoses
+from workers.rescue import RescuedEstimator
 
 CONFIDENCE = 0.3  # the settings' default pose_min_confidence
 AGREEMENT_CLIPS = (
@@ -163,5 +164,5 @@ def test_camera_keeps_its_backend(make_settings, open_services) -> None:
         backend = session.get(Video, video_id).pose_backend
     assert backend == "multi"
     assert isinstance(ctx.session_estimator(video_id, 0.0, backend), MultiPoseEstimator)
-    assert isinstance(ctx.estimator(), MediaPipeEstimator)  # the settings' default for other work
+    assert isinstance(ctx.estimator(), RescuedEstimator)  # the settings' default for files
     ctx.close()

@@ -25,6 +25,9 @@ import cv2
 import numpy as np
 import pytest
 
+from analytics.config import AnalyticsConfig
+from analytics.engine import replay
+from analytics.events import rep_counts
 from analytics.track import Tracker
 from bench.multi_pose import pose_frames, sampled_frames
 from pipeline.frames import Frame
@@ -144,7 +147,7 @@ def test_multi_runs_the_selected_model(media_dir: Path) -> None:
 def test_the_model_is_in_the_cache_key(make_settings, open_services, media_dir: Path) -> None:
     photo = str(media_dir / BUSINESSMAN)
     opts = analysis.AnalyzeOptions(fps=10)
-    for model, spec in (("full", "mediapipe"), ("heavy", "mediapipe:heavy")):
+    for model, spec in (("full", "mediapipe+movenet"), ("heavy", "mediapipe+movenet:heavy")):
         services = open_services(make_settings(pose_model=model))
         target = analysis.plan(services, photo, opts)
         assert target.action is analysis.Action.INGEST  # heavy does not take full's analysis
@@ -349,3 +352,15 @@ def test_rescue_costs_nothing_where_nobody_was_there(rescued: RescuedEstimator) 
 def test_rescue_is_a_backend_with_a_model_choice() -> None:
     assert pose_spec("mediapipe+movenet", "heavy") == "mediapipe+movenet:heavy"
     assert PoseSpec.parse("mediapipe+movenet") == PoseSpec("mediapipe+movenet", "full")
+
+
+def test_stand_ins_do_not_make_repetitions(media_dir: Path, rescued: RescuedEstimator) -> None:
+    # Someone walking down wooden stairs, slipping: no exercise. The stand-ins (no world
+    # landmarks, so joint angles read from the image) came between BlazePose's poses (angles read
+    # in 3-D) and the knees' readings swung between the two: 2 "squats" before rep counting left
+    # world-less poses of a track with world landmarks unread.
+    clip = media_dir / "falls/fall_phone_outdoor_wooden_stairs_slip_toward_camera.mp4"
+    posed = pose_frames(rescued, sampled_frames(clip))
+    assert any(f.poses and f.poses[0].world_xyz_m is None for f in posed)  # stand-ins were used
+    assert any(f.poses and f.poses[0].world_xyz_m is not None for f in posed)
+    assert rep_counts(replay(posed, AnalyticsConfig())) == {}

@@ -120,6 +120,10 @@ def window_analysis(
 class RepDetector:
     """Counts complete repetitions on one track (see docs/analytics.md)."""
 
+    # Until when a pose without world landmarks is not read (see `update`). A class default so
+    # that states pickled before it existed load.
+    _world_until_s: float = -math.inf
+
     def __init__(self, track_id: int, config: AnalyticsConfig) -> None:
         self.track_id = track_id
         self.given = config.exercise
@@ -136,8 +140,16 @@ class RepDetector:
         self._locked: Recognition | None = None
 
     def update(self, pose: TrackedPose) -> list[Event]:
-        features = BodyFeatures.from_tracked(pose)
-        self._frames.append(features)
+        # Joint angles are read in 3-D from world landmarks when the backend gives them, else
+        # from the image, where a limb pointing at the camera reads bent: the same elbow reads
+        # differently in the two. A track whose poses come from two models in turn (the
+        # mediapipe+movenet backend's stand-ins have no world landmarks) would swing between the
+        # readings with nobody moving, so while the track has world landmarks a pose without
+        # them is not read: a gap, as for a frame where nobody was found.
+        if pose.world_xyz_m is not None:
+            self._world_until_s = pose.t_s + th.REP_ANALYSIS_WINDOW_S
+        if pose.world_xyz_m is not None or pose.t_s > self._world_until_s:
+            self._frames.append(BodyFeatures.from_tracked(pose))
         while self._frames and self._frames[0].t_s < pose.t_s - th.REP_ANALYSIS_WINDOW_S:
             self._frames.popleft()
         events: list[Event] = []
