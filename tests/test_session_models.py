@@ -14,7 +14,9 @@ from workers.live import drop_cause
 
 @pytest.fixture
 def ctx(make_settings) -> WorkerContext:  # type: ignore[no-untyped-def]
-    worker = WorkerContext(settings=make_settings(), db=None, redis=None, frames=None, queue=None)  # type: ignore[arg-type]
+    # BlazePose alone, the cameras' default backend (whose reset the `resets` fixture sees).
+    settings = make_settings(pose_backend="mediapipe")
+    worker = WorkerContext(settings=settings, db=None, redis=None, frames=None, queue=None)  # type: ignore[arg-type]
     yield worker
     worker.close()
 
