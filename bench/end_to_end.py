@@ -276,39 +276,52 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def run(clip: Path, redis_url: str, rounds: int, log: Path) -> dict[str, object]:
-    """Alternate (a) and (b) `rounds` times each on `clip`; every run's numbers and the medians."""
+def run(
+    clip: Path, redis_url: str, rounds: int, log: Path, baseline: Path | None = None
+) -> dict[str, object]:
+    """Alternate (a) and (b) `rounds` times each on `clip`; every run's numbers and the medians.
+    `baseline`: another checkout (a worktree of an older commit) whose `posepipe analyze` is
+    timed too, in the same rounds (a, b, b from baseline), for a before/after on equal terms."""
     pg_admin = ensure_postgres()
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("REDIS_URL", "DATABASE_URL") and not k.startswith("POSEPIPE_")
+        if k not in ("REDIS_URL", "DATABASE_URL", "PYTHONPATH") and not k.startswith("POSEPIPE_")
     }
     env["POSEPIPE_DATA_DIR"] = str(log.parent / "data")
     python = str(VENV_BIN / "python")
     bare_runs: list[BareRun] = []
-    pipeline_runs: list[PipelineRun] = []
+    runs: dict[str, list[PipelineRun]] = {"pipeline": []}
+    if baseline is not None:
+        runs["baseline"] = []
     loads = [os.getloadavg()]
     for _ in range(rounds):
         bare_runs.append(bare_run(python, clip, env))
-        pipeline_runs.append(pipeline_run(clip, env, redis_url, pg_admin, bare_runs[-1], log))
+        for name, done in runs.items():
+            code_env = env if name == "pipeline" else {**env, "PYTHONPATH": str(baseline)}
+            done.append(pipeline_run(clip, code_env, redis_url, pg_admin, bare_runs[-1], log))
+            if done[-1].frames != bare_runs[-1].frames:
+                raise RuntimeError(f"frames differ: bare {bare_runs[-1].frames}, {name} {done[-1].frames}")
         loads.append(os.getloadavg())
-        if pipeline_runs[-1].frames != bare_runs[-1].frames:
-            raise RuntimeError(
-                f"frames differ: bare {bare_runs[-1].frames}, pipeline {pipeline_runs[-1].frames}"
-            )
     bare_med = statistics.median(r.wall_s for r in bare_runs)
-    pipe_med = statistics.median(r.wall_s for r in pipeline_runs)
-    return {
+    result: dict[str, object] = {
         "frames": bare_runs[0].frames,
         "bare_wall_s": [r.wall_s for r in bare_runs],
-        "pipeline_wall_s": [r.wall_s for r in pipeline_runs],
-        "ratio_per_round": [r.ratio for r in pipeline_runs],
         "bare_wall_s_median": round(bare_med, 2),
-        "pipeline_wall_s_median": round(pipe_med, 2),
-        "ratio_of_medians": round(bare_med / pipe_med, 3),
-        "ratio_median": round(statistics.median(r.ratio for r in pipeline_runs), 3),
-        "load_average_1_5_15": [[round(x, 2) for x in load] for load in loads],
-        "bare_runs": [asdict(r) for r in bare_runs],
-        "pipeline_runs": [asdict(r) for r in pipeline_runs],
     }
+    for name, done in runs.items():
+        med = statistics.median(r.wall_s for r in done)
+        result.update(
+            {
+                f"{name}_wall_s": [r.wall_s for r in done],
+                f"{name}_ratio_per_round": [r.ratio for r in done],
+                f"{name}_wall_s_median": round(med, 2),
+                f"{name}_ratio_of_medians": round(bare_med / med, 3),
+                f"{name}_ratio_median": round(statistics.median(r.ratio for r in done), 3),
+            }
+        )
+    result["load_average_1_5_15"] = [[round(x, 2) for x in load] for load in loads]
+    result["bare_runs"] = [asdict(r) for r in bare_runs]
+    for name, done in runs.items():
+        result[f"{name}_runs"] = [asdict(r) for r in done]
+    return result

@@ -146,6 +146,12 @@ def main() -> None:
     parser.add_argument("--bound-check", action="store_true", help="also run (b) on a 3x longer file")
     parser.add_argument("--end-to-end", action="store_true", help="time the commands as a user runs them")
     parser.add_argument("--rounds", type=int, default=2, help="--end-to-end: runs of each, alternating")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="--end-to-end: also time `posepipe analyze` from this checkout (e.g. a worktree of the "
+        "commit before) in the same rounds",
+    )
     parser.add_argument("--redis-db", type=int, default=REDIS_BENCH_DB, help="Redis database index (flushed)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -212,7 +218,8 @@ def _end_to_end(args: argparse.Namespace, media: Path, redis_url: str) -> None:
             info = video.info
         log = Path(tmp) / "analyze.log"
         try:
-            result = end_to_end.run(clip, redis_url, args.rounds, log)
+            baseline = args.baseline.resolve() if args.baseline else None
+            result = end_to_end.run(clip, redis_url, args.rounds, log, baseline)
         except Exception:
             sys.stderr.write(log.read_text() if log.exists() else "")
             raise
@@ -225,13 +232,16 @@ def _end_to_end(args: argparse.Namespace, media: Path, redis_url: str) -> None:
     if args.json:
         print(json.dumps(result, indent=1))
         return
-    runs = result.pop("pipeline_runs")
-    bare = result.pop("bare_runs")
+    runs = {
+        name: result.pop(f"{name}_runs")
+        for name in ("bare", "pipeline", "baseline")
+        if f"{name}_runs" in result
+    }
     for key, value in result.items():
-        print(f"{key:24} {value}")
-    for i, (a, b) in enumerate(zip(bare, runs, strict=True)):
-        print(f"round {i + 1}: bare {a}")
-        print(f"round {i + 1}: analyze {b}")
+        print(f"{key:28} {value}")
+    for name, done in runs.items():
+        for i, run in enumerate(done):
+            print(f"round {i + 1}: {name} {run}")
 
 
 if __name__ == "__main__":
