@@ -72,6 +72,10 @@ class PipelineRun:
     after_last_chunk_s: float  # the last chunk stored until the command exited
     ingest_wait_s: float | None  # the ingester waiting for room in the frame window
     chunks: int
+    # Medians over the chunks: one chunk's posing, and from one chunk stored to the next (a
+    # one-worker run's steady pace, less sensitive to the start and the end than the wall time).
+    chunk_pose_ms: float
+    chunk_cycle_ms: float
 
 
 @dataclass
@@ -267,6 +271,12 @@ def _timeline(
                 after_last_chunk_s=round(wall - max(finished), 2),
                 ingest_wait_s=_round(video.ingest_wait_s),
                 chunks=len(chunks),
+                chunk_pose_ms=round(1000 * statistics.median(c.pose_s or 0.0 for c in chunks), 1),
+                chunk_cycle_ms=round(
+                    1000 * statistics.median(b - a for a, b in zip(finished, finished[1:], strict=False)), 1
+                )
+                if len(finished) > 1
+                else 0.0,
             )
     finally:
         db.dispose()
