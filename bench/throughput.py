@@ -7,7 +7,12 @@ Prints frames/s, the ratios b/a and c/b, peak Redis memory of (b) and (c), and f
 (c) the CPU per frame of the ingesting process, the workers and Redis (where a frame's cost
 goes); with --bound-check, (b) again on a file three times longer, to show the peak does not grow.
 
+With --end-to-end, (a) and (b) are instead timed as a user runs them, each a fresh process from
+start to exit: the bare loop, and `posepipe analyze --workers 1 FILE` on Redis and PostgreSQL, on
+a 5-minute file, alternating, with where the command's time goes (bench.end_to_end).
+
     .venv/bin/python -m bench.throughput [--clip exercise/ex_pushup_side_full_then_knee.mp4] [--seconds 60]
+    .venv/bin/python -m bench.throughput --end-to-end [--rounds 2] [--redis-db 12]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 import redis
 from rq import Queue, Worker
 
+from bench import end_to_end
 from bench.common import (
     RedisMemoryPeak,
     ensure_postgres,
@@ -46,6 +52,10 @@ from workers.estimator import create_estimator
 from workers.runtime import WorkerProcesses
 
 REDIS_BENCH_DB = 12
+CLIP = "exercise/ex_pushup_side_full_then_knee.mp4"
+# End to end: the 640x360 push-up clip, where decoding is cheap beside posing (as in most uploads).
+END_TO_END_CLIP = "exercise/ex_pushup_garage_side.mp4"
+END_TO_END_S = 300.0
 
 
 def bare_loop(path: Path, settings: Settings) -> tuple[int, float]:
@@ -128,15 +138,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--clip", default="exercise/ex_pushup_side_full_then_knee.mp4")
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--clip", help=f"default {CLIP}; with --end-to-end {END_TO_END_CLIP}")
+    parser.add_argument(
+        "--seconds", type=float, help=f"loop the clip to at least this (default 60; {END_TO_END_S:g})"
+    )
     parser.add_argument("--fps", type=float, default=10.0)
     parser.add_argument("--bound-check", action="store_true", help="also run (b) on a 3x longer file")
+    parser.add_argument("--end-to-end", action="store_true", help="time the commands as a user runs them")
+    parser.add_argument("--rounds", type=int, default=2, help="--end-to-end: runs of each, alternating")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="--end-to-end: also time `posepipe analyze` from this checkout (e.g. a worktree of the "
+        "commit before) in the same rounds",
+    )
+    parser.add_argument("--redis-db", type=int, default=REDIS_BENCH_DB, help="Redis database index (flushed)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     media = media_dir()
-    redis_url = f"{ensure_redis()}/{REDIS_BENCH_DB}"
+    redis_url = f"{ensure_redis()}/{args.redis_db}"
+    if args.end_to_end:
+        _end_to_end(args, media, redis_url)
+        return
+    args.clip = args.clip or CLIP
+    args.seconds = args.seconds or 60.0
     with tempfile.TemporaryDirectory() as tmp, fresh_pg_database(ensure_postgres()) as pg_url:
         tmpdir = Path(tmp)
         clip = looped_clip(media / args.clip, tmpdir / "looped.mp4", args.seconds)
@@ -182,6 +208,40 @@ def main() -> None:
         return
     for key, value in result.items():
         print(f"{key:24} {value}")
+
+
+def _end_to_end(args: argparse.Namespace, media: Path, redis_url: str) -> None:
+    clip_name = args.clip or END_TO_END_CLIP
+    with tempfile.TemporaryDirectory(prefix="posepipe-e2e-") as tmp:
+        clip = looped_clip(media / clip_name, Path(tmp) / "looped.mp4", args.seconds or END_TO_END_S)
+        with VideoFile(clip) as video:
+            info = video.info
+        log = Path(tmp) / "analyze.log"
+        try:
+            baseline = args.baseline.resolve() if args.baseline else None
+            result = end_to_end.run(clip, redis_url, args.rounds, log, baseline)
+        except Exception:
+            sys.stderr.write(log.read_text() if log.exists() else "")
+            raise
+    result = {
+        "clip": clip_name,
+        "video_s": round(info.duration_s or 0, 1),
+        "resolution": f"{info.width}x{info.height}",
+        **result,
+    }
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return
+    runs = {
+        name: result.pop(f"{name}_runs")
+        for name in ("bare", "pipeline", "baseline")
+        if f"{name}_runs" in result
+    }
+    for key, value in result.items():
+        print(f"{key:28} {value}")
+    for name, done in runs.items():
+        for i, run in enumerate(done):
+            print(f"round {i + 1}: {name} {run}")
 
 
 if __name__ == "__main__":

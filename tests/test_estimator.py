@@ -69,6 +69,25 @@ def test_a_reset_model_poses_a_chunk_as_a_new_model_does(media_dir: Path, clip: 
     assert after_reset == expected
 
 
+@pytest.mark.parametrize("ahead", ["same size", "another size"])
+def test_a_reset_forgotten_ahead_poses_a_chunk_as_a_new_model_does(media_dir: Path, ahead: str) -> None:
+    """A pose job forgets the person right after its chunk (workers.jobs), in a thread while it
+    stores it; the next chunk, most often of the same size, then skips the reset's blank frame.
+    A next chunk of another size poses its own blank after that one."""
+    frames = sampled(media_dir / CLIPS[1], 64)
+    reused = MediaPipeEstimator(CONFIDENCE, CONFIDENCE)
+    posed = []
+    try:
+        for start in range(0, len(frames), 32):
+            reused.reset()
+            posed.append(pose_bytes(reused, frames[start : start + 32]))
+            height, width, depth = frames[start].rgb.shape
+            reused.forget_ahead((height, width, depth) if ahead == "same size" else (width, height, depth))
+    finally:
+        reused.close()
+    assert posed == chunks_on_new_models(frames, 32)
+
+
 class _BlankWithAPerson(MediaPipeEstimator):
     """Its 'black' frame holds a person: forgetting by a blank frame cannot work."""
 

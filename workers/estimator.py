@@ -115,20 +115,33 @@ class MediaPipeEstimator:
         )
         self.model = model
         self._forget_before_next = False
+        # The shape of the blank frame posed by forget_ahead, until the next frame is posed.
+        self._forgotten_shape: tuple[int, ...] | None = None
         MediaPipeEstimator.instances_created += 1
 
     def reset(self) -> None:
         self._forget_before_next = True
 
+    def forget_ahead(self, shape: tuple[int, ...]) -> None:
+        """Forget the person now, for a next frame of `shape` (a pose job's next chunk is most
+        often the same video's): the reset's blank frame is then posed while the caller does
+        other work, and the next frame of that shape after a reset starts from it. The graph
+        sees the same frames in the same order as when the reset poses the blank itself."""
+        self._forget_person(shape)
+        self._forgotten_shape = shape
+
     def estimate(self, frame: Frame) -> tuple[Pose, ...]:
-        if self._forget_before_next:
+        if self._forget_before_next and self._forgotten_shape != frame.rgb.shape:
             self._forget_person(frame.rgb.shape)
+        self._forget_before_next = False
+        self._forgotten_shape = None
         pose = Pose.from_mediapipe(self._pose.process(frame.rgb))
         return () if pose is None else (pose,)
 
     def _forget_person(self, shape: tuple[int, ...]) -> None:
         # The frame's own size: nothing in the graph then sees a change of size.
         self._forget_before_next = False
+        self._forgotten_shape = None
         if self._pose.process(self._blank(shape)).pose_landmarks is not None:
             # A person found in the blank (never seen): only a restart is sure to forget.
             self._pose.reset()

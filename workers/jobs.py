@@ -9,6 +9,7 @@ has failed do nothing. So a retried, duplicated or abandoned job never doubles o
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -24,6 +25,7 @@ from pipeline.queue import LIVE_JOB
 from storage import analytics_state, events, poses, videos
 from storage.models import Video, VideoStatus, utcnow
 from workers.context import WorkerContext, current
+from workers.estimator import MediaPipeEstimator, PoseEstimator
 from workers.poses import FramePoses
 
 log = logging.getLogger(__name__)
@@ -66,11 +68,13 @@ def pose_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: i
     started = time.perf_counter()
     # pose_s includes waiting for frames the reader has not fetched yet: only the first batch,
     # unless Redis or the network is slower than the model.
-    posed = [
-        FramePoses.of(f.seq, f.pts_s, f.resolution_wh, estimator.estimate(f))
-        for f in ctx.frames.stream(video_id, run, seqs)
-    ]
+    posed: list[FramePoses] = []
+    shape: tuple[int, ...] | None = None
+    for f in ctx.frames.stream(video_id, run, seqs):
+        posed.append(FramePoses.of(f.seq, f.pts_s, f.resolution_wh, estimator.estimate(f)))
+        shape = f.rgb.shape
     pose_s = time.perf_counter() - started
+    forgetting = _forget_ahead(estimator, shape)
 
     def store(session: Session) -> None:
         if _why_skip(videos.current(session, video_id, run)) is None:
@@ -78,13 +82,39 @@ def pose_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: i
                 session, poses.ChunkWrite(video_id, chunk_idx, seq_from, seq_to, posed, pose_s, ctx.name)
             )
 
-    # Idempotent, so it may wait out a database restart instead of re-posing the chunk.
-    ctx.db.write_retrying(store, f"video={video_id} chunk {chunk_idx}")
-    ctx.frames.release(video_id, run, seqs)
-    analysed_here = _analyse_after_posing(ctx, video_id, run, chunk_idx, posed)
-    if not analysed_here:
-        ctx.queue.enqueue_analytics(video_id, run)
+    try:
+        # Idempotent, so it may wait out a database restart instead of re-posing the chunk.
+        ctx.db.write_retrying(store, f"video={video_id} chunk {chunk_idx}")
+        ctx.frames.release(video_id, run, seqs)
+        analysed_here = _analyse_after_posing(ctx, video_id, run, chunk_idx, posed)
+        if not analysed_here:
+            ctx.queue.enqueue_analytics(video_id, run)
+    finally:
+        if forgetting is not None:
+            forgetting.join()
     return asdict(_result(ctx, video_id, chunk_idx, posed, pose_s, analysed_here=analysed_here))
+
+
+def _forget_ahead(estimator: PoseEstimator, shape: tuple[int, ...] | None) -> threading.Thread | None:
+    """The next pose job's reset, started now in a thread: MediaPipe poses its blank frame
+    (~20 ms) on the other core while this job stores and analyses its chunk, instead of on the
+    posing path of the next job (which, most often, is the same video's next chunk). Joined
+    before this job ends, so no job's work outlives it."""
+    if shape is None or not isinstance(estimator, MediaPipeEstimator):
+        return None
+    thread = threading.Thread(
+        target=_forget_quietly, args=(estimator, shape), name="posepipe-forget-ahead", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def _forget_quietly(estimator: MediaPipeEstimator, shape: tuple[int, ...]) -> None:
+    try:
+        estimator.forget_ahead(shape)
+    except Exception:
+        # Nothing is lost: the next job's reset poses the blank frame itself.
+        log.exception("forgetting the person ahead of the next chunk failed")
 
 
 def _result(
