@@ -47,6 +47,7 @@ from workers.estimator import (
     pose_spec,
     require_landmark_model,
 )
+from workers.jobs import _forget_ahead
 from workers.movenet import COCO_TO_BLAZEPOSE, MoveNetEstimator, unturn
 from workers.multipose.estimator import MultiPoseEstimator
 from workers.poses import N_LANDMARKS, Pose
@@ -364,3 +365,18 @@ def test_stand_ins_do_not_make_repetitions(media_dir: Path, rescued: RescuedEsti
     assert any(f.poses and f.poses[0].world_xyz_m is None for f in posed)  # stand-ins were used
     assert any(f.poses and f.poses[0].world_xyz_m is not None for f in posed)
     assert rep_counts(replay(posed, AnalyticsConfig())) == {}
+
+
+def test_the_next_chunks_blank_frame_is_posed_ahead_with_the_rescue_too(rescued: RescuedEstimator) -> None:
+    # A pose job forgets the person for the next chunk while it stores its own (workers.jobs):
+    # the default backend for files wraps BlazePose, and must not lose that.
+    thread = _forget_ahead(rescued, (360, 640, 3))
+    assert thread is not None
+    thread.join()
+    primary = rescued.primary
+    assert isinstance(primary, MediaPipeEstimator)
+    assert primary._forgotten_shape == (360, 640, 3)
+    rescued.reset()
+    blank = Frame(seq=0, pts_s=0.0, rgb=np.zeros((360, 640, 3), dtype=np.uint8))
+    assert rescued.estimate(blank) == ()
+    assert primary._forgotten_shape is None  # used by the next frame, then cleared

@@ -27,6 +27,7 @@ from storage.models import Video, VideoStatus, utcnow
 from workers.context import WorkerContext, current
 from workers.estimator import MediaPipeEstimator, PoseEstimator
 from workers.poses import FramePoses
+from workers.rescue import RescuedEstimator
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,8 @@ def _forget_ahead(estimator: PoseEstimator, shape: tuple[int, ...] | None) -> th
     (~20 ms) on the other core while this job stores and analyses its chunk, instead of on the
     posing path of the next job (which, most often, is the same video's next chunk). Joined
     before this job ends, so no job's work outlives it."""
+    if isinstance(estimator, RescuedEstimator):
+        estimator = estimator.primary  # MoveNet keeps no state between frames: nothing to forget
     if shape is None or not isinstance(estimator, MediaPipeEstimator):
         return None
     thread = threading.Thread(

@@ -64,6 +64,11 @@ class RescuedEstimator:
         self._last_body: _Torso | None = None
         self._fresh = True
 
+    @property
+    def primary(self) -> PoseEstimator:
+        """The model that poses every frame (BlazePose)."""
+        return self._primary
+
     def reset(self) -> None:
         self._primary.reset()
         if self._rescuer is not None:
