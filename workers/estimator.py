@@ -52,6 +52,11 @@ class PoseEstimator(Protocol):
     def reset(self) -> None:
         """Forget tracking state; the next frame is treated as the first of a sequence."""
 
+    def forget_ahead(self, shape: tuple[int, ...]) -> None:
+        """Do now, off the posing path, what the next `reset()` would cost for a next frame of
+        `shape` (a pose job calls it in a thread after its last frame). Nothing, for a backend
+        whose reset costs nothing."""
+
     def estimate(self, frame: Frame) -> tuple[Pose, ...]:
         """The people found in `frame`, in the backend's order."""
 

@@ -126,6 +126,9 @@ class HandsEstimator:
     def reset(self) -> None:
         self._poses.reset()
 
+    def forget_ahead(self, shape: tuple[int, ...]) -> None:
+        self._poses.forget_ahead(shape)
+
     def estimate(self, frame: Frame) -> tuple[Pose, ...]:
         people = self._poses.estimate(frame)
         if not people:

@@ -25,9 +25,8 @@ from pipeline.queue import LIVE_JOB
 from storage import analytics_state, events, poses, videos
 from storage.models import Video, VideoStatus, utcnow
 from workers.context import WorkerContext, current
-from workers.estimator import MediaPipeEstimator, PoseEstimator
+from workers.estimator import PoseEstimator
 from workers.poses import FramePoses
-from workers.rescue import RescuedEstimator
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +100,7 @@ def _forget_ahead(estimator: PoseEstimator, shape: tuple[int, ...] | None) -> th
     (~20 ms) on the other core while this job stores and analyses its chunk, instead of on the
     posing path of the next job (which, most often, is the same video's next chunk). Joined
     before this job ends, so no job's work outlives it."""
-    if isinstance(estimator, RescuedEstimator):
-        estimator = estimator.primary  # MoveNet keeps no state between frames: nothing to forget
-    if shape is None or not isinstance(estimator, MediaPipeEstimator):
+    if shape is None:
         return None
     thread = threading.Thread(
         target=_forget_quietly, args=(estimator, shape), name="posepipe-forget-ahead", daemon=True
@@ -112,7 +109,7 @@ def _forget_ahead(estimator: PoseEstimator, shape: tuple[int, ...] | None) -> th
     return thread
 
 
-def _forget_quietly(estimator: MediaPipeEstimator, shape: tuple[int, ...]) -> None:
+def _forget_quietly(estimator: PoseEstimator, shape: tuple[int, ...]) -> None:
     try:
         estimator.forget_ahead(shape)
     except Exception:

@@ -197,6 +197,9 @@ class MoveNetEstimator:
     def reset(self) -> None:
         """Nothing to forget: every frame is posed on its own."""
 
+    def forget_ahead(self, shape: tuple[int, ...]) -> None:
+        """Nothing to do ahead: `reset()` costs nothing."""
+
     def estimate(self, frame: Frame) -> tuple[Pose, ...]:
         poses = self.people_in(frame.rgb, None)
         if poses or not self.retry_turned:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from pipeline.frames import Frame
-from workers.poses import Pose
+from workers.poses import LANDMARK_INDEX, Pose
 
 if TYPE_CHECKING:
     from workers.estimator import PoseEstimator
@@ -43,7 +43,8 @@ RESCUE_WINDOW_S = 2.0
 # same physics as analytics.track's TRACK_MAX_BODY_SPEED_TORSO_PER_S and TRACK_MIN_JUMP_TORSO.
 MAX_BODY_SPEED_TORSO_PER_S = 8.0
 MIN_JUMP_TORSO = 0.8
-_SHOULDERS, _HIPS = [11, 12], [23, 24]
+_SHOULDERS = [LANDMARK_INDEX["left_shoulder"], LANDMARK_INDEX["right_shoulder"]]
+_HIPS = [LANDMARK_INDEX["left_hip"], LANDMARK_INDEX["right_hip"]]
 
 
 class RescuedEstimator:
@@ -68,6 +69,9 @@ class RescuedEstimator:
     def primary(self) -> PoseEstimator:
         """The model that poses every frame (BlazePose)."""
         return self._primary
+
+    def forget_ahead(self, shape: tuple[int, ...]) -> None:
+        self._primary.forget_ahead(shape)  # MoveNet keeps no state between frames
 
     def reset(self) -> None:
         self._primary.reset()

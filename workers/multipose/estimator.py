@@ -134,6 +134,9 @@ class MultiPoseEstimator:
         self._since_detection = None
         self._lost_last_frame = False
 
+    def forget_ahead(self, shape: tuple[int, ...]) -> None:
+        """Nothing to do ahead: `reset()` only empties lists (the next frame runs the detector)."""
+
     def close(self) -> None:
         self.reset()
 
