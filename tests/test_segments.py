@@ -310,15 +310,13 @@ def test_a_file_that_does_not_decode_as_its_packets_say_is_analysed_in_one_pass(
     assert results["parts"][0][0] == 300  # 30 s at 10 fps: as many as one ingester finds
 
 
-def test_a_killed_segment_job_is_retried_without_loss_or_duplicates(
-    make_settings, open_services, long_clip: Path, redis_url: str, tmp_path: Path, monkeypatch
-) -> None:
-    """On a real Redis: the ingester queues the second part and decodes the first; a worker dies in
-    the second part after queueing some chunks; its retry, and the job RQ still holds, finish it."""
+def second_part_queued(make_settings, open_services, long_clip: Path, redis_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """One ingester's rows and analysis of the long clip (the reference); then, on a real Redis,
+    a run of it cut in two parts, part 0 ingested here and part 1's job queued, not run:
+    (expected, services, opts, target, worker context, part 1's job id)."""
     reference = open_services(make_settings(segment_min_s=1000.0))
     (clean,) = analyse(reference, [long_clip], workers=2)
     expected = video_rows(reference, clean.video_id), stored_analysis(reference, clean.video_id)
-
     services = open_services(
         make_settings(
             redis_url=redis_url,
@@ -329,9 +327,21 @@ def test_a_killed_segment_job_is_retried_without_loss_or_duplicates(
     )
     opts = analysis.AnalyzeOptions(fps=10.0, workers=0)
     target = analysis.plan(services, str(long_clip), opts)
+    assert target.video_id is not None and target.run is not None
     ctx = services.worker_context()
     ingest_job.run_ingest(ctx, target.video_id, target.run, pose_workers=2)  # part 0 here, part 1 queued
     (job_id,) = [j.decode() for j in services.redis.smembers(keys.segment_jobs(target.video_id, target.run))]
+    return expected, services, opts, target, ctx, job_id
+
+
+def test_a_killed_segment_job_is_retried_without_loss_or_duplicates(
+    make_settings, open_services, long_clip: Path, redis_url: str, tmp_path: Path, monkeypatch
+) -> None:
+    """On a real Redis: the ingester queues the second part and decodes the first; a worker dies in
+    the second part after queueing some chunks; its retry, and the job RQ still holds, finish it."""
+    expected, services, opts, target, ctx, job_id = second_part_queued(
+        make_settings, open_services, long_clip, redis_url, tmp_path
+    )
     job = Job.fetch(job_id, connection=services.redis)
     seq_from, seq_to = job.args[2:]
     pose_before = len(ctx.queue.pose.get_job_ids())
@@ -375,24 +385,9 @@ def test_a_lost_segment_job_is_found_and_its_part_ingested_again(
     """The queued part's job vanishes (its worker died before starting it, and RQ lost it): the
     run is not finished, nobody holds its lease and no part job will run, so `analyze`'s reconciler
     resumes the ingest, which queues the missing part again."""
-    reference = open_services(make_settings(segment_min_s=1000.0))
-    (clean,) = analyse(reference, [long_clip], workers=2)
-    expected = video_rows(reference, clean.video_id), stored_analysis(reference, clean.video_id)
-
-    services = open_services(
-        make_settings(
-            redis_url=redis_url,
-            database_url=f"sqlite:///{tmp_path / 'parts.db'}",
-            segment_min_s=15.0,
-            workers_per_segment=1,
-        )
+    expected, services, opts, target, ctx, job_id = second_part_queued(
+        make_settings, open_services, long_clip, redis_url, tmp_path
     )
-    opts = analysis.AnalyzeOptions(fps=10.0, workers=0)
-    target = analysis.plan(services, str(long_clip), opts)
-    assert target.video_id is not None and target.run is not None
-    ctx = services.worker_context()
-    ingest_job.run_ingest(ctx, target.video_id, target.run, pose_workers=2)
-    (job_id,) = [j.decode() for j in services.redis.smembers(keys.segment_jobs(target.video_id, target.run))]
     Job.fetch(job_id, connection=services.redis).delete()
     assert not ingest_job.segments_alive(services.redis, target.video_id, target.run)
     monkeypatch.setattr(analysis, "RECONCILE_S", 0.5)
