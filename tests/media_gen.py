@@ -118,16 +118,8 @@ def gop_video(
     between references: a long file the ingester can cut at keyframes. `pts_s` makes it VFR."""
     time_base = Fraction(1, 1000)
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream = _h264_fixed_gop(container, fps, width, height, gop, b_frames)
         stream.codec_context.time_base = time_base
-        stream.options = {
-            "preset": "veryfast",
-            "g": str(gop),
-            "keyint_min": str(gop),
-            "sc_threshold": "0",
-            "bf": str(b_frames),
-        }
         count = len(pts_s) if pts_s is not None else frames
         for i in range(count):
             frame = av.VideoFrame.from_ndarray(pattern(width, height, i), format="rgb24")
@@ -138,6 +130,27 @@ def gop_video(
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def _h264_fixed_gop(
+    container: av.container.OutputContainer,
+    rate: Fraction | float,
+    width: int,
+    height: int,
+    gop: int,
+    b_frames: int,
+) -> av.video.stream.VideoStream:
+    """An H.264 stream with a keyframe exactly every `gop` frames (no scene-cut keyframes)."""
+    stream = container.add_stream("libx264", rate=rate)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    stream.options = {
+        "preset": "veryfast",
+        "g": str(gop),
+        "keyint_min": str(gop),
+        "sc_threshold": "0",
+        "bf": str(b_frames),
+    }
+    return stream
 
 
 def looped(src: Path, dst: Path, *, loops: int, gop: int, max_side: int = 320, b_frames: int = 2) -> Path:
@@ -151,15 +164,7 @@ def looped(src: Path, dst: Path, *, loops: int, gop: int, max_side: int = 320, b
     scale = min(1.0, max_side / max(width, height))
     out_w, out_h = int(width * scale) // 2 * 2, int(height * scale) // 2 * 2
     with av.open(str(dst), mode="w") as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = out_w, out_h, "yuv420p"
-        stream.options = {
-            "preset": "veryfast",
-            "g": str(gop),
-            "keyint_min": str(gop),
-            "sc_threshold": "0",
-            "bf": str(b_frames),
-        }
+        stream = _h264_fixed_gop(container, rate, out_w, out_h, gop, b_frames)
         index = 0
         for _ in range(loops):
             for rgb in pictures:
