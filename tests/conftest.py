@@ -17,6 +17,7 @@ import redis
 
 from posepipe.services import Services
 from posepipe.settings import Settings
+from storage.db import Database
 from tests import services as svc
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,6 +67,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         admin = request.getfixturevalue("pg_admin")
         with svc.fresh_pg_database(admin) as url:
             yield url
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    """A migrated database on each of db_url's engines."""
+    database = Database(db_url)
+    database.migrate()
+    yield database
+    database.dispose()
 
 
 MakeSettings = Callable[..., Settings]

@@ -11,14 +11,6 @@ from storage.secret_box import SecretBox
 from workers.context import WorkerContext
 
 
-@pytest.fixture
-def db(db_url: str) -> Database:
-    database = Database(db_url)
-    database.migrate()
-    yield database
-    database.dispose()
-
-
 def test_a_cameras_long_lie_time_overrides_the_deployments(
     db: Database, make_settings, tmp_path, redis_url: str
 ) -> None:

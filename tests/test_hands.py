@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -244,14 +243,6 @@ def test_a_cameras_sessions_have_hands_when_it_or_the_deployment_asks(make_setti
     assert session_pose_spec(camera("mediapipe", True), plain) == "mediapipe+hands"
     assert session_pose_spec(camera("multi", False), everywhere) == "multi:heavy+hands"
     assert session_pose_spec(camera("movenet", False), everywhere) == "movenet+hands"
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    database.migrate()
-    yield database
-    database.dispose()
 
 
 def test_hands_are_stored_and_read_back_with_their_person(db: Database) -> None:

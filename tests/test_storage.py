@@ -19,14 +19,6 @@ from storage.models import AnalysedFrame, Chunk, PoseRow, Video
 from workers.poses import FramePoses, Pose
 
 
-@pytest.fixture
-def db(db_url: str) -> Database:
-    database = Database(db_url)
-    database.migrate()
-    yield database
-    database.dispose()
-
-
 def a_pose(shift: float = 0.0) -> Pose:
     rng = np.random.default_rng(int(shift * 1000))
     lm = np.column_stack([rng.random((33, 2)) * 0.5 + shift, rng.random(33) * 0.1, np.full(33, 0.9)])

@@ -120,14 +120,6 @@ def receiver(secret: str, fail_first: int = 0) -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    database.migrate()
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
 def box() -> SecretBox:
     return SecretBox(Fernet.generate_key())
 
