@@ -14,13 +14,15 @@ from analytics.config import AnalyticsConfig
 from analytics.detector import TrackDetector
 from analytics.events import Event
 from analytics.falls import FallDetector
+from analytics.falls_body import BodySample
+from analytics.floor_watch import FloorWatch
 from analytics.reps import RepDetector
-from analytics.track import Tracker
+from analytics.track import TrackedPose, Tracker
 from workers.poses import FramePoses
 
 # Bump when a change to the analytics would change stored events: stored videos analysed
 # with another version get their events recomputed from their stored poses.
-ANALYTICS_VERSION = 4
+ANALYTICS_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class AnalyticsEngine:
         self._factories = default_detectors() if detectors is None else detectors
         self._detectors: dict[int, list[TrackDetector]] = {}
         self.last_t_s: float | None = None
+        self.floor_watch = FloorWatch(config.long_lie_after_s)
 
     def process(self, frame: FramePoses) -> FrameOutcome:
         if self.last_t_s is not None and frame.pts_s < self.last_t_s:
@@ -54,8 +57,13 @@ class AnalyticsEngine:
         for tid in update.ended:
             events.extend(self._end_track(tid, self.last_t_s if self.last_t_s is not None else frame.pts_s))
         for tracked in update.tracked:
-            for detector in self._detectors_for(tracked.track_id):
+            new = tracked.track_id not in self._detectors
+            detectors = self._detectors_for(tracked.track_id)
+            if new:
+                self._continue_lost_fall(tracked, detectors)
+            for detector in detectors:
                 events.extend(detector.update(tracked))
+        events.extend(self.floor_watch.tick(frame.pts_s))
         self.last_t_s = frame.pts_s
         return FrameOutcome(update.track_ids, tuple(events))
 
@@ -76,11 +84,25 @@ class AnalyticsEngine:
             self._detectors[track_id] = [factory(track_id, self.config) for factory in self._factories]
         return self._detectors[track_id]
 
+    def _continue_lost_fall(self, first: TrackedPose, detectors: list[TrackDetector]) -> None:
+        """A new track found lying where a fallen person was lost continues their fall."""
+        if not self.floor_watch.lost:
+            return
+        lost = self.floor_watch.claim(BodySample.from_tracked(first))
+        if lost is None:
+            return
+        for detector in detectors:
+            if isinstance(detector, FallDetector):
+                detector.resume(lost)
+
     def _end_track(self, track_id: int, t_s: float) -> list[Event]:
-        # Per-track state is evicted when its track ends.
+        # Per-track state is evicted when its track ends; a fallen person lost while down is
+        # kept by the floor watch.
         events: list[Event] = []
         for detector in self._detectors.pop(track_id, []):
             events.extend(detector.finish(t_s))
+            if isinstance(detector, FallDetector) and (lost := detector.lost_on_floor()) is not None:
+                self.floor_watch.add(lost)
         return events
 
 

@@ -279,6 +279,9 @@ def _rested_on_the_floor(samples: list[BodySample], top: int) -> bool:
 class FallDetector:
     """Per-track fall detector (TrackDetector protocol). Picklable: plain data only."""
 
+    # A class default so that detectors pickled before it existed load.
+    _fall_track_id: int | None = None
+
     def __init__(self, track_id: int, config: AnalyticsConfig) -> None:
         self.track_id = track_id
         self.long_lie_after_s = config.long_lie_after_s
@@ -287,6 +290,8 @@ class FallDetector:
         self._descent: Descent | None = None
         self._up_since_s: float | None = None
         self._long_lie_reported = False
+        # The track the fall was seen on, when this track continues it (see `resume`).
+        self._fall_track_id: int | None = None
 
     def update(self, pose: TrackedPose) -> list[Event]:
         return self.step(BodySample.from_tracked(pose))
@@ -316,8 +321,30 @@ class FallDetector:
         # anything, so one pose on the ground since the landing is enough).
         since = [s for s in self._samples if s.t_s >= d.landed_s - _EPS_S] or [self._samples[-1]]
         if any(self._on_ground(s, d) for s in since) and not d.is_up(self._samples[-1]):
+            self.state = FallState.FALLEN
             return [self._fall_event(t_s, Confirmation.TRACK_ENDED)]
         return []
+
+    def lost_on_floor(self) -> LostFall | None:
+        """After `finish`: the fall of a person whose track ended while they were down (the pose
+        model lost them on the floor), for analytics.floor_watch to keep; None otherwise."""
+        if self.state != FallState.FALLEN or self._descent is None or not self._samples:
+            return None
+        return LostFall(
+            track_id=self._fall_track_id if self._fall_track_id is not None else self.track_id,
+            descent=self._descent,
+            last_seen=self._samples[-1],
+            long_lie_reported=self._long_lie_reported,
+        )
+
+    def resume(self, lost: LostFall) -> None:
+        """This new track is the person of `lost`, found again on the floor: continue their fall
+        (a long lie counted from their landing, a recovery when they get up)."""
+        self.state = FallState.FALLEN
+        self._descent = lost.descent
+        self._long_lie_reported = lost.long_lie_reported
+        self._up_since_s = None
+        self._fall_track_id = lost.track_id
 
     def _landed(self, sample: BodySample) -> list[Event]:
         d = self._descent
@@ -411,19 +438,39 @@ class FallDetector:
                 "fall_onset_s": round(d.onset_s, 3),
                 "down_s": round(max(0.0, up_s - d.landed_s), 2),
                 "after_long_lie": self._long_lie_reported,
+                "fall_track_id": self.track_id if self._fall_track_id is None else self._fall_track_id,
             },
         )
 
     def _long_lie_event(self, t_s: float, d: Descent) -> Event:
-        return Event(
-            type=EventType.LONG_LIE,
-            t_start_s=d.landed_s,
-            t_end_s=t_s,
-            track_id=self.track_id,
-            confidence=1.0,
-            data={
-                "t_detected_s": round(t_s, 3),
-                "fall_onset_s": round(d.onset_s, 3),
-                "down_s": round(t_s - d.landed_s, 2),
-            },
-        )
+        return long_lie_event(self.track_id, d, t_s, self._fall_track_id, seen=True)
+
+
+def long_lie_event(track_id: int, d: Descent, t_s: float, fall_track_id: int | None, seen: bool) -> Event:
+    """A fallen person still down at `t_s`. `seen`: on the floor in the poses now, or lost on
+    the floor by the pose model since `track_id`'s last pose (analytics.floor_watch)."""
+    return Event(
+        type=EventType.LONG_LIE,
+        t_start_s=d.landed_s,
+        t_end_s=t_s,
+        track_id=track_id,
+        confidence=1.0,
+        data={
+            "t_detected_s": round(t_s, 3),
+            "fall_onset_s": round(d.onset_s, 3),
+            "down_s": round(t_s - d.landed_s, 2),
+            "fall_track_id": track_id if fall_track_id is None else fall_track_id,
+            "seen": seen,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class LostFall:
+    """A fallen person the pose model lost while they were down: the track the fall was seen
+    on, the fall, where they were last seen, and whether their long lie was reported."""
+
+    track_id: int
+    descent: Descent
+    last_seen: BodySample
+    long_lie_reported: bool

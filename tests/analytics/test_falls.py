@@ -217,7 +217,13 @@ def test_long_lie_follows_the_fall_once() -> None:
     fall, long_lie = events
     assert (fall.type, long_lie.type) == (EventType.FALL, EventType.LONG_LIE)
     assert (long_lie.t_start_s, long_lie.t_end_s) == (1.7, 6.7)
-    assert long_lie.data == {"t_detected_s": 6.7, "fall_onset_s": 1.1, "down_s": 5.0}
+    assert long_lie.data == {
+        "t_detected_s": 6.7,
+        "fall_onset_s": 1.1,
+        "down_s": 5.0,
+        "fall_track_id": 1,
+        "seen": True,
+    }
 
 
 def test_after_getting_up_a_second_fall_is_reported_again() -> None:
@@ -254,6 +260,7 @@ def test_back_on_the_feet_after_a_fall_is_reported_with_the_time_it_took() -> No
         "fall_onset_s": 1.1,
         "down_s": 4.4,
         "after_long_lie": False,
+        "fall_track_id": 1,
     }
 
 
@@ -583,3 +590,107 @@ def test_fall_scoring_splits_kinds_and_matches_the_window(media_dir: Path) -> No
     assert found.delay_from_start_s == pytest.approx(1.8) and found.delay_from_ground_s == pytest.approx(1.0)
     late = verdict(clip, [fall_at(3.6, 4.6)], 12.0)  # onset after on the ground + 2 s
     assert not late.found and late.false_falls == 1 and late.delay_from_ground_s is None
+
+
+# --- a fallen person the pose model loses on the floor (analytics.floor_watch)
+
+
+def fall_then_lost(lost_until_s: float, end_s: float = 4.0) -> list[FramePoses]:
+    """Topple at 1 s, lie until `end_s`, then nobody found (the model lost the lying body)."""
+    frames = topple(0.7, end_s=end_s)
+    return frames + [make_frame(i) for i in range(len(frames), round(lost_until_s / 0.1) + 1)]
+
+
+def get_up(start_seq: int, x: float = 0.5, seconds: float = 1.0, then_s: float = 1.0) -> list[FramePoses]:
+    """From lying at `x`, the reverse of a topple over `seconds`, then standing."""
+    n_up, n_stand = round(seconds / 0.1), round(then_s / 0.1)
+    lying = [make_frame(start_seq + i, toppled(90.0, x=x)) for i in range(5)]
+    rising = [make_frame(start_seq + 5 + i, toppled(90.0 * (1 - i / n_up), x=x)) for i in range(n_up + 1)]
+    standing = [make_frame(start_seq + 6 + n_up + i, toppled(0.0, x=x)) for i in range(n_stand)]
+    return lying + rising + standing
+
+
+def test_long_lie_is_reported_when_the_lying_person_is_lost() -> None:
+    """Nobody found after the fall: the person is still taken to be on the floor, and the long
+    lie comes on time, saying it was not seen and which track fell."""
+    events = run_engine(fall_then_lost(12.0), AnalyticsConfig(long_lie_after_s=6.0))
+    assert [e.type for e in events] == [EventType.FALL, EventType.LONG_LIE]
+    fall, long_lie = events
+    assert long_lie.track_id == fall.track_id == 1
+    assert long_lie.data["seen"] is False and long_lie.data["fall_track_id"] == 1
+    assert long_lie.t_start_s == fall.t_end_s
+    assert long_lie.t_end_s - fall.t_end_s == pytest.approx(6.0, abs=0.11)
+
+
+def test_found_again_on_the_floor_then_up_is_a_recovery_of_the_fall() -> None:
+    """Lost for 3 s on the floor, found again lying where they were (a new track), then up:
+    one fall, one recovery counted from the first landing, naming the track that fell."""
+    frames = fall_then_lost(7.0)
+    frames += get_up(len(frames))
+    events = run_engine(frames, AnalyticsConfig(long_lie_after_s=30.0))
+    assert [e.type for e in events] == [EventType.FALL, EventType.FALL_RECOVERED]
+    fall, recovered = events
+    assert recovered.track_id != fall.track_id
+    assert recovered.data["fall_track_id"] == fall.track_id
+    assert recovered.t_start_s == fall.t_end_s
+    # Up when the trunk is within 53 deg of vertical (rise 0.6), 0.5 s into the rise: 8.1 s.
+    assert recovered.data["down_s"] == pytest.approx(8.1 - fall.t_end_s, abs=0.15)
+
+
+def test_long_lie_after_being_found_again_is_reported_once() -> None:
+    """Found again lying before the long lie is due: the new track reports it, seen, once."""
+    frames = fall_then_lost(6.0)
+    frames += [make_frame(i, toppled(90.0)) for i in range(len(frames), 140)]
+    events = run_engine(frames, AnalyticsConfig(long_lie_after_s=8.0))
+    assert [e.type for e in events] == [EventType.FALL, EventType.LONG_LIE]
+    assert events[1].data["seen"] is True and events[1].data["fall_track_id"] == 1
+    assert events[1].track_id != 1
+
+
+def test_someone_else_at_the_spot_or_lying_elsewhere_is_not_the_fallen_person() -> None:
+    """A person standing where the fallen one was lost, or lying two metres away, starts a
+    track of their own: no recovery is made up from them, and the long lie still comes."""
+    for other in ([make_frame(i, toppled(0.0)) for i in range(60, 90)],
+                  [make_frame(i, toppled(90.0, x=1.5)) for i in range(60, 90)]):  # fmt: skip
+        frames = fall_then_lost(5.9) + other + [make_frame(i) for i in range(90, 121)]
+        events = run_engine(frames, AnalyticsConfig(long_lie_after_s=9.0))
+        assert [e.type for e in events] == [EventType.FALL, EventType.LONG_LIE]
+        assert events[1].data["seen"] is False and events[1].track_id == 1
+
+
+def test_a_fall_reported_as_its_track_ended_is_watched_too() -> None:
+    """The track ends before the person was seen down for the confirmation time: the fall is
+    reported on what was seen, and the long lie still follows."""
+    events = run_engine(fall_then_lost(10.0, end_s=2.2), AnalyticsConfig(long_lie_after_s=5.0))
+    assert [e.type for e in events] == [EventType.FALL, EventType.LONG_LIE]
+    assert events[0].data["confirmed_by"] == "track_ended"
+    assert events[1].data["seen"] is False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "falls/urfall_ds04_fall_while_walking.mp4",
+        "falls/le2i_office_163_fall_forward_mattress.mp4",
+        "falls/fall_urfall_01_walk_fall_rgb.mp4",
+    ],
+)
+def test_real_fall_lost_on_the_floor_and_found_again_keeps_its_long_lie(
+    posed_clips: PosedClips, fall_clip_events: dict[str, list[Event]], rel: str
+) -> None:
+    """A real fall, then the model finds nobody for 3 s (as it loses lying people), then the
+    clip's last 1.5 s of lying poses again: the new track is the fallen person, and the long
+    lie due while it is seen is reported by it, naming the track that fell."""
+    frames = posed_clips(rel)
+    (fall,) = falls(fall_clip_events[rel])
+    end, n, wh = frames[-1].pts_s, len(frames), frames[-1].resolution_wh
+    lost = [FramePoses.of(n + i, round(end + 0.1 * (i + 1), 3), wh, []) for i in range(30)]
+    t0 = lost[-1].pts_s + 0.1
+    tail = [f for f in frames if f.pts_s >= end - 1.5]
+    again = [FramePoses.of(n + 30 + i, round(t0 + 0.1 * i, 3), wh, list(f.poses)) for i, f in enumerate(tail)]
+    events = run_engine(frames + lost + again, AnalyticsConfig(long_lie_after_s=t0 + 1.0 - fall.t_end_s))
+    (long_lie,) = [e for e in events if e.type == EventType.LONG_LIE]
+    assert long_lie.data["seen"] is True and long_lie.data["fall_track_id"] == fall.track_id
+    assert long_lie.track_id != fall.track_id
+    assert long_lie.t_start_s == fall.t_end_s
