@@ -476,7 +476,9 @@ function drawTimeline(box, poses, events, onPick) {
 function eventRow(e, { onTime, clipBox, showSource = false }) {
   const img = el("img", { class: "thumb", alt: `${e.type} snapshot` });
   if (e.snapshot_url) loadThumb(img, `${e.snapshot_url}?max_side=${THUMB_SIDE}`);
-  const evidence = Object.entries(e.data || {}).slice(0, 4).map(([k, v]) => `${k}: ${typeof v === "number" ? fmt(v) : v}`).join(", ");
+  let evidence = Object.entries(e.data || {}).slice(0, 4).map(([k, v]) => `${k}: ${typeof v === "number" ? fmt(v) : v}`).join(", ");
+  // A long lie of someone the pose model lost on the floor: say so before the numbers.
+  if (e.type === "long_lie" && e.data && e.data.seen === false) evidence = `not seen since the fall (track ${e.data.fall_track_id}), ${evidence}`;
   const time = e.started_at ? `${when(e.started_at)}` : `${fmt(e.t_start_s)}–${fmt(e.t_end_s)} s`;
   const open = onTime
     ? el("button", { class: "secondary", onclick: () => onTime((e.t_start_s + e.t_end_s) / 2) }, "show")
