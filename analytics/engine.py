@@ -16,7 +16,7 @@ from analytics.events import Event
 from analytics.falls import FallDetector
 from analytics.reps import RepDetector
 from analytics.track import Tracker
-from workers.poses import FramePoses
+from pose.types import FramePoses
 
 # Bump when a change to the analytics would change stored events: stored videos analysed
 # with another version get their events recomputed from their stored poses.
