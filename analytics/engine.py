@@ -18,7 +18,7 @@ from analytics.falls_body import BodySample
 from analytics.floor_watch import FloorWatch
 from analytics.reps import RepDetector
 from analytics.track import TrackedPose, Tracker
-from workers.poses import FramePoses
+from pose.types import FramePoses
 
 # Bump when a change to the analytics would change stored events: stored videos analysed
 # with another version get their events recomputed from their stored poses.

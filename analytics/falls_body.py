@@ -20,7 +20,7 @@ import numpy as np
 
 from analytics import geometry as g
 from analytics.track import TrackedPose, torso_length_ih
-from workers.poses import N_LANDMARKS
+from pose.types import N_LANDMARKS
 
 # (proximal landmark(s), distal landmark(s), centre of mass as a fraction from proximal, mass
 # fraction). Pairs of indices mean their midpoint.

@@ -1,4 +1,5 @@
-"""Body geometry shared by the detectors: landmark indices, isotropic image coordinates, angles, body scale.
+"""Body geometry shared by the detectors: isotropic image coordinates, angles, body scale (and the
+landmark indices of pose.types, re-exported for them).
 
 Landmark x and y arrive as fractions of the image width and height; multiplying x by the
 aspect ratio gives both axes one unit (the image height), so angles and distances are true.
@@ -11,16 +12,55 @@ import math
 
 import numpy as np
 
-NOSE = 0
-L_EAR, R_EAR = 7, 8
-L_SHOULDER, R_SHOULDER = 11, 12
-L_ELBOW, R_ELBOW = 13, 14
-L_WRIST, R_WRIST = 15, 16
-L_HIP, R_HIP = 23, 24
-L_KNEE, R_KNEE = 25, 26
-L_ANKLE, R_ANKLE = 27, 28
-L_HEEL, R_HEEL = 29, 30
-L_FOOT, R_FOOT = 31, 32
+from pose.types import (
+    L_ANKLE,
+    L_EAR,
+    L_ELBOW,
+    L_FOOT,
+    L_HEEL,
+    L_HIP,
+    L_KNEE,
+    L_SHOULDER,
+    L_WRIST,
+    NOSE,
+    R_ANKLE,
+    R_EAR,
+    R_ELBOW,
+    R_FOOT,
+    R_HEEL,
+    R_HIP,
+    R_KNEE,
+    R_SHOULDER,
+    R_WRIST,
+)
+
+# The landmark indices the detectors use (g.L_HIP, ...) are pose.types', written down once there.
+__all__ = [
+    "NOSE",
+    "L_EAR",
+    "R_EAR",
+    "L_SHOULDER",
+    "R_SHOULDER",
+    "L_ELBOW",
+    "R_ELBOW",
+    "L_WRIST",
+    "R_WRIST",
+    "L_HIP",
+    "R_HIP",
+    "L_KNEE",
+    "R_KNEE",
+    "L_ANKLE",
+    "R_ANKLE",
+    "L_HEEL",
+    "R_HEEL",
+    "L_FOOT",
+    "R_FOOT",
+    "isotropic_xy",
+    "angle_deg",
+    "inclination_deg",
+    "midpoint",
+    "torso_length",
+]
 
 
 def isotropic_xy(landmarks_xyzv: np.ndarray, resolution_wh: tuple[int, int]) -> np.ndarray:

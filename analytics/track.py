@@ -26,7 +26,7 @@ import numpy as np
 from analytics import geometry as g
 from analytics import thresholds as th
 from analytics.smoothing import LandmarkSmoother
-from workers.poses import FramePoses, Pose
+from pose.types import FramePoses, Pose
 
 # Landmarks that move with the body (face details and finger tips add noise, not information).
 BODY_LANDMARKS: tuple[int, ...] = (

@@ -1,4 +1,4 @@
-"""What hands cost and find: ms a frame of a pose backend without and with hands (workers.hands),
+"""What hands cost and find: ms a frame of a pose backend without and with hands (pose.hands),
 on the first seconds of real clips at the analysis rate, and how many of the people's wrists got
 a hand; for comparison, the regions without the palm-detection fallback, and two other ways to
 search: palm detection on a crop at each wrist (the fallback alone), and on the whole frame.
@@ -22,8 +22,8 @@ from bench.common import media_dir
 from pipeline.frames import Frame
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile
-from workers.estimator import PoseEstimator, create_estimator, pose_spec
-from workers.hand_landmarks import (
+from pose.estimator import PoseEstimator, create_estimator, pose_spec
+from pose.hand_landmarks import (
     CropBox,
     HandFinder,
     HandLandmarkModel,
@@ -32,8 +32,8 @@ from workers.hand_landmarks import (
     region_around,
     wrist_crop,
 )
-from workers.hands import HandsEstimator, attach_hands
-from workers.poses import Hand, HandSide, Pose
+from pose.hands import HandsEstimator, attach_hands
+from pose.types import Hand, HandSide, Pose
 
 CLIPS = (
     "exercise/ex_curl_front_dumbbells_white_studio_man.mp4",

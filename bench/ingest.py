@@ -38,9 +38,9 @@ from pipeline.queue import JobQueue
 from pipeline.sampler import FrameSampler
 from pipeline.segments import SegmentPlan, predict
 from pipeline.source import PacketTimes, VideoFile
+from pose.estimator import create_estimator
 from posepipe.settings import FrameEncoding, Settings
 from tests import media_gen
-from workers.estimator import create_estimator
 
 VIDEO_ID = 1
 GOP_S = 2.0

@@ -51,8 +51,8 @@ def percentile(values: list[float], q: float) -> float | None:
 def pose_bound(clip: Path, fps: float, loops: int = 4) -> dict[str, float]:
     from pipeline.sampler import FrameSampler
     from pipeline.source import VideoFile
+    from pose.estimator import create_estimator
     from posepipe.settings import Settings
-    from workers.estimator import create_estimator
 
     settings = Settings()
     with VideoFile(clip) as video:

@@ -35,13 +35,13 @@ from bench.common import media_dir
 from pipeline.frames import Frame
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile
+from pose.estimator import MediaPipeEstimator
+from pose.types import FramePoses
 from posepipe.api.live import render_view
 from posepipe.render import SkeletonStyle
 from posepipe.settings import Settings
 from tests.services import ensure_redis
 from workers import live_view
-from workers.estimator import MediaPipeEstimator
-from workers.poses import FramePoses
 
 CLIPS = (
     "falls/urfall_ds04_fall_while_walking.mp4",  # 320x240

@@ -31,8 +31,8 @@ from analytics.track import Tracker
 from pipeline.frames import Frame
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile
-from workers.estimator import PoseEstimator
-from workers.poses import FramePoses
+from pose.estimator import PoseEstimator
+from pose.types import FramePoses
 
 CHUNK_FRAMES = 32  # as a pose job: the backend is reset at every chunk's first frame
 ANALYSIS_FPS = 10.0
@@ -144,7 +144,7 @@ def track(frames: Sequence[FramePoses]) -> list[tuple[int | None, ...]]:
 
 def cost_by_people(frames_by_source: dict[str, list[Frame]]) -> dict[int, dict[str, float]]:
     """Per number of people found: frames, mean total ms, detector runs and ms, landmark ms per run."""
-    from workers.multipose.estimator import MultiPoseEstimator
+    from pose.multipose.estimator import MultiPoseEstimator
 
     estimator = MultiPoseEstimator(0.3, 0.3)
     rows: dict[int, list[tuple[float, int, float, int, float]]] = defaultdict(list)
@@ -174,8 +174,8 @@ def cost_by_people(frames_by_source: dict[str, list[Frame]]) -> dict[int, dict[s
 
 
 def throughput_ratio(media: Path) -> dict[str, dict[str, float]]:
-    from workers.estimator import MediaPipeEstimator
-    from workers.multipose.estimator import MultiPoseEstimator
+    from pose.estimator import MediaPipeEstimator
+    from pose.multipose.estimator import MultiPoseEstimator
 
     backends: dict[str, PoseEstimator] = {
         "mediapipe": MediaPipeEstimator(0.3, 0.3),
@@ -206,7 +206,7 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    from workers.multipose.estimator import MultiPoseEstimator
+    from pose.multipose.estimator import MultiPoseEstimator
 
     sources = {rel: sampled_frames(args.media / rel) for rel in CROWD_CLIPS + PHOTOS}
     costs = cost_by_people(sources)

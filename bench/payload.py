@@ -23,8 +23,8 @@ from pipeline import payload
 from pipeline.frames import Frame, PlanarFrame
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile
+from pose.estimator import MediaPipeEstimator
 from posepipe.settings import FrameEncoding, Settings
-from workers.estimator import MediaPipeEstimator
 
 CLIPS = (
     "falls/urfall_ds04_fall_while_walking.mp4",  # 320x240

@@ -46,10 +46,10 @@ from bench.common import media_dir
 from pipeline.frames import Frame
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile
-from workers.estimator import PoseEstimator, create_estimator
-from workers.movenet import COCO_KEYPOINTS, COCO_TO_BLAZEPOSE, MoveNetEstimator
-from workers.poses import LANDMARK_INDEX, Pose
-from workers.rescue import RescuedEstimator
+from pose.estimator import PoseEstimator, create_estimator
+from pose.movenet import COCO_KEYPOINTS, COCO_TO_BLAZEPOSE, MoveNetEstimator
+from pose.rescue import RescuedEstimator
+from pose.types import LANDMARK_INDEX, Pose
 
 CHUNK_FRAMES = 32
 ANALYSIS_FPS = 10.0

@@ -29,10 +29,11 @@ from bench.common import media_dir
 from pipeline.frames import Frame
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile
+from pose import pickles
+from pose.estimator import PoseEstimator, create_estimator, pose_spec
+from pose.types import FramePoses
 from posepipe.evaluate import crop_origin
 from posepipe.settings import Settings
-from workers.estimator import PoseEstimator, create_estimator, pose_spec
-from workers.poses import FramePoses
 
 CHUNK_FRAMES = 32
 # 2: frames travel as YUV 4:2:0 and are converted as a worker converts them (the default encoding).
@@ -100,7 +101,7 @@ class PoseCache:
     def poses(self, rel: str, variant: Variant = VARIANTS["base"]) -> list[FramePoses]:
         path = self._path(rel, variant)
         if path.is_file():
-            return pickle.loads(path.read_bytes())
+            return pickles.loads(path.read_bytes())
         box = self._crop_box(rel, variant.crop) if variant.crop else None
         frames = list(self._pose(rel, variant, box))
         path.parent.mkdir(parents=True, exist_ok=True)

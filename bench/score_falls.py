@@ -24,7 +24,7 @@ from analytics.engine import AnalyticsEngine
 from analytics.evaluation import FALL_ONSET_EARLY_S, FALL_ONSET_LATE_AFTER_GROUND_S
 from analytics.events import Event, EventType
 from bench.posed import VARIANTS, PoseCache, Variant
-from workers.poses import FramePoses
+from pose.types import FramePoses
 
 # Kinds of clip. A labelled fall whose notes call it REAL (caught by a CCTV, doorbell or
 # phone camera, not staged) is real-world; every other labelled fall was staged (research

@@ -22,7 +22,7 @@ from analytics.evaluation import ClipScore, ClipTruth, EvalReport, format_report
 from analytics.events import Event, EventType, Exercise, rep_counts
 from analytics.reps.baseline import tutorial_count_clip
 from bench.posed import VARIANTS, PoseCache, Variant
-from workers.poses import FramePoses
+from pose.types import FramePoses
 
 
 def run_events(frames: Sequence[FramePoses], exercise: Exercise | None) -> list[Event]:

@@ -44,11 +44,11 @@ from bench.common import (
 from pipeline import keys
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile
+from pose.estimator import create_estimator
 from posepipe import analyze as analysis
 from posepipe.services import Services
 from posepipe.settings import Settings
 from storage.models import Video
-from workers.estimator import create_estimator
 from workers.runtime import WorkerProcesses
 
 REDIS_BENCH_DB = 12

@@ -21,7 +21,7 @@ import numpy as np
 
 from bench.common import media_dir
 from bench.multi_pose import sampled_frames
-from workers.estimator import MediaPipeEstimator
+from pose.estimator import MediaPipeEstimator
 
 CLIPS = (
     "falls/urfall_ds04_fall_while_walking.mp4",

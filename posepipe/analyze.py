@@ -25,10 +25,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from analytics.engine import ANALYTICS_VERSION
 from pipeline import keys
+from pose.estimator import pose_spec
 from posepipe.services import Services
 from storage import videos
 from storage.models import Video, VideoStatus
-from workers.estimator import pose_spec
 from workers.ingest import job_alive, run_ingest
 from workers.reconcile import stalled_runs
 from workers.runtime import WorkerProcesses, WorkerThreads

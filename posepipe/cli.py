@@ -11,10 +11,10 @@ from typing import Any
 import click
 
 from analytics.events import Exercise
+from pose.estimator import BACKENDS, POSE_MODELS
 from posepipe import __version__
 from posepipe.logs import filter_native_noise, setup_logging
 from posepipe.settings import Settings, load_settings
-from workers.estimator import BACKENDS, POSE_MODELS
 
 log = logging.getLogger("posepipe")
 
@@ -255,11 +255,11 @@ def poses(
     output: str,
 ) -> None:
     """Export a video's poses and joint angles as CSV or JSON."""
+    from pose.estimator import PoseSpec
+    from pose.types import parse_landmark_selection
     from posepipe.export import write_poses_csv, write_poses_json
     from storage.models import Video
     from storage.poses import iter_poses
-    from workers.estimator import PoseSpec
-    from workers.poses import parse_landmark_selection
 
     try:
         parse_landmark_selection(landmarks)

@@ -22,12 +22,12 @@ from analytics.engine import replay
 from analytics.evaluation import ClipScore, ClipTruth, EvalReport, given_rep_count, load_truth, score_clip
 from analytics.events import Exercise
 from analytics.reps.baseline import tutorial_count_clip
+from pose.types import FramePoses
 from posepipe import analyze as analysis
 from posepipe.services import Services
 from storage import events as stored_events
 from storage import poses as stored_poses
 from storage.models import Video, VideoStatus
-from workers.poses import FramePoses
 
 # A landmark counts toward the person's box when the model is this sure it is in view.
 CROP_VISIBILITY = 0.5

@@ -10,9 +10,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from analytics.angles import ANGLE_COLUMNS, JointAngles
+from pose.types import HAND_LANDMARK_NAMES, LANDMARK_NAMES, N_HAND_LANDMARKS, Hand, LandmarkSelection
 from storage.models import EventRow
 from storage.poses import StoredPose
-from workers.poses import HAND_LANDMARK_NAMES, LANDMARK_NAMES, N_HAND_LANDMARKS, Hand, LandmarkSelection
 
 LANDMARK_FIELDS = ("x", "y", "z", "visibility")
 HAND_FIELDS = ("x", "y", "z")

@@ -13,7 +13,7 @@ import numpy as np
 
 from pipeline.frames import upright
 from pipeline.source import is_photo_container
-from workers.poses import BONES, HAND_BONES, Hand, Pose
+from pose.types import BONES, HAND_BONES, Hand, Pose
 
 # Joints below this visibility are guesses; drawing them would show a confident skeleton
 # where the model saw nothing.

@@ -89,7 +89,7 @@ class Settings(BaseSettings):
         # frames where someone was lost.
         default="mediapipe+movenet",
         description="Pose backend of files and uploads: mediapipe+movenet (BlazePose, MoveNet where it "
-        "lost the person), mediapipe, multi or movenet (workers.estimator).",
+        "lost the person), mediapipe, multi or movenet (pose.estimator).",
     )
     camera_pose_backend: str = Field(
         # Cameras keep BlazePose alone: on bench.live's looped fall the rescue costs ~18 % more

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from analytics.engine import ANALYTICS_VERSION, AnalyticsEngine
+from pose import pickles
 from storage.models import AnalyticsState, utcnow
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def load(session: Session, video_id: int) -> Cursor:
         return Cursor(
             state.next_chunk, state.finished, None, current_version=state.version == ANALYTICS_VERSION
         )
-    return Cursor(state.next_chunk, state.finished, pickle.loads(state.engine), current_version=True)
+    return Cursor(state.next_chunk, state.finished, pickles.loads(state.engine), current_version=True)
 
 
 def next_chunk(session: Session, video_id: int) -> int:

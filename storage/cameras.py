@@ -39,11 +39,11 @@ class CameraConfig:
     exercise: str | None
     updated_at: datetime
     pose_backend: str
-    hands: bool = False  # find each person's hands (workers.hands)
+    hands: bool = False  # find each person's hands (pose.hands)
 
 
 def _check_backend(pose_backend: str) -> None:
-    from workers.estimator import BACKENDS
+    from pose.estimator import BACKENDS
 
     if pose_backend not in BACKENDS:
         raise CameraError(f"unknown pose backend {pose_backend!r}; choose from {', '.join(BACKENDS)}")

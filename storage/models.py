@@ -186,7 +186,7 @@ class PoseRow(Base):
     score: Mapped[float] = mapped_column(Float)
     landmarks: Mapped[bytes] = mapped_column(LargeBinary)
     world_landmarks: Mapped[bytes | None] = mapped_column(LargeBinary)
-    # The person's hands (workers.poses.Hand: (21, 3) little-endian float32, and its score);
+    # The person's hands (pose.types.Hand: (21, 3) little-endian float32, and its score);
     # None when hands were off or none met that wrist.
     left_hand: Mapped[bytes | None] = mapped_column(LargeBinary)
     left_hand_score: Mapped[float | None] = mapped_column(Float)
@@ -247,12 +247,12 @@ class Camera(Base):
     url_secret: Mapped[bytes] = mapped_column(LargeBinary)
     fps: Mapped[float] = mapped_column(Float)
     exercise: Mapped[str | None] = mapped_column(String(32))
-    # The pose backend its sessions use (workers.estimator.BACKENDS): `multi` for rooms with several people.
+    # The pose backend its sessions use (pose.estimator.BACKENDS): `multi` for rooms with several people.
     pose_backend: Mapped[str] = mapped_column(String(32))
     # Seconds a fallen person stays down before long_lie, for this camera (a care-home room
     # may want a shorter time than a gym); None: the deployment's POSEPIPE_LONG_LIE_S.
     long_lie_s: Mapped[float | None] = mapped_column(Float)
-    # Find each person's hands in its sessions (workers.hands).
+    # Find each person's hands in its sessions (pose.hands).
     hands: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from pose.types import FramePoses, Hand, HandSide, Pose
 from storage.models import AnalysedFrame, Chunk, ChunkStatus, PoseRow, Video, utcnow
-from workers.poses import FramePoses, Hand, HandSide, Pose
 
 
 @dataclass(frozen=True)

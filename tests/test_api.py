@@ -24,12 +24,12 @@ import numpy as np
 import pytest
 from cryptography.fernet import Fernet
 
+from pose.types import LANDMARK_INDEX
 from posepipe.api.media import H264_ENCODERS
 from storage.tokens import hash_token
 from tests.services import free_port, wait_until
 from tests.test_cli import clean_env
 from tests.test_webhooks import Receiver, receiver
-from workers.poses import LANDMARK_INDEX
 
 FALL_CLIP = "falls/urfall_ds04_fall_while_walking.mp4"
 SHORT_CLIP = "falls/urfall_ds22_fall_toward_camera.mp4"

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from workers.poses import LANDMARK_NAMES
+from pose.types import LANDMARK_NAMES
 
 CLIP = "falls/urfall_ds22_fall_toward_camera.mp4"
 

@@ -2,7 +2,7 @@
 model that never saw the chunks before it (the same bytes), on real clips.
 
 The reset forgets the tracked person with a black frame instead of restarting MediaPipe's
-graph (workers.estimator); these tests hold it to the restart's result."""
+graph (pose.estimator); these tests hold it to the restart's result."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from pipeline.frames import Frame
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile
-from workers.estimator import MediaPipeEstimator
+from pose.estimator import MediaPipeEstimator
 
 CONFIDENCE = 0.3  # the pipeline's default
 # A fall (the person is lost and found again inside the clip) and an exercise from the side.
@@ -112,7 +112,7 @@ def test_a_reset_restarts_the_graph_when_the_blank_frame_shows_someone(media_dir
 PLOTTING_PROBE = """
 import sys
 import numpy as np
-from workers.estimator import MediaPipeEstimator
+from pose.estimator import MediaPipeEstimator
 from pipeline.frames import Frame
 estimator = MediaPipeEstimator()
 estimator.estimate(Frame(seq=0, pts_s=0.0, rgb=np.zeros((96, 128, 3), dtype=np.uint8)))

@@ -17,17 +17,8 @@ from cryptography.fernet import Fernet
 from pipeline.frames import Frame
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile
-from posepipe.api.live import frame_poses
-from posepipe.export import pose_csv_header
-from posepipe.render import SkeletonStyle, draw_skeleton
-from storage import poses, videos
-from storage.cameras import CameraConfig
-from storage.db import Database, head_revision
-from tests.test_api import api_server, token
-from tests.test_cli import clean_env, posepipe
-from workers.cameras import session_pose_spec
-from workers.estimator import PoseSpec, create_estimator, pose_spec
-from workers.hand_landmarks import (
+from pose.estimator import PoseSpec, create_estimator, pose_spec
+from pose.hand_landmarks import (
     ROI_SIDE_FOREARMS,
     HandFinder,
     HandRegion,
@@ -36,8 +27,8 @@ from workers.hand_landmarks import (
     region_at_wrist,
     wrist_crop,
 )
-from workers.hands import ATTACH_MAX_FOREARMS, attach_hands, wrist_gap_px
-from workers.poses import (
+from pose.hands import ATTACH_MAX_FOREARMS, attach_hands, wrist_gap_px
+from pose.types import (
     HAND_LANDMARK_NAMES,
     LANDMARK_INDEX,
     LANDMARK_NAMES,
@@ -48,6 +39,15 @@ from workers.poses import (
     Pose,
     parse_landmark_selection,
 )
+from posepipe.api.live import frame_poses
+from posepipe.export import pose_csv_header
+from posepipe.render import SkeletonStyle, draw_skeleton
+from storage import poses, videos
+from storage.cameras import CameraConfig
+from storage.db import Database, head_revision
+from tests.test_api import api_server, token
+from tests.test_cli import clean_env, posepipe
+from workers.cameras import session_pose_spec
 
 RESOLUTION_WH = (640, 480)
 CURLS = "exercise/ex_curl_front_dumbbells_white_studio_man.mp4"  # front view, both hands in sight

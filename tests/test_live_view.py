@@ -27,6 +27,7 @@ from analytics.events import EventType, Exercise
 from bench.posed import PoseCache
 from pipeline import keys
 from pipeline.frames import Frame
+from pose.types import Pose
 from posepipe.api.live import render_view
 from posepipe.render import SkeletonStyle
 from tests.media_gen import ffmpeg
@@ -36,7 +37,6 @@ from tests.test_api import api_server, token
 from tests.test_cli import clean_env
 from tests.test_ui import STEP_MS, browser, watch_console  # noqa: F401 (browser is a fixture)
 from workers import live_view
-from workers.poses import Pose
 
 FALL_CLIP = "falls/urfall_ds04_fall_while_walking.mp4"  # 5 s: walks, falls at ~3 s, lies from ~3.6 s
 # The fall clip with its last frame held, so the person lies still for this long each loop:

@@ -26,6 +26,10 @@ import numpy as np
 import pytest
 
 from bench.multi_pose import identity_report, pose_frames, sampled_frames, track
+from pose.estimator import MediaPipeEstimator, create_estimator
+from pose.multipose.estimator import MultiPoseEstimator
+from pose.rescue import RescuedEstimator
+from pose.types import FramePoses
 from posepipe import analyze as analysis
 from storage.cameras import CameraError, add_camera, enabled_configs
 from storage.models import Video
@@ -33,10 +37,6 @@ from storage.poses import iter_poses
 from storage.secret_box import SecretBox
 from workers.cameras import CameraRunner
 from workers.context import WorkerContext
-from workers.estimator import MediaPipeEstimator, create_estimator
-from workers.multipose.estimator import MultiPoseEstimator
-from workers.poses import FramePoses
-from workers.rescue import RescuedEstimator
 
 CONFIDENCE = 0.3  # the settings' default pose_min_confidence
 AGREEMENT_CLIPS = (

@@ -17,7 +17,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from workers.estimator import BACKENDS
+from pose.estimator import BACKENDS
 
 REPO = Path(__file__).resolve().parent.parent
 # mediapipe declares these; Pose uses none of them, and opencv-contrib-python (GUI build,
@@ -97,7 +97,7 @@ def test_the_built_wheel_installed_by_pip_works_with_every_backend(tmp_path: Pat
     imported = run([str(python), "-c", "import cv2, ai_edge_litert, mediapipe; print(cv2.__version__)"])
     assert imported.stdout.startswith("4.11")
     # The model files no wheel ships (MoveNet; BlazePose lite/heavy need npm), as README says.
-    run([str(python), "-m", "workers.model_files", "install"], cwd=tmp_path, timeout=600)
+    run([str(python), "-m", "pose.model_files", "install"], cwd=tmp_path, timeout=600)
     env = {
         k: v
         for k, v in os.environ.items()

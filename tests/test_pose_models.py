@@ -31,27 +31,27 @@ from analytics.events import rep_counts
 from analytics.track import Tracker
 from bench.multi_pose import pose_frames, sampled_frames
 from pipeline.frames import Frame
-from posepipe import analyze as analysis
-from posepipe.settings import load_settings
-from storage.cameras import add_camera, enabled_configs
-from storage.models import Video
-from storage.poses import iter_poses
-from storage.secret_box import SecretBox
-from workers import model_files
-from workers.cameras import CameraRunner
-from workers.context import WorkerContext
-from workers.estimator import (
+from pose import model_files
+from pose.estimator import (
     MediaPipeEstimator,
     PoseSpec,
     create_estimator,
     pose_spec,
     require_landmark_model,
 )
+from pose.movenet import COCO_TO_BLAZEPOSE, MoveNetEstimator, unturn
+from pose.multipose.estimator import MultiPoseEstimator
+from pose.rescue import RescuedEstimator
+from pose.types import N_LANDMARKS, Pose
+from posepipe import analyze as analysis
+from posepipe.settings import load_settings
+from storage.cameras import add_camera, enabled_configs
+from storage.models import Video
+from storage.poses import iter_poses
+from storage.secret_box import SecretBox
+from workers.cameras import CameraRunner
+from workers.context import WorkerContext
 from workers.jobs import _forget_ahead
-from workers.movenet import COCO_TO_BLAZEPOSE, MoveNetEstimator, unturn
-from workers.multipose.estimator import MultiPoseEstimator
-from workers.poses import N_LANDMARKS, Pose
-from workers.rescue import RescuedEstimator
 
 CONFIDENCE = 0.3
 STANDING = "exercise/ex_squat_side_woman.mp4"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pose.types import LANDMARK_INDEX
 from posepipe import analyze as analysis
 from storage.models import Video
 from storage.poses import iter_poses
-from workers.poses import LANDMARK_INDEX
 
 # The photo's reference keypoints are COCO's 17 joints; every one has a BlazePose namesake.
 PHOTO = "images/img_businessman_fullbody.jpeg"

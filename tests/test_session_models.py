@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from pose.estimator import MediaPipeEstimator
 from workers import context
 from workers.context import WorkerContext
-from workers.estimator import MediaPipeEstimator
 from workers.live import drop_cause
 
 

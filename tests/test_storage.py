@@ -13,10 +13,10 @@ from sqlalchemy import func, inspect, select
 from analytics.config import AnalyticsConfig
 from analytics.engine import AnalyticsEngine
 from analytics.events import Event, EventType
+from pose.types import FramePoses, Pose
 from storage import analytics_state, events, poses, videos
 from storage.db import MIGRATIONS_DIR, Database, head_revision
 from storage.models import AnalysedFrame, Chunk, PoseRow, Video
-from workers.poses import FramePoses, Pose
 
 
 def a_pose(shift: float = 0.0) -> Pose:

@@ -22,13 +22,13 @@ from analytics.events import Event, EventType
 from pipeline import keys
 from pipeline.live import LiveIngest, LivePlan
 from pipeline.stream import CameraStream, LiveFrame, StreamGap
+from pose.estimator import pose_spec
 from posepipe.settings import Settings
 from storage import cameras, events, videos
 from storage.cameras import CameraConfig, StatusReport
 from storage.models import CameraState, Source, Video, VideoStatus
 from storage.secret_box import SecretBox
 from workers.context import WorkerContext
-from workers.estimator import pose_spec
 
 log = logging.getLogger(__name__)
 

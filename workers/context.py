@@ -24,9 +24,9 @@ from analytics.config import AnalyticsConfig
 from analytics.events import Exercise
 from pipeline.framestore import FrameStore
 from pipeline.queue import JobQueue
+from pose.estimator import PoseEstimator, create_estimator, pose_spec
 from posepipe.settings import Settings
 from storage.db import Database
-from workers.estimator import PoseEstimator, create_estimator, pose_spec
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ SESSION_MODEL_IDLE_S = 60.0
 # walking moves about a third of their height in that time, which MediaPipe's region from the
 # previous landmarks still covers; where it does not, MediaPipe finds no pose in the region and
 # runs its detector, as it would after a reset. A reset costs an inference on a blank frame and a
-# detection (workers.estimator).
+# detection (pose.estimator).
 TRACKING_MAX_GAP_S = 0.5
 
 
@@ -83,7 +83,7 @@ class WorkerContext:
         return cls(settings=settings, db=db, redis=redis, frames=frames, queue=queue)
 
     def estimator(self, backend: str | None = None) -> PoseEstimator:
-        """This worker's model for `backend` (the video's pose spec, workers.estimator; default the
+        """This worker's model for `backend` (the video's pose spec, pose.estimator; default the
         settings' backend and model), built once and kept."""
         name = backend or self.default_pose_spec
         if name not in self._estimators:

@@ -22,11 +22,11 @@ from analytics.events import Event
 from pipeline import keys
 from pipeline.errors import FramesMissingError
 from pipeline.queue import LIVE_JOB
+from pose.estimator import PoseEstimator
+from pose.types import FramePoses
 from storage import analytics_state, events, poses, videos
 from storage.models import Video, VideoStatus, utcnow
 from workers.context import WorkerContext, current
-from workers.estimator import PoseEstimator
-from workers.poses import FramePoses
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,12 @@ from typing import Any
 from analytics.engine import ANALYTICS_VERSION, AnalyticsEngine
 from pipeline import keys
 from pipeline.errors import FramesMissingError
+from pose.types import FramePoses
 from storage import analytics_state, cameras, events, poses, videos
 from storage.models import VideoStatus, utcnow
 from workers import live_view
 from workers.context import current
 from workers.jobs import analyse_frames
-from workers.poses import FramePoses
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from analytics import geometry as g
 from analytics import thresholds as th
 from analytics.events import Exercise
 from analytics.track import TrackedPose, Tracker
-from workers.poses import FramePoses
+from pose.types import FramePoses
 
 _JOINT = {
     "knee": ((g.L_HIP, g.L_KNEE, g.L_ANKLE), (g.R_HIP, g.R_KNEE, g.R_ANKLE)),

@@ -23,12 +23,12 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from pose.estimator import pose_spec
 from posepipe import analyze as analysis
 from posepipe.services import Services
 from posepipe.settings import Settings
 from storage import videos
 from storage.models import Video, VideoStatus
-from workers.estimator import pose_spec
 
 log = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ from redis import Redis
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from pose.types import Pose
 from posepipe.api.auth import require_read
 from posepipe.api.common import NOT_FOUND, MaxSide, Responses, skeleton_style
 from posepipe.api.media import encode_jpeg
@@ -37,7 +38,6 @@ from storage.models import Camera, CameraStatusRow, PoseRow
 from storage.poses import POSE_COLUMNS, pose_from_row
 from workers import live_view
 from workers.live_view import LiveView, ViewFrame
-from workers.poses import Pose
 
 router = APIRouter(prefix="/api", tags=["cameras"], dependencies=[Depends(require_read)])
 

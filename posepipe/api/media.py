@@ -24,12 +24,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pipeline.frames import upright
+from pose.types import FramePoses, Pose
 from posepipe.api.common import Refusal
 from posepipe.render import SkeletonStyle, draw_skeleton, read_frame_at
 from storage.db import Database
 from storage.models import AnalysedFrame, EventRow, Source, SourceKind, Video
 from storage.poses import nearest_frame, read_frames
-from workers.poses import FramePoses, Pose
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from analytics.events import Exercise
 from pipeline.errors import IngestError
 from pipeline.source import VideoFile
+from pose.estimator import PoseSpec
+from pose.types import parse_landmark_selection
 from posepipe import analyze as analysis
 from posepipe.api import media
 from posepipe.api.auth import require_admin, require_read
@@ -37,8 +39,6 @@ from posepipe.export import write_poses_csv, write_poses_json
 from posepipe.render import SkeletonStyle
 from storage.models import Source, SourceKind, Video, VideoStatus
 from storage.poses import iter_poses
-from workers.estimator import PoseSpec
-from workers.poses import parse_landmark_selection
 
 router = APIRouter(prefix="/api", tags=["videos"], dependencies=[Depends(require_read)])
 

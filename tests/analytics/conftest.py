@@ -9,9 +9,9 @@ import pytest
 
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile
+from pose.estimator import MediaPipeEstimator
+from pose.types import FramePoses
 from posepipe.settings import Settings
-from workers.estimator import MediaPipeEstimator
-from workers.poses import FramePoses
 
 # The pipeline's analysis rate and chunk length: MediaPipe's tracking restarts every chunk.
 ANALYSIS_FPS = 10.0

@@ -29,9 +29,9 @@ from analytics.events import Event, EventType
 from analytics.falls import FallDetector, FallState
 from analytics.falls_body import BodySample, centre_of_mass_xy
 from analytics.track import Tracker
+from pose.types import FramePoses
 from tests.analytics.conftest import PosedClips
 from tests.analytics.test_track import TORSO, make_frame, make_pose, seated, stick_xy, toppled
-from workers.poses import FramePoses
 
 W, L, F = FallState.WATCHING, FallState.LANDED, FallState.FALLEN
 FEET_Y = 0.9

@@ -26,8 +26,8 @@ from analytics.reps.features import BodyFeatures
 from analytics.reps.plausible import feet_travel_torso, plausible, travel_torso
 from analytics.reps.recognise import recognise
 from analytics.track import TrackedPose, Tracker
+from pose.types import Pose
 from tests.analytics.conftest import PosedClips
-from workers.poses import Pose
 
 NAN = math.nan
 DT = 0.1  # the analysis rate, 10 fps

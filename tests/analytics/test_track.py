@@ -16,8 +16,8 @@ import pytest
 
 from analytics import geometry as g
 from analytics.track import Tracker, TrackUpdate, torso_length_ih
+from pose.types import FramePoses, Pose
 from tests.analytics.conftest import PosedClips
-from workers.poses import FramePoses, Pose
 
 RESOLUTION_WH = (1000, 1000)
 TORSO = 0.1  # image heights

@@ -11,11 +11,24 @@ from __future__ import annotations
 
 import math
 
+from pose.types import (
+    L_EAR,
+    L_EYE,
+    L_HIP,
+    L_SHOULDER,
+    N_LANDMARKS,
+    NOSE,
+    R_EAR,
+    R_EYE,
+    R_HIP,
+    R_SHOULDER,
+)
+
 # --- the models, as shipped in the mediapipe wheel (loaded from the installed package) ---
 MODEL_PACKAGE = "mediapipe"
 DETECTOR_MODEL = "modules/pose_detection/pose_detection.tflite"
 # BlazePose's landmark models by name (model_complexity 0, 1, 2 in mp.solutions.pose): the
-# wheel ships full; lite and heavy are installed beside it by scripts/install (workers.model_files).
+# wheel ships full; lite and heavy are installed beside it by scripts/install (pose.model_files).
 # All three take the same 256x256 crop and give the same outputs, so everything below holds for each.
 LANDMARK_MODELS = {
     "lite": "modules/pose_landmark/pose_landmark_lite.tflite",
@@ -49,7 +62,7 @@ LANDMARK_INPUT_PX = 256
 LANDMARK_RANGE = (0.0, 1.0)
 N_MODEL_LANDMARKS = 39  # 33 pose landmarks, 2 auxiliary (ROI for the next frame), 4 unused
 LANDMARK_VALUES = 5  # x, y, z (input pixels), visibility logit, presence logit
-N_POSE_LANDMARKS = 33
+N_POSE_LANDMARKS = N_LANDMARKS
 AUX_LANDMARKS = (33, 34)  # alignment centre and size/rotation point of the next ROI
 # Refinement window (heatmap cells) around each landmark. The graph's option says 7, but the
 # wheel's landmarks match a 9-cell window (the option's default): on a test frame, 9 puts every
@@ -87,7 +100,7 @@ STRIP_MIN_SCORE = 0.5
 MIN_STRIP_FRACTION = 0.1
 # The landmarks that say which columns a person occupies: face, shoulders and hips (not the
 # limbs, which reach over neighbours).
-OCCUPIED_LANDMARKS = (0, 2, 5, 7, 8, 11, 12, 23, 24)
+OCCUPIED_LANDMARKS = (NOSE, L_EYE, R_EYE, L_EAR, R_EAR, L_SHOULDER, R_SHOULDER, L_HIP, R_HIP)
 # The detector runs again, when people are followed, every this many frames (at 10 analysed
 # frames/s every 0.5 s) to find people who came into view, and in the frame after anyone
 # followed was lost.
@@ -103,13 +116,13 @@ NEW_PERSON_REFINEMENTS = 0
 SAME_PERSON_TORSO_FRACTION = 0.2
 DETECTOR_MID_HIP = 0
 DETECTOR_MID_SHOULDER = 2
-HIP_LANDMARKS = (23, 24)
-SHOULDER_LANDMARKS = (11, 12)
+HIP_LANDMARKS = (L_HIP, R_HIP)
+SHOULDER_LANDMARKS = (L_SHOULDER, R_SHOULDER)
 # Two poses are one body found twice when their nose, shoulders and hips lie, in the median,
 # within this fraction of the smaller region's side of each other (two people side by side are
 # at least a shoulder width, ~0.2 of the side, apart); the one found later is dropped.
 DUPLICATE_ANCHOR_FRACTION = 0.1
-ANCHOR_LANDMARKS = (0, 11, 12, 23, 24)
+ANCHOR_LANDMARKS = (NOSE, L_SHOULDER, R_SHOULDER, L_HIP, R_HIP)
 # Two people never share a head: noses closer than this fraction of the smaller region's side
 # (a quarter of a head's width) are one body, however the rest was read (a raised arm read as a
 # second body hanging from the same head). On the dance clip two different people's noses are
@@ -119,5 +132,5 @@ SAME_HEAD_FRACTION = 0.05
 # more than 1/NESTED_MAX_SIZE_RATIO times its size, is the landmark model seeing a person in
 # part of a body (a raised arm, a hand, a shirt's pattern, cut out by a strip): dropped. A
 # real person that much farther away, behind someone's outline, is hidden by them anyway.
-TORSO_LANDMARKS = (11, 12, 24, 23)  # polygon order
+TORSO_LANDMARKS = (L_SHOULDER, R_SHOULDER, R_HIP, L_HIP)  # polygon order
 NESTED_MAX_SIZE_RATIO = 0.6

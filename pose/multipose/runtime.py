@@ -2,7 +2,7 @@
 
 The models are the ones the mediapipe wheel ships, read from the installed package (never
 copied into the repository, never downloaded): the two pose models here, and the hand landmark
-model for workers.hands. Outputs are named by their shapes, not by the converter's tensor names
+model for pose.hands. Outputs are named by their shapes, not by the converter's tensor names
 (`Identity_3`), which say nothing and may change; only a model with two outputs of one shape
 (the hand landmark model: landmarks and world landmarks, presence and handedness) is read by
 output order (`run_ordered`).
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.multipose import constants as c
+from pose.multipose import constants as c
 
 
 class ModelLoadError(RuntimeError):
@@ -28,7 +28,7 @@ def model_path(relative: str) -> str:
     """Absolute path of a model file inside the installed mediapipe distribution.
 
     Found through the distribution's metadata, which does not import mediapipe (that stays in
-    workers.estimator, for the mediapipe backend).
+    pose.estimator, for the mediapipe backend).
     """
     try:
         dist = importlib.metadata.distribution(c.MODEL_PACKAGE)

@@ -4,9 +4,9 @@ no hand.
 
 Owns the hand regions (where the landmark model looks, and how its answer maps back to the
 image), the hand landmark model (the mediapipe wheel's `hand_landmark_full.tflite`, run with
-LiteRT through workers.multipose.runtime) and the palm-detection fallback (`mp.solutions.hands`,
+LiteRT through pose.multipose.runtime) and the palm-detection fallback (`mp.solutions.hands`,
 the wheel's full models). Never a download. Does not decide whose hand a hand is
-(workers.hands does).
+(pose.hands does).
 
 Why a predicted region first: the landmark model alone costs ~8 ms a hand, a palm detection on a
 crop and the landmarks after it ~20 ms through the solution API. A hand lies past its wrist, in
@@ -27,9 +27,19 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from workers.estimator import import_mediapipe
-from workers.multipose.runtime import ModelLoadError, TfliteModel
-from workers.poses import LANDMARK_INDEX, N_HAND_LANDMARKS, Hand, HandSide, Pose
+from pose.estimator import import_mediapipe
+from pose.multipose.runtime import ModelLoadError, TfliteModel
+from pose.types import (
+    L_HIP,
+    L_SHOULDER,
+    LANDMARK_INDEX,
+    N_HAND_LANDMARKS,
+    R_HIP,
+    R_SHOULDER,
+    Hand,
+    HandSide,
+    Pose,
+)
 
 HAND_LANDMARK_MODEL = "modules/hand_landmark/hand_landmark_full.tflite"
 INPUT_PX = 224  # the landmark model's square input
@@ -58,7 +68,7 @@ ROI_SIDE_FOREARMS = 0.7
 MIN_KNUCKLE_VISIBILITY = 0.5
 # A wrist the pose model did not see (behind the body in a side view, out of the frame) has
 # no hand in sight either: searching it costs for nothing. Half is where BlazePose calls a
-# landmark seen, and where workers.movenet maps MoveNet's "seen" score.
+# landmark seen, and where pose.movenet maps MoveNet's "seen" score.
 MIN_WRIST_VISIBILITY = 0.5
 
 # The fallback: a square of 2.4 forearms around the palm goes to palm detection (measured on
@@ -89,8 +99,8 @@ def forearm_px(pose: Pose, resolution_wh: tuple[int, int]) -> float:
     """The person's forearm length in pixels, estimated from the torso and the shoulders (the
     forearm itself is too often foreshortened or hidden to measure)."""
     lm = px(pose.landmarks_xyzv[:, :2], resolution_wh)
-    torso = float(np.linalg.norm((lm[11] + lm[12]) / 2 - (lm[23] + lm[24]) / 2))
-    shoulders = float(np.linalg.norm(lm[11] - lm[12]))
+    torso = float(np.linalg.norm((lm[L_SHOULDER] + lm[R_SHOULDER]) / 2 - (lm[L_HIP] + lm[R_HIP]) / 2))
+    shoulders = float(np.linalg.norm(lm[L_SHOULDER] - lm[R_SHOULDER]))
     return max(FOREARM_PER_TORSO * torso, FOREARM_PER_SHOULDER_WIDTH * shoulders)
 
 
@@ -290,7 +300,7 @@ class HandFinder:
     each seen wrist (`region_at_wrist`); where that holds no hand, palm detection on a crop
     around the wrist, its hands looked at again by the landmark model (so every hand's landmarks
     and score come from the same model). One hand per wrist searched; a hand found from two
-    wrists (hands together) is found twice, and workers.hands keeps one. `fallback=False` leaves
+    wrists (hands together) is found twice, and pose.hands keeps one. `fallback=False` leaves
     the palm search out (benchmarks and tests)."""
 
     def __init__(self, min_confidence: float, *, fallback: bool = True) -> None:

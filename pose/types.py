@@ -1,5 +1,5 @@
 """Pose data as it leaves the pose backend: 33 BlazePose landmarks per person per frame, and the
-21 landmarks of each hand attached to that person (when hands are on, workers.hands).
+21 landmarks of each hand attached to that person (when hands are on, pose.hands).
 
 Owns the landmark topology (names, bones, named subsets, the hands' too) and the entry points
 for MediaPipe's result objects (`Pose.from_mediapipe`, `Hand.from_mediapipe`). Imports no model
@@ -53,6 +53,22 @@ LANDMARK_NAMES: tuple[str, ...] = (
 )
 N_LANDMARKS = len(LANDMARK_NAMES)
 LANDMARK_INDEX: dict[str, int] = {name: i for i, name in enumerate(LANDMARK_NAMES)}
+# The landmarks code names by index (geometry, detectors, backends): from the table above, so
+# an index is written down once.
+NOSE = LANDMARK_INDEX["nose"]
+L_EYE, R_EYE = LANDMARK_INDEX["left_eye"], LANDMARK_INDEX["right_eye"]
+L_EAR, R_EAR = LANDMARK_INDEX["left_ear"], LANDMARK_INDEX["right_ear"]
+L_SHOULDER, R_SHOULDER = LANDMARK_INDEX["left_shoulder"], LANDMARK_INDEX["right_shoulder"]
+L_ELBOW, R_ELBOW = LANDMARK_INDEX["left_elbow"], LANDMARK_INDEX["right_elbow"]
+L_WRIST, R_WRIST = LANDMARK_INDEX["left_wrist"], LANDMARK_INDEX["right_wrist"]
+L_PINKY, R_PINKY = LANDMARK_INDEX["left_pinky"], LANDMARK_INDEX["right_pinky"]
+L_INDEX, R_INDEX = LANDMARK_INDEX["left_index"], LANDMARK_INDEX["right_index"]
+L_THUMB, R_THUMB = LANDMARK_INDEX["left_thumb"], LANDMARK_INDEX["right_thumb"]
+L_HIP, R_HIP = LANDMARK_INDEX["left_hip"], LANDMARK_INDEX["right_hip"]
+L_KNEE, R_KNEE = LANDMARK_INDEX["left_knee"], LANDMARK_INDEX["right_knee"]
+L_ANKLE, R_ANKLE = LANDMARK_INDEX["left_ankle"], LANDMARK_INDEX["right_ankle"]
+L_HEEL, R_HEEL = LANDMARK_INDEX["left_heel"], LANDMARK_INDEX["right_heel"]
+L_FOOT, R_FOOT = LANDMARK_INDEX["left_foot_index"], LANDMARK_INDEX["right_foot_index"]
 
 # Bones drawn on snapshots: BlazePose's own connection list.
 BONES: tuple[tuple[int, int], ...] = (
@@ -96,11 +112,11 @@ BONES: tuple[tuple[int, int], ...] = (
 # Named subsets for exports: the hips belong to both halves because both need them as anchor.
 LANDMARK_SUBSETS: dict[str, tuple[int, ...]] = {
     "all": tuple(range(N_LANDMARKS)),
-    "upper_body": tuple(range(25)),
-    "lower_body": tuple(range(23, N_LANDMARKS)),
+    "upper_body": tuple(range(R_HIP + 1)),
+    "lower_body": tuple(range(L_HIP, N_LANDMARKS)),
 }
 
-_TORSO = (11, 12, 23, 24)
+_TORSO = (L_SHOULDER, R_SHOULDER, L_HIP, R_HIP)
 
 # MediaPipe Hands' 21 landmarks, in its order (0 is the wrist).
 HAND_LANDMARK_NAMES: tuple[str, ...] = (
@@ -127,6 +143,7 @@ HAND_LANDMARK_NAMES: tuple[str, ...] = (
     "pinky_tip",
 )
 N_HAND_LANDMARKS = len(HAND_LANDMARK_NAMES)
+HAND_LANDMARK_INDEX: dict[str, int] = {name: i for i, name in enumerate(HAND_LANDMARK_NAMES)}
 # MediaPipe Hands' own connection list: the palm, then each finger from its base.
 HAND_BONES: tuple[tuple[int, int], ...] = (
     (0, 1),
@@ -162,7 +179,7 @@ class HandSide(str, Enum):
     @property
     def wrist(self) -> int:
         """The pose landmark the hand meets (the person's own left or right wrist)."""
-        return LANDMARK_INDEX["left_wrist" if self is HandSide.LEFT else "right_wrist"]
+        return L_WRIST if self is HandSide.LEFT else R_WRIST
 
 
 # A named subset that is only hands: both, in this order.
@@ -210,7 +227,7 @@ class Hand:
     `landmarks_xyz`: (21, 3) float32; x and y are fractions of the (upright) image's width and
     height, like a Pose's; z is depth relative to the wrist, in roughly the scale of x. `score`:
     in [0, 1], how sure the hand landmark model is that a hand is there (its presence output;
-    workers.hand_landmarks keeps hands from 0.5). Which hand it is comes from the Pose it is
+    pose.hand_landmarks keeps hands from 0.5). Which hand it is comes from the Pose it is
     attached to, never from the model's left/right label (which depends on mirroring).
     """
 
@@ -234,7 +251,7 @@ class Hand:
         """From one hand of `mp.solutions.hands.Hands.process()` run on a crop of the image;
         `crop_xywh` is that crop in fractions of the image (0, 0, 1, 1 for the whole image). The
         solution API gives no presence score, so the score is its handedness score, a stand-in
-        until the landmark model looks at the hand again (workers.hand_landmarks)."""
+        until the landmark model looks at the hand again (pose.hand_landmarks)."""
         x0, y0, w, h = crop_xywh
         points = np.array([(p.x, p.y, p.z) for p in hand_landmarks.landmark], dtype=np.float32)
         points[:, 0] = x0 + points[:, 0] * w
@@ -262,7 +279,7 @@ class Pose:
     hips, or None when the backend gives no world landmarks. `score`: how sure the backend
     is that this is a person (the detector's score when it has one, else the mean
     visibility of shoulders and hips). `left_hand`, `right_hand`: the person's own hands when
-    hands were on and one met that wrist (workers.hands), else None.
+    hands were on and one met that wrist (pose.hands), else None.
     """
 
     landmarks_xyzv: np.ndarray

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workers.multipose import constants as c
-from workers.multipose.regions import RotatedRect, letterbox, region_from_alignment, ssd_anchor_centers
-from workers.multipose.runtime import TfliteModel
+from pose.multipose import constants as c
+from pose.multipose.regions import RotatedRect, letterbox, region_from_alignment, ssd_anchor_centers
+from pose.multipose.runtime import TfliteModel
 
 
 @dataclass(frozen=True, eq=False)

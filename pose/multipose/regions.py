@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from workers.multipose import constants as c
+from pose.multipose import constants as c
 
 
 @dataclass(frozen=True)

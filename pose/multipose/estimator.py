@@ -22,12 +22,12 @@ from typing import ClassVar
 import numpy as np
 
 from pipeline.frames import Frame
-from workers.multipose import constants as c
-from workers.multipose.crowd import detects_known, free_strips, is_duplicate
-from workers.multipose.detector import Detection, PoseDetector
-from workers.multipose.landmarks import LandmarkModel, PersonLandmarks
-from workers.multipose.regions import RotatedRect, region_from_alignment
-from workers.poses import Pose
+from pose.multipose import constants as c
+from pose.multipose.crowd import detects_known, free_strips, is_duplicate
+from pose.multipose.detector import Detection, PoseDetector
+from pose.multipose.landmarks import LandmarkModel, PersonLandmarks
+from pose.multipose.regions import RotatedRect, region_from_alignment
+from pose.types import Pose
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ import math
 import cv2
 import numpy as np
 
-from workers.multipose import constants as c
-from workers.multipose.detector import Detection
-from workers.multipose.landmarks import PersonLandmarks
+from pose.multipose import constants as c
+from pose.multipose.detector import Detection
+from pose.multipose.landmarks import PersonLandmarks
 
 
 def detects_known(detection: Detection, person: PersonLandmarks, image_wh: tuple[int, int]) -> bool:

@@ -4,14 +4,14 @@ Owns MoveNet's input (the frame letterboxed into 256x256 uint8), the decoding of
 (per person: 17 COCO keypoints as y, x, score; a box; an instance score), the retry on the
 frame turned 90 degrees either way when nobody is found (MoveNet was trained on people mostly
 upright; someone lying across the frame is often found only once the frame is turned), and the
-mapping of COCO's 17 keypoints into the stored 33-landmark BlazePose layout (workers.poses):
+mapping of COCO's 17 keypoints into the stored 33-landmark BlazePose layout (pose.types):
 the 16 landmarks COCO lacks (inner/outer eyes, mouth, fingers, heels, toes) are placed on their
 nearest COCO keypoint with visibility 0, so drawings and exports work unchanged and every
 reader that checks visibility ignores them. No world landmarks, no depth (z = 0).
 
 MoveNet poses every frame on its own: there is no tracking state, `reset()` does nothing, and
 person identity across frames is left to analytics.track, as for the other backends. The model
-file is installed by scripts/install (workers.model_files), never fetched at run time.
+file is installed by scripts/install (pose.model_files), never fetched at run time.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import cv2
 import numpy as np
 
 from pipeline.frames import Frame
-from workers import model_files
-from workers.poses import LANDMARK_INDEX, N_LANDMARKS, Pose
+from pose import model_files
+from pose.types import LANDMARK_INDEX, N_LANDMARKS, Pose
 
 INPUT_PX = 256  # the model's square input (any multiple of 32 works; 256 is what it was exported at)
 MAX_PEOPLE = 6  # the model's fixed number of output slots
@@ -45,7 +45,7 @@ MIN_PERSON_SCORE = 0.15
 # linearly: 0 -> 0, KEYPOINT_SEEN_SCORE -> 0.5, 1 -> 1 (monotone: the order of points is kept).
 KEYPOINT_SEEN_SCORE = 0.3
 BLAZEPOSE_SEEN_VISIBILITY = 0.5
-# One interpreter thread: workers scale by processes (see workers.multipose.constants).
+# One interpreter thread: workers scale by processes (see pose.multipose.constants).
 INTERPRETER_THREADS = 1
 
 # COCO keypoint order as MoveNet gives it, by BlazePose landmark name.

@@ -1,8 +1,8 @@
 """Hands per person: attach each hand found at the people's wrists to the person it belongs to.
 
 Owns the attachment rule (`attach_hands`) and `HandsEstimator`, which adds hands to the people
-any pose backend finds. Finding the hands is workers.hand_landmarks'; the Hand type and its
-topology are workers.poses'.
+any pose backend finds. Finding the hands is pose.hand_landmarks'; the Hand type and its
+topology are pose.types'.
 """
 
 from __future__ import annotations
@@ -13,9 +13,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.frames import Frame
-from workers.estimator import PoseEstimator
-from workers.hand_landmarks import HandFinder, forearm_px, px
-from workers.poses import Hand, HandSide, Pose
+from pose.estimator import PoseEstimator
+from pose.hand_landmarks import HandFinder, forearm_px, px
+from pose.types import (
+    HAND_LANDMARK_INDEX,
+    L_INDEX,
+    L_PINKY,
+    L_THUMB,
+    L_WRIST,
+    R_INDEX,
+    R_PINKY,
+    R_THUMB,
+    R_WRIST,
+    Hand,
+    HandSide,
+    Pose,
+)
 
 # A hand's wrist farther than a forearm from the person's wrist is somebody else's hand, or no
 # hand at all: a hand sits at its wrist, and the pose's wrist is off by far less than that.
@@ -27,10 +40,13 @@ POSE_HAND_POINT_MIN_VISIBILITY = 0.5
 # knuckle) on average are the same hand found from two wrists (hands close together).
 SAME_HAND_MAX_HAND_SIZES = 0.5
 
+_WRIST, _PINKY_MCP, _INDEX_MCP, _THUMB_MCP = (
+    HAND_LANDMARK_INDEX[name] for name in ("wrist", "pinky_mcp", "index_finger_mcp", "thumb_mcp")
+)
 _PAIRS: dict[HandSide, tuple[tuple[int, int], ...]] = {
     # (pose landmark, hand landmark): wrist, then the knuckles BlazePose places on the hand.
-    HandSide.LEFT: ((15, 0), (17, 17), (19, 5), (21, 2)),
-    HandSide.RIGHT: ((16, 0), (18, 17), (20, 5), (22, 2)),
+    HandSide.LEFT: ((L_WRIST, _WRIST), (L_PINKY, _PINKY_MCP), (L_INDEX, _INDEX_MCP), (L_THUMB, _THUMB_MCP)),
+    HandSide.RIGHT: ((R_WRIST, _WRIST), (R_PINKY, _PINKY_MCP), (R_INDEX, _INDEX_MCP), (R_THUMB, _THUMB_MCP)),
 }
 
 

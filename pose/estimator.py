@@ -1,10 +1,10 @@
 """Pose backends: turn a Frame into the Poses found in it. MediaPipe is imported here and nowhere
-else (`import_mediapipe`, which workers.hand_landmarks calls for MediaPipe Hands).
+else (`import_mediapipe`, which pose.hand_landmarks calls for MediaPipe Hands).
 
 `mediapipe` (mp.solutions.pose, one person) is defined here; `multi` (several people, the
-same models run with LiteRT) lives in workers.multipose, `movenet` (MoveNet MultiPose, up
-to 6 people) in workers.movenet and `mediapipe+movenet` (BlazePose, MoveNet where BlazePose
-lost the person) in workers.rescue; all are registered in BACKENDS.
+same models run with LiteRT) lives in pose.multipose, `movenet` (MoveNet MultiPose, up
+to 6 people) in pose.movenet and `mediapipe+movenet` (BlazePose, MoveNet where BlazePose
+lost the person) in pose.rescue; all are registered in BACKENDS.
 
 The BlazePose backends take a landmark model (POSE_MODELS: lite, full, heavy). What posed a
 video is one string, its pose spec (`pose_spec`): the backend's name, then `:lite` or
@@ -12,7 +12,7 @@ video is one string, its pose spec (`pose_spec`): the backend's name, then `:lit
 built from them, of everything analysed before the choice existed stay valid). It is stored
 as the video's `pose_backend`, so every worker poses a video with the model it was planned
 with, and a different model is a different cache key. `+hands` at the end of a spec adds each
-person's hands (workers.hands, which runs MediaPipe Hands), so hands on or off is a different
+person's hands (pose.hands, which runs MediaPipe Hands), so hands on or off is a different
 cache key too.
 
 A backend holds a loaded model, so it is built once per worker (see workers.context) and
@@ -33,8 +33,8 @@ from typing import ClassVar, Protocol
 import numpy as np
 
 from pipeline.frames import Frame
-from workers import model_files
-from workers.poses import Pose
+from pose import model_files
+from pose.types import Pose
 
 # Imported by mediapipe's drawing utilities when mediapipe is, and never used to pose.
 _PLOTTING_MODULE = "matplotlib.pyplot"
@@ -162,24 +162,24 @@ class MediaPipeEstimator:
 def _multi_person(
     min_detection_confidence: float, min_tracking_confidence: float, model: str
 ) -> PoseEstimator:
-    """Several people per frame (workers.multipose; LiteRT is imported only when this is chosen)."""
-    from workers.multipose.estimator import MultiPoseEstimator
+    """Several people per frame (pose.multipose; LiteRT is imported only when this is chosen)."""
+    from pose.multipose.estimator import MultiPoseEstimator
 
     require_landmark_model(model)
     return MultiPoseEstimator(min_detection_confidence, min_tracking_confidence, model)
 
 
 def _movenet(min_detection_confidence: float, min_tracking_confidence: float, model: str) -> PoseEstimator:
-    """MoveNet MultiPose (workers.movenet): its own person score, no BlazePose model to choose."""
-    from workers.movenet import MoveNetEstimator
+    """MoveNet MultiPose (pose.movenet): its own person score, no BlazePose model to choose."""
+    from pose.movenet import MoveNetEstimator
 
     return MoveNetEstimator()
 
 
 def _rescued(min_detection_confidence: float, min_tracking_confidence: float, model: str) -> PoseEstimator:
-    """BlazePose `model`, with MoveNet on the frames where it lost the person (workers.rescue)."""
-    from workers.movenet import MoveNetEstimator
-    from workers.rescue import RescuedEstimator
+    """BlazePose `model`, with MoveNet on the frames where it lost the person (pose.rescue)."""
+    from pose.movenet import MoveNetEstimator
+    from pose.rescue import RescuedEstimator
 
     primary = MediaPipeEstimator(min_detection_confidence, min_tracking_confidence, model)
     model_files.installed_path(model_files.MOVENET_MULTIPOSE)  # missing: an error now, not mid-video
@@ -241,9 +241,9 @@ def create_estimator(spec: str, min_confidence: float) -> PoseEstimator:
     estimator = BACKENDS[parsed.backend](min_confidence, min_confidence, parsed.model)
     if not parsed.hands:
         return estimator
-    # Imported here: workers.hands builds on this module.
-    from workers.hand_landmarks import HandFinder
-    from workers.hands import HandsEstimator
+    # Imported here: pose.hands builds on this module.
+    from pose.hand_landmarks import HandFinder
+    from pose.hands import HandsEstimator
 
     return HandsEstimator(estimator, HandFinder(min_confidence))
 

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from pipeline.frames import Frame
-from workers.poses import LANDMARK_INDEX, Pose
+from pose.types import L_HIP, L_SHOULDER, R_HIP, R_SHOULDER, Pose
 
 if TYPE_CHECKING:
-    from workers.estimator import PoseEstimator
+    from pose.estimator import PoseEstimator
 
 # How long after the last pose a frame with nobody is still taken for a person lost by the model.
 # Two seconds covers a fall (under a second from upright to the floor) and the first moments on
@@ -43,8 +43,8 @@ RESCUE_WINDOW_S = 2.0
 # same physics as analytics.track's TRACK_MAX_BODY_SPEED_TORSO_PER_S and TRACK_MIN_JUMP_TORSO.
 MAX_BODY_SPEED_TORSO_PER_S = 8.0
 MIN_JUMP_TORSO = 0.8
-_SHOULDERS = [LANDMARK_INDEX["left_shoulder"], LANDMARK_INDEX["right_shoulder"]]
-_HIPS = [LANDMARK_INDEX["left_hip"], LANDMARK_INDEX["right_hip"]]
+_SHOULDERS = [L_SHOULDER, R_SHOULDER]
+_HIPS = [L_HIP, R_HIP]
 
 
 class RescuedEstimator:

@@ -1,0 +1,1 @@
+"""Pose: the pose types and landmark topology (`types`), and the backends that turn a Frame into Poses."""
