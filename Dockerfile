@@ -16,6 +16,7 @@ COPY requirements.lock ./
 RUN pip install --no-deps -r requirements.lock
 
 COPY pyproject.toml README.md ./
+COPY common ./common
 COPY pipeline ./pipeline
 COPY pose ./pose
 COPY workers ./workers

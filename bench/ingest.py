@@ -34,12 +34,13 @@ from bench.common import media_dir
 from pipeline import keys
 from pipeline.framestore import FrameStore
 from pipeline.ingest import IngestPlan, Span, ingest_file
+from pipeline.payload import FrameEncoding
 from pipeline.queue import JobQueue
 from pipeline.sampler import FrameSampler
 from pipeline.segments import SegmentPlan, predict
 from pipeline.source import PacketTimes, VideoFile
 from pose.estimator import create_estimator
-from posepipe.settings import FrameEncoding, Settings
+from posepipe.settings import Settings
 from tests import media_gen
 
 VIDEO_ID = 1

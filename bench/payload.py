@@ -21,10 +21,11 @@ import numpy as np
 from bench.common import media_dir
 from pipeline import payload
 from pipeline.frames import Frame, PlanarFrame
+from pipeline.payload import FrameEncoding
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile
 from pose.estimator import MediaPipeEstimator
-from posepipe.settings import FrameEncoding, Settings
+from posepipe.settings import Settings
 
 CLIPS = (
     "falls/urfall_ds04_fall_while_walking.mp4",  # 320x240

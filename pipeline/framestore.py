@@ -22,7 +22,7 @@ from redis import Redis
 from pipeline import keys, payload
 from pipeline.errors import FramesMissingError
 from pipeline.frames import Frame, PlanarFrame
-from posepipe.settings import FrameEncoding
+from pipeline.payload import FrameEncoding
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,21 @@ self-describing, so a job needs nothing but the key. Decoding always gives an RG
 from __future__ import annotations
 
 import struct
+from enum import Enum
 
 import cv2
 import numpy as np
 
 from pipeline.frames import Frame, PlanarFrame
-from posepipe.settings import FrameEncoding
+
+
+class FrameEncoding(str, Enum):
+    """How a frame's pixels are stored in Redis (see docs/architecture.md for the measurement)."""
+
+    YUV420 = "yuv420"
+    RAW = "raw"
+    JPEG = "jpeg"
+
 
 MAGIC = b"PPF1"
 _HEADER = struct.Struct("<4sBqdII")  # magic, encoding, seq, pts_s, height, width

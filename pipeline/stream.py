@@ -31,10 +31,10 @@ from urllib.parse import urlsplit
 
 import av
 
+from common.backoff import Backoff, BackoffPolicy
+from common.redaction import mask_secrets
 from pipeline import watchdog
-from pipeline.backoff import Backoff, BackoffPolicy
 from pipeline.watchdog import SessionHealth, StreamFault, Verdict, WatchdogLimits
-from posepipe.logs import mask_secrets
 
 log = logging.getLogger(__name__)
 

@@ -187,7 +187,7 @@ def ingest(ctx: click.Context) -> None:
     Needs REDIS_URL. Cameras added, changed or removed with `posepipe camera` are picked up within seconds.
     """
     from pipeline import keys
-    from workers.cameras import CameraSupervisor
+    from posepipe.camera_supervisor import CameraSupervisor
     from workers.reconcile import Reconciler
     from workers.runtime import run_worker_process
 

@@ -5,18 +5,12 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import re
 import sys
 import threading
 
+from common.redaction import mask_secrets
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-# user:password@ in any URL-looking text; the password is replaced, never logged.
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
-
-
-def mask_secrets(text: str) -> str:
-    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
 
 
 class SecretMaskingFilter(logging.Filter):

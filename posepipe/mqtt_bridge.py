@@ -9,7 +9,7 @@ message up to it: a broker that restarts, or a bridge that is restarted, loses n
 under normal operation publishes none twice (an event is published again only if the broker
 took it but its PUBACK was lost with the connection, or a bridge stalled past its lease while
 publishing: QoS 1 is at least once). While the broker is unreachable the bridge reconnects
-with capped, jittered backoff (pipeline.backoff) and events wait in the database. A new
+with capped, jittered backoff (common.backoff) and events wait in the database. A new
 cursor starts at the newest event: history is not replayed to a new broker.
 
 Camera status is published retained when it changes (state, staleness, errors, session; rates
@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline.backoff import Backoff, BackoffPolicy
+from common.backoff import Backoff, BackoffPolicy
 from posepipe.api.events import event_view
 from posepipe.mqtt_link import BrokerAddress, LinkError, MqttLink
 from posepipe.mqtt_topics import OFFLINE, ONLINE, Message, Topics, camera_status_document

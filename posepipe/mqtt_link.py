@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from posepipe.logs import mask_secrets
+from common.redaction import mask_secrets
 from posepipe.mqtt_topics import Message
 
 QOS = 1

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from common.redaction import mask_secrets
 from posepipe import __version__
-from posepipe.logs import mask_secrets
 from storage.models import Camera, CameraStatusRow, utcnow
 
 ONLINE = "online"
 OFFLINE = "offline"
-# The ingester writes a camera's status every 2 s (workers.cameras.STATUS_INTERVAL_S); one not
+# The ingester writes a camera's status every 2 s (posepipe.camera_supervisor.STATUS_INTERVAL_S); one not
 # written for this long means no ingester is watching the camera (stopped or crashed), whatever
 # its last stored state says.
 STALE_STATUS_S = 10.0

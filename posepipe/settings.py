@@ -8,7 +8,6 @@ error (a typo must not silently fall back to a default).
 from __future__ import annotations
 
 import os
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,16 +15,9 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from analytics import thresholds as th
+from pipeline.payload import FrameEncoding
 
 ENV_PREFIX = "POSEPIPE_"
-
-
-class FrameEncoding(str, Enum):
-    """How a frame's pixels are stored in Redis (see docs/architecture.md for the measurement)."""
-
-    YUV420 = "yuv420"
-    RAW = "raw"
-    JPEG = "jpeg"
 
 
 def default_data_dir() -> Path:

@@ -2,7 +2,7 @@
 
 `queue_deliveries` is called by storage.events.add_events, in the transaction that stores
 the events, so an event is never stored without its deliveries nor a delivery queued for
-an event that was rolled back. Dispatchers (workers.webhooks) find due rows, claim one with
+an event that was rolled back. Dispatchers (posepipe.webhook_dispatcher) find due rows, claim one with
 a compare-and-set on `claim_version` (safe with any number of processes, on SQLite and
 PostgreSQL alike), POST it outside any transaction, and record the outcome only if their
 claim still holds. Owns the rows and the event document a receiver gets; not HTTP, signing

@@ -11,8 +11,8 @@ from pipeline import keys
 from pipeline.errors import FramesMissingError
 from pipeline.frames import Frame, PlanarFrame
 from pipeline.framestore import FrameStore
+from pipeline.payload import FrameEncoding
 from posepipe.services import LARGE_ARGUMENT_BYTES, FramePayloadPacker, connect_redis
-from posepipe.settings import FrameEncoding
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ from pose.types import (
     parse_landmark_selection,
 )
 from posepipe.api.live import frame_poses
+from posepipe.camera_supervisor import session_pose_spec
 from posepipe.export import pose_csv_header
 from posepipe.render import SkeletonStyle, draw_skeleton
 from storage import poses, videos
@@ -47,7 +48,6 @@ from storage.cameras import CameraConfig
 from storage.db import Database, head_revision
 from tests.test_api import api_server, token
 from tests.test_cli import clean_env, posepipe
-from workers.cameras import session_pose_spec
 
 RESOLUTION_WH = (640, 480)
 CURLS = "exercise/ex_curl_front_dumbbells_white_studio_man.mp4"  # front view, both hands in sight

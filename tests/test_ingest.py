@@ -12,9 +12,9 @@ import redis
 from pipeline import keys
 from pipeline.framestore import FrameStore
 from pipeline.ingest import IngestPlan, IngestStopped, ingest_file
+from pipeline.payload import FrameEncoding
 from pipeline.queue import JobQueue
 from pipeline.source import VideoFile
-from posepipe.settings import FrameEncoding
 from tests import media_gen
 
 

@@ -26,8 +26,8 @@ from PIL import Image
 from pipeline.errors import IngestError
 from pipeline.framestore import FrameStore
 from pipeline.ingest import IngestPlan, ingest_file
+from pipeline.payload import FrameEncoding
 from pipeline.source import VideoFile
-from posepipe.settings import FrameEncoding
 from tests import media_gen
 
 # The pipeline's default longer side for pose (posepipe.settings.frame_max_side).

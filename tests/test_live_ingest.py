@@ -10,9 +10,9 @@ from rq.job import Job
 
 from pipeline.framestore import FrameStore
 from pipeline.live import DROP_WORKERS_BEHIND, LiveIngest, LivePlan
+from pipeline.payload import FrameEncoding
 from pipeline.queue import LIVE_JOB, JobQueue
 from pipeline.routing import LiveRouter
-from posepipe.settings import FrameEncoding
 
 T0 = 1_800_000_000.0  # a wall-clock session start
 

@@ -31,11 +31,11 @@ from pose.multipose.estimator import MultiPoseEstimator
 from pose.rescue import RescuedEstimator
 from pose.types import FramePoses
 from posepipe import analyze as analysis
+from posepipe.camera_supervisor import CameraRunner
 from storage.cameras import CameraError, add_camera, enabled_configs
 from storage.models import Video
 from storage.poses import iter_poses
 from storage.secret_box import SecretBox
-from workers.cameras import CameraRunner
 from workers.context import WorkerContext
 
 CONFIDENCE = 0.3  # the settings' default pose_min_confidence

@@ -16,6 +16,7 @@ import cv2
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from pose.estimator import BACKENDS
 
@@ -55,6 +56,24 @@ def test_every_requirement_is_installed_except_the_documented_ones() -> None:
                 continue
             missing.append(f"{name} needs {req}")
     assert not missing, missing
+
+
+def test_rq_is_held_to_the_installed_minor_line() -> None:
+    # Its private layout is used (pyproject.toml says where): pyproject admits one minor line,
+    # the one installed, and the lock pins a release of it.
+    declared = [
+        Requirement(line.strip().strip('",'))
+        for line in (REPO / "pyproject.toml").read_text().splitlines()
+        if line.strip().startswith('"rq')
+    ]
+    lock = (REPO / "requirements.lock").read_text().splitlines()
+    locked = [line for line in lock if line.startswith("rq==")]
+    assert len(declared) == 1 and len(locked) == 1
+    running = Version(md.version("rq"))
+    line_start = Version(f"{running.major}.{running.minor}")
+    assert running in declared[0].specifier and line_start in declared[0].specifier
+    assert Version(f"{running.major}.{running.minor + 1}") not in declared[0].specifier
+    assert locked == [f"rq=={running}"]
 
 
 def test_pose_models_ship_in_the_mediapipe_wheel() -> None:

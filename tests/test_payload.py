@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from pipeline import payload
 from pipeline.frames import Frame, PlanarFrame
+from pipeline.payload import FrameEncoding
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile
-from posepipe.settings import FrameEncoding
 from tests import media_gen
 
 

@@ -44,12 +44,12 @@ from pose.multipose.estimator import MultiPoseEstimator
 from pose.rescue import RescuedEstimator
 from pose.types import N_LANDMARKS, Pose
 from posepipe import analyze as analysis
+from posepipe.camera_supervisor import CameraRunner
 from posepipe.settings import load_settings
 from storage.cameras import add_camera, enabled_configs
 from storage.models import Video
 from storage.poses import iter_poses
 from storage.secret_box import SecretBox
-from workers.cameras import CameraRunner
 from workers.context import WorkerContext
 from workers.jobs import _forget_ahead
 

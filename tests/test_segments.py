@@ -15,11 +15,11 @@ from sqlalchemy import select
 from pipeline import keys
 from pipeline.framestore import FrameStore
 from pipeline.ingest import IngestPlan, IngestResult, SegmentMismatch, Span, ingest_file
+from pipeline.payload import FrameEncoding
 from pipeline.queue import JobQueue
 from pipeline.segments import SegmentPlan, predict
 from pipeline.source import VideoFile
 from posepipe import analyze as analysis
-from posepipe.settings import FrameEncoding
 from storage.models import AnalysedFrame, Chunk, Video, VideoStatus
 from tests import media_gen
 from tests.test_pipeline import FALL_WHILE_WALKING, analyse, stored_analysis, stored_rows

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.backoff import Backoff, BackoffPolicy
+from common.backoff import Backoff, BackoffPolicy
 from pipeline.frames import Frame
 from pipeline.stream import CameraStatus, CameraStream, LiveFrame, StreamConfig, StreamGap, StreamState
 from pipeline.watchdog import (

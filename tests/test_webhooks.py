@@ -21,13 +21,13 @@ from sqlalchemy import select, text
 
 from analytics.events import Event, EventType
 from posepipe.settings import Settings
+from posepipe.webhook_dispatcher import WebhookDispatcher
 from storage import events as stored_events
 from storage import webhooks
 from storage.db import Database
 from storage.models import DeliveryState, Source, SourceKind, Video, WebhookDelivery, utcnow
 from storage.secret_box import SecretBox
 from tests.services import free_port, wait_until
-from workers.webhooks import WebhookDispatcher
 
 # How far a receiver accepts a signature's timestamp from its own clock (replay window).
 SIGNATURE_TOLERANCE_S = 300

@@ -33,8 +33,8 @@ from rq.job import Job, JobStatus
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from common.backoff import Backoff, BackoffPolicy
 from pipeline import keys, routing
-from pipeline.backoff import Backoff, BackoffPolicy
 from pipeline.errors import IngestError
 from pipeline.framestore import Lease
 from pipeline.ingest import IngestPlan, IngestResult, IngestStopped, SegmentMismatch, Span, ingest_file

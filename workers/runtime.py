@@ -29,8 +29,8 @@ from rq.scheduler import RQScheduler
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import WorkerStatus
 
+from common.backoff import Backoff, BackoffPolicy
 from pipeline import keys, routing
-from pipeline.backoff import Backoff, BackoffPolicy
 from posepipe.settings import Settings
 from workers import reaper
 from workers.context import WorkerContext, bound
@@ -277,14 +277,14 @@ def run_worker_process(
     recycle_after_s: float = MIN_LIFETIME_S,
 ) -> bool:
     """Entry point of one worker process (and of `posepipe worker --burst`). Every worker
-    process also runs a webhook dispatcher thread (workers.webhooks).
+    process also runs a webhook dispatcher thread (posepipe.webhook_dispatcher).
 
     Returns True when the worker stopped because its memory passed `max_rss_mb` (0: no limit;
     checked after each job, once the process is `recycle_after_s` old): the caller replaces
     the process."""
     from posepipe.logs import filter_native_noise, setup_logging
     from posepipe.services import Services
-    from workers.webhooks import WebhookDispatcher
+    from posepipe.webhook_dispatcher import WebhookDispatcher
 
     filter_native_noise()
     setup_logging(settings.log_level)

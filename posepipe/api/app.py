@@ -27,7 +27,7 @@ from posepipe.api.auth import SCOPE_OF
 from posepipe.api.state import UPLOADS_DIR, ApiState
 from posepipe.services import Services
 from posepipe.settings import Settings
-from workers.webhooks import WebhookDispatcher
+from posepipe.webhook_dispatcher import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 

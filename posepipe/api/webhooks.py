@@ -1,4 +1,4 @@
-"""Webhook routes (admin only): subscriptions and their delivery history (delivery is workers.webhooks)."""
+"""Webhook routes (admin): subscriptions and their delivery history (sent by posepipe.webhook_dispatcher)."""
 
 from __future__ import annotations
 

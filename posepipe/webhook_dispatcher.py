@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline.backoff import BackoffPolicy
+from common.backoff import BackoffPolicy
+from common.redaction import mask_secrets
 from posepipe import __version__
-from posepipe.logs import mask_secrets
 from posepipe.settings import Settings
 from storage import webhooks
 from storage.db import Database

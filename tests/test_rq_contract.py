@@ -1,0 +1,125 @@
+"""What posepipe relies on of RQ's private layout, one test each (issue 20, item 2).
+
+pyproject.toml admits one minor line of RQ; a release that changes any of these fails here
+first, rather than in a worker. Where each is used is named in its test.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import fakeredis
+import pytest
+from rq import Queue, SimpleWorker
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry, StartedJobRegistry, clean_registries
+from rq.scheduler import SCHEDULER_LOCKING_KEY_TEMPLATE, RQScheduler
+from rq.scripts import release_lock
+from rq.timeouts import TimerDeathPenalty
+from rq.utils import now, utcformat
+
+from pipeline import routing
+
+
+@pytest.fixture
+def redis() -> fakeredis.FakeStrictRedis:
+    return fakeredis.FakeStrictRedis()
+
+
+def test_a_worker_has_its_exception_handlers_and_stop_flag(redis: fakeredis.FakeStrictRedis) -> None:
+    # workers.runtime: clean_registries(queue, self._exc_handlers) on other workers' live queues;
+    # `_stop_requested = True` ends RQ's loop before the next job (memory limit).
+    worker = SimpleWorker([Queue("a", connection=redis)], connection=redis)
+    assert isinstance(worker._exc_handlers, list)
+    assert worker._stop_requested is False
+    assert list(inspect.signature(clean_registries).parameters) == ["queue", "exception_handlers"]
+
+
+def test_the_scheduler_loop_is_made_of_what_prompt_scheduler_calls(redis: fakeredis.FakeStrictRedis) -> None:
+    # workers.runtime.PromptScheduler.work is RQ's loop with a shorter sleep: it reads these.
+    scheduler = RQScheduler([Queue("a", connection=redis)], connection=redis)
+    assert scheduler._stop_requested is False
+    assert scheduler.interval > 0
+    for name in (
+        "_install_signal_handlers",
+        "register_birth",
+        "register_death",
+        "stop",
+        "heartbeat",
+        "enqueue_scheduled_jobs",
+        "acquire_locks",
+        "release_locks",
+    ):
+        assert callable(getattr(scheduler, name)), name
+    assert isinstance(scheduler.should_reacquire_locks, bool)
+    worker = SimpleWorker([Queue("a", connection=redis)], connection=redis)
+    # workers.runtime's worker replaces RQ's _start_scheduler (same parameters) and execute_job.
+    assert list(inspect.signature(worker._start_scheduler).parameters) == [
+        "burst",
+        "logging_level",
+        "date_format",
+        "log_format",
+    ]
+    for name in ("prepare_execution", "perform_job", "maintain_heartbeats", "set_state"):
+        assert callable(getattr(worker, name)), name
+
+
+def test_a_scheduler_lock_is_a_key_named_by_the_template_holding_the_scheduler(
+    redis: fakeredis.FakeStrictRedis,
+) -> None:
+    # workers.reaper.release_dead_schedulers scans these keys and frees a dead holder's.
+    scheduler = RQScheduler([Queue("a", connection=redis)], connection=redis)
+    scheduler.acquire_locks()
+    key = SCHEDULER_LOCKING_KEY_TEMPLATE % "a"
+    assert scheduler.acquired_locks == {"a"}
+    assert redis.get(key).decode() == scheduler.name
+    assert release_lock(redis, key, scheduler.name)
+    assert redis.get(key) is None
+
+
+def test_a_queued_job_is_a_hash_and_an_id_in_its_queue_list(redis: fakeredis.FakeStrictRedis) -> None:
+    # pipeline.routing's Lua (_MOVE, _PUT_BACK): job key = prefix + id with `origin`, `status`,
+    # `enqueued_at`; queue list = prefix + name, holding ids.
+    queue = Queue("a", connection=redis)
+    job = queue.enqueue("builtins.print", 1)
+    assert job.key == Job.redis_job_namespace_prefix + job.id
+    assert queue.key == Queue.redis_queue_namespace_prefix + "a"
+    fields = redis.hgetall(job.key)
+    assert fields[b"origin"] == b"a" and fields[b"status"] == b"queued" and b"enqueued_at" in fields
+    assert redis.lrange(queue.key, 0, -1) == [job.id.encode()]
+
+
+def test_moving_a_job_in_lua_is_what_rq_then_reads(redis: fakeredis.FakeStrictRedis) -> None:
+    # pipeline.routing's _MOVE rewrites origin and enqueued_at; RQ must read them back as such.
+    old, new = Queue("a", connection=redis), Queue("b", connection=redis)
+    job = old.enqueue("builtins.print", 1)
+    stamp = utcformat(now())
+    args = [Job.redis_job_namespace_prefix, "b", stamp, job.id]
+    assert redis.register_script(routing._MOVE)(keys=[old.key, new.key], args=args) == 1
+    fetched = Job.fetch(job.id, connection=redis)
+    assert fetched.origin == "b"
+    assert utcformat(fetched.enqueued_at) == stamp
+    assert new.job_ids == [job.id] and old.job_ids == []
+
+
+def test_an_execution_expired_in_the_started_registry_is_handled_as_abandoned(
+    redis: fakeredis.FakeStrictRedis,
+) -> None:
+    # workers.reaper._abandon: a dead worker's execution is the member job_id:execution_id of
+    # the started registry, scored by its expiry; scoring it in the past and cleaning up runs
+    # RQ's abandoned-job handling (failure callback, retry or the failed registry) at once.
+    queue = Queue("a", connection=redis)
+    worker = SimpleWorker([queue], connection=redis)
+    worker.register_birth()
+    queue.enqueue("builtins.print", 1)
+    job, _ = Queue.dequeue_any([queue], None, connection=redis)
+    worker.prepare_job_execution(job)
+    execution = worker.prepare_execution(job)
+    assert execution.composite_key == f"{job.id}:{execution.id}"
+    registry = StartedJobRegistry("a", connection=redis, death_penalty_class=TimerDeathPenalty)
+    assert job.get_status(refresh=True) == JobStatus.STARTED
+    assert redis.zadd(registry.key, {execution.composite_key: 1}, xx=True, ch=True) == 1
+    registry.cleanup(timestamp=1)
+    assert redis.zcard(registry.key) == 0
+    assert job.get_status(refresh=True) == JobStatus.FAILED
+    assert FailedJobRegistry("a", connection=redis).get_job_ids() == [job.id]
