@@ -9,9 +9,12 @@ Three things are timed from a fresh process each, start-up and model load includ
   the API already serving (a user uploads to a running server).
 
 Runs alternate (bare, analyze, upload, bare, ...) so a machine whose speed drifts treats all
-three alike; medians and the ratios to the bare loop's median are printed.
+three alike; medians and the ratios to the bare loop's median are printed. `--baseline CHECKOUT`
+also times another checkout's `analyze` and upload (its code first on PYTHONPATH, this venv; a
+worktree of the commit before) in each round, so before and after meet the same load. The load
+average is printed: on a shared machine every time grows, and only the ratios compare.
 
-    python -m bench.latency [--clip exercise/ex_squat_side_woman.mp4] [--runs 3]
+    python -m bench.latency [--clip exercise/ex_squat_side_woman.mp4] [--runs 3] [--baseline ../wt-base]
 """
 
 from __future__ import annotations
@@ -75,7 +78,6 @@ class Api:
     """`posepipe api` on the embedded default, serving from its own data folder."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
         token = subprocess.run(
             [str(VENV_BIN / "posepipe"), "token", "create", "bench", "--scope", "admin"],
             env=env, check=True, capture_output=True, text=True,
@@ -133,27 +135,44 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--clip", default=README_CLIP, help="relative to POSEPIPE_MEDIA")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--baseline", type=Path, default=None, help="another checkout to time in the same rounds"
+    )
     args = parser.parse_args(argv)
     clip = media_dir() / args.clip
     python = str(VENV_BIN / "python")
-    times: dict[str, list[float]] = {"bare loop": [], "analyze": [], "API upload": []}
+    codes = {"": None} if args.baseline is None else {"": None, " (baseline)": args.baseline.resolve()}
+    times: dict[str, list[float]] = {"bare loop": []}
+    for label in codes:
+        times[f"analyze{label}"] = []
+        times[f"API upload{label}"] = []
+    loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="posepipe-latency-") as tmp:
-        base = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "POSEPIPE_REDIS_URL")}
-        cli_env = {**base, "POSEPIPE_DATA_DIR": str(Path(tmp) / "cli")}
-        api_env = {**base, "POSEPIPE_DATA_DIR": str(Path(tmp) / "api")}
+        base = {
+            k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "POSEPIPE_REDIS_URL", "PYTHONPATH")
+        }
         analyze = [str(VENV_BIN / "posepipe"), "-q", "analyze", "--force", str(clip)]
-        first = timed(analyze, cli_env)
-        api = Api(api_env)
+        cli_envs: dict[str, dict[str, str]] = {}
+        apis: dict[str, Api] = {}
         try:
+            for i, (label, checkout) in enumerate(codes.items()):
+                code = {} if checkout is None else {"PYTHONPATH": str(checkout)}
+                cli_envs[label] = {**base, **code, "POSEPIPE_DATA_DIR": str(Path(tmp) / f"cli{i}")}
+                apis[label] = Api({**base, **code, "POSEPIPE_DATA_DIR": str(Path(tmp) / f"api{i}")})
+            first = timed(analyze, cli_envs[""])
             for _ in range(args.runs):
                 times["bare loop"].append(timed([python, "-c", BARE_LOOP, str(clip)], base))
-                times["analyze"].append(timed(analyze, cli_env))
-                times["API upload"].append(api.upload(clip))
+                for label in codes:
+                    times[f"analyze{label}"].append(timed(analyze, cli_envs[label]))
+                    times[f"API upload{label}"].append(apis[label].upload(clip))
+                loads.append(os.getloadavg()[0])
         finally:
-            api.close()
+            for api in apis.values():
+                api.close()
         shutil.rmtree(tmp, ignore_errors=True)
     bare = statistics.median(times["bare loop"])
     print(f"clip {args.clip}, {args.runs} runs each, alternating; seconds (median, all runs)")
+    print("load average (1 min) at the start and after each round: " + " ".join(f"{x:.1f}" for x in loads))
     print(f"{'analyze, new data folder':26} {first:6.2f}  ({first / bare:.2f}x the bare loop)")
     for name, values in times.items():
         med = statistics.median(values)
