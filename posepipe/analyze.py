@@ -292,7 +292,11 @@ class _Batch:
                     while not self._finished():
                         if isinstance(workers, WorkerProcesses):
                             workers.check()
-                        time.sleep(POLL_S)
+                            time.sleep(POLL_S)
+                        else:
+                            # Embedded: looks again as soon as a job ends (the last one ends
+                            # the video) rather than up to POLL_S later.
+                            workers.wait_for_a_job(POLL_S)
                 finally:
                     # Before the pool waits for its ingest threads: on an error they must stop too.
                     self.stop.set()
