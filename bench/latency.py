@@ -11,7 +11,8 @@ Three things are timed from a fresh process each, start-up and model load includ
 Runs alternate (bare, analyze, upload, bare, ...) so a machine whose speed drifts treats all
 three alike; medians and the ratios to the bare loop's median are printed. `--baseline CHECKOUT`
 also times another checkout's `analyze` and upload (its code first on PYTHONPATH, this venv; a
-worktree of the commit before) in each round, so before and after meet the same load. The load
+worktree of the commit before) in each round; the code under test is the checkout this module is
+in, also first on PYTHONPATH, so before and after meet the same load. The load
 average is printed: on a shared machine every time grows, and only the ratios compare.
 
     python -m bench.latency [--clip exercise/ex_squat_side_woman.mp4] [--runs 3] [--baseline ../wt-base]
@@ -36,6 +37,7 @@ from bench.common import media_dir, wait_for
 
 README_CLIP = "exercise/ex_squat_side_woman.mp4"
 VENV_BIN = Path(sys.executable).parent
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 # The bare loop: what any script that poses a video has to do, and nothing else.
 BARE_LOOP = r"""
@@ -141,7 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     clip = media_dir() / args.clip
     python = str(VENV_BIN / "python")
-    codes = {"": None} if args.baseline is None else {"": None, " (baseline)": args.baseline.resolve()}
+    # The code timed is this checkout's (first on PYTHONPATH, whatever the venv's editable
+    # install points at), so a worktree of a commit can be measured while another is edited.
+    codes = {"": CHECKOUT}
+    if args.baseline is not None:
+        codes[" (baseline)"] = args.baseline.resolve()
     times: dict[str, list[float]] = {"bare loop": []}
     for label in codes:
         times[f"analyze{label}"] = []
@@ -156,12 +162,12 @@ def main(argv: list[str] | None = None) -> int:
         apis: dict[str, Api] = {}
         try:
             for i, (label, checkout) in enumerate(codes.items()):
-                code = {} if checkout is None else {"PYTHONPATH": str(checkout)}
+                code = {"PYTHONPATH": str(checkout)}
                 cli_envs[label] = {**base, **code, "POSEPIPE_DATA_DIR": str(Path(tmp) / f"cli{i}")}
                 apis[label] = Api({**base, **code, "POSEPIPE_DATA_DIR": str(Path(tmp) / f"api{i}")})
             first = timed(analyze, cli_envs[""])
             for _ in range(args.runs):
-                times["bare loop"].append(timed([python, "-c", BARE_LOOP, str(clip)], base))
+                times["bare loop"].append(timed([python, "-c", BARE_LOOP, str(clip)], cli_envs[""]))
                 for label in codes:
                     times[f"analyze{label}"].append(timed(analyze, cli_envs[label]))
                     times[f"API upload{label}"].append(apis[label].upload(clip))
