@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from pipeline import keys
 from pipeline.sampler import FrameSampler
-from pipeline.source import VideoFile
+from pipeline.source import VideoFile, first_frame_shape
 from posepipe import analyze as analysis
 from posepipe.report import video_report
 from posepipe.services import Services
@@ -193,6 +193,29 @@ def test_stopping_embedded_workers_wakes_the_idle_ones(
     assert not any(t.is_alive() for t in workers._threads)
     assert [q.name for q in Queue.all(connection=services.redis) if ":wake:" in q.name] == []
     assert Worker.all(connection=services.redis) == []  # both ended their RQ worker (registered death)
+
+
+def test_warming_the_embedded_worker_up_stores_the_same_rows(
+    make_settings, open_services, media_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker poses the first chunk's reset frame while the ingester decodes (WorkerThreads
+    warm-up): MediaPipe sees the same frames in the same order, so the rows are the same bytes
+    as a run without it."""
+    clip = media_dir / FALL_WHILE_WALKING
+    shapes: list[tuple[int, ...] | None] = []
+
+    def recorded(path: str, max_side: int) -> tuple[int, ...] | None:
+        shapes.append(first_frame_shape(path, max_side))
+        return shapes[-1]
+
+    monkeypatch.setattr(analysis, "first_frame_shape", recorded)
+    warmed = open_services(
+        make_settings(data_dir=tmp_path / "warmed", database_url=f"sqlite:///{tmp_path / 'warmed.db'}")
+    )
+    (target,) = analyse(warmed, [clip])
+    assert len(shapes) == 1 and shapes[0] is not None and len(shapes[0]) == 3
+    monkeypatch.setattr(analysis, "first_frame_shape", lambda path, max_side: None)
+    assert_same_as_clean_run(warmed, target.video_id, clip, clean_rows(make_settings, open_services, clip))
 
 
 def test_two_workers_store_the_same_rows_as_one(

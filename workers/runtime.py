@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker, Worker
@@ -501,9 +501,19 @@ class WorkerThreads:
     has its result would otherwise wait that long (1 s of `posepipe analyze`'s time to result).
     """
 
-    def __init__(self, contexts: Sequence[WorkerContext], queues: Sequence[str] = keys.WORKER_QUEUES) -> None:
+    def __init__(
+        self,
+        contexts: Sequence[WorkerContext],
+        queues: Sequence[str] = keys.WORKER_QUEUES,
+        first_frame_shape: Callable[[], tuple[int, ...] | None] | None = None,
+    ) -> None:
+        """`first_frame_shape`: the shape of the first frame the threads will pose (see _warm_up)."""
         self._stop = threading.Event()
         self._job_done = threading.Event()
+        self._first_frame_shape = first_frame_shape
+        self._shape_lock = threading.Lock()
+        self._shape: tuple[int, ...] | None = None
+        self._shape_asked = False
         # Unique per thread: a wake-up is only ever taken by the thread it is for.
         self._wake_queues = [f"{keys.PREFIX}:wake:{uuid.uuid4().hex}" for _ in contexts]
         self._threads = [
@@ -525,8 +535,7 @@ class WorkerThreads:
         # analysis waited for ever. Whatever ends a round, the thread goes on.
         backoff = Backoff(WORKER_RESTART_BACKOFF)
         try:
-            # Load the model now, while the ingester decodes the first chunk, not after it.
-            ctx.estimator()
+            self._warm_up(ctx)
         except Exception:
             # The first job that needs the model fails with the same error, on its video.
             log.exception("embedded worker could not load the pose model ahead of its first job")
@@ -540,6 +549,20 @@ class WorkerThreads:
                 delay = backoff.next_delay_s()
                 log.exception("embedded worker failed; starting it again in %.1f s", delay)
                 self._stop.wait(delay)
+
+    def _warm_up(self, ctx: WorkerContext) -> None:
+        """Load the model now, while the ingester decodes the first chunk, not after it; and,
+        when the first frame's shape is known, pose the blank frame the first pose job's reset
+        would pose (workers.jobs._forget_ahead does the same between jobs): MediaPipe sets up its
+        inference on its first frame (0.2-0.4 s), which is then off the path to the first pose.
+        The graph sees the same frames in the same order as without it."""
+        estimator = ctx.estimator()
+        with self._shape_lock:  # asked once for all threads
+            if not self._shape_asked and self._first_frame_shape is not None:
+                self._shape_asked = True
+                self._shape = self._first_frame_shape()
+        if self._shape is not None:
+            estimator.forget_ahead(self._shape)
 
     def wait_for_a_job(self, timeout_s: float) -> None:
         """Return when one of the threads has finished a job since the last call, or after
