@@ -184,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         med = statistics.median(values)
         runs = " / ".join(f"{v:.2f}" for v in values)
         print(f"{name:26} {med:6.2f}  ({med / bare:.2f}x)  [{runs}]")
+    # On a loaded machine a round's times move together: its ratio to its own bare loop is steadier.
+    print("median of each round's ratio to that round's bare loop:")
+    for name, values in times.items():
+        if name != "bare loop":
+            ratios = [v / b for v, b in zip(values, times["bare loop"], strict=True)]
+            print(f"  {name:24} {statistics.median(ratios):.2f}x  [{' / '.join(f'{r:.2f}' for r in ratios)}]")
     return 0
 
 
