@@ -9,9 +9,13 @@ Three things are timed from a fresh process each, start-up and model load includ
   the API already serving (a user uploads to a running server).
 
 Runs alternate (bare, analyze, upload, bare, ...) so a machine whose speed drifts treats all
-three alike; medians and the ratios to the bare loop's median are printed.
+three alike; medians and the ratios to the bare loop's median are printed. `--baseline CHECKOUT`
+also times another checkout's `analyze` and upload (its code first on PYTHONPATH, this venv; a
+worktree of the commit before) in each round; the code under test is the checkout this module is
+in, also first on PYTHONPATH, so before and after meet the same load. The load
+average is printed: on a shared machine every time grows, and only the ratios compare.
 
-    python -m bench.latency [--clip exercise/ex_squat_side_woman.mp4] [--runs 3]
+    python -m bench.latency [--clip exercise/ex_squat_side_woman.mp4] [--runs 3] [--baseline ../wt-base]
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from bench.common import media_dir, wait_for
 
 README_CLIP = "exercise/ex_squat_side_woman.mp4"
 VENV_BIN = Path(sys.executable).parent
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 # The bare loop: what any script that poses a video has to do, and nothing else.
 BARE_LOOP = r"""
@@ -75,7 +80,6 @@ class Api:
     """`posepipe api` on the embedded default, serving from its own data folder."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
         token = subprocess.run(
             [str(VENV_BIN / "posepipe"), "token", "create", "bench", "--scope", "admin"],
             env=env, check=True, capture_output=True, text=True,
@@ -133,32 +137,59 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--clip", default=README_CLIP, help="relative to POSEPIPE_MEDIA")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--baseline", type=Path, default=None, help="another checkout to time in the same rounds"
+    )
     args = parser.parse_args(argv)
     clip = media_dir() / args.clip
     python = str(VENV_BIN / "python")
-    times: dict[str, list[float]] = {"bare loop": [], "analyze": [], "API upload": []}
+    # The code timed is this checkout's (first on PYTHONPATH, whatever the venv's editable
+    # install points at), so a worktree of a commit can be measured while another is edited.
+    codes = {"": CHECKOUT}
+    if args.baseline is not None:
+        codes[" (baseline)"] = args.baseline.resolve()
+    times: dict[str, list[float]] = {"bare loop": []}
+    for label in codes:
+        times[f"analyze{label}"] = []
+        times[f"API upload{label}"] = []
+    loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="posepipe-latency-") as tmp:
-        base = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "POSEPIPE_REDIS_URL")}
-        cli_env = {**base, "POSEPIPE_DATA_DIR": str(Path(tmp) / "cli")}
-        api_env = {**base, "POSEPIPE_DATA_DIR": str(Path(tmp) / "api")}
+        base = {
+            k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "POSEPIPE_REDIS_URL", "PYTHONPATH")
+        }
         analyze = [str(VENV_BIN / "posepipe"), "-q", "analyze", "--force", str(clip)]
-        first = timed(analyze, cli_env)
-        api = Api(api_env)
+        cli_envs: dict[str, dict[str, str]] = {}
+        apis: dict[str, Api] = {}
         try:
+            for i, (label, checkout) in enumerate(codes.items()):
+                code = {"PYTHONPATH": str(checkout)}
+                cli_envs[label] = {**base, **code, "POSEPIPE_DATA_DIR": str(Path(tmp) / f"cli{i}")}
+                apis[label] = Api({**base, **code, "POSEPIPE_DATA_DIR": str(Path(tmp) / f"api{i}")})
+            first = timed(analyze, cli_envs[""])
             for _ in range(args.runs):
-                times["bare loop"].append(timed([python, "-c", BARE_LOOP, str(clip)], base))
-                times["analyze"].append(timed(analyze, cli_env))
-                times["API upload"].append(api.upload(clip))
+                times["bare loop"].append(timed([python, "-c", BARE_LOOP, str(clip)], cli_envs[""]))
+                for label in codes:
+                    times[f"analyze{label}"].append(timed(analyze, cli_envs[label]))
+                    times[f"API upload{label}"].append(apis[label].upload(clip))
+                loads.append(os.getloadavg()[0])
         finally:
-            api.close()
+            for api in apis.values():
+                api.close()
         shutil.rmtree(tmp, ignore_errors=True)
     bare = statistics.median(times["bare loop"])
     print(f"clip {args.clip}, {args.runs} runs each, alternating; seconds (median, all runs)")
+    print("load average (1 min) at the start and after each round: " + " ".join(f"{x:.1f}" for x in loads))
     print(f"{'analyze, new data folder':26} {first:6.2f}  ({first / bare:.2f}x the bare loop)")
     for name, values in times.items():
         med = statistics.median(values)
         runs = " / ".join(f"{v:.2f}" for v in values)
         print(f"{name:26} {med:6.2f}  ({med / bare:.2f}x)  [{runs}]")
+    # On a loaded machine a round's times move together: its ratio to its own bare loop is steadier.
+    print("median of each round's ratio to that round's bare loop:")
+    for name, values in times.items():
+        if name != "bare loop":
+            ratios = [v / b for v, b in zip(values, times["bare loop"], strict=True)]
+            print(f"  {name:24} {statistics.median(ratios):.2f}x  [{' / '.join(f'{r:.2f}' for r in ratios)}]")
     return 0
 
 

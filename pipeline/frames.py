@@ -128,8 +128,12 @@ def _reformatter() -> VideoReformatter:
 
 
 def _output_size(frame: av.VideoFrame, max_side: int) -> tuple[int, int]:
-    """Scaled so the longer side is at most `max_side` (0: native), both sides even (4:2:0)."""
-    width, height = frame.width, frame.height
+    return scaled_size(frame.width, frame.height, max_side)
+
+
+def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(width, height) scaled so the longer side is at most `max_side` (0: native), both sides
+    even (4:2:0). A quarter turn of the input turns the output the same way."""
     scale = min(1.0, max_side / max(width, height)) if max_side > 0 else 1.0
     return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
 

@@ -17,8 +17,8 @@ from typing import TypeVar
 
 import av
 
-from pipeline.errors import CorruptVideoError, NoVideoStreamError, SourceOpenError
-from pipeline.frames import Frame, PlanarFrame
+from pipeline.errors import CorruptVideoError, IngestError, NoVideoStreamError, SourceOpenError
+from pipeline.frames import Frame, PlanarFrame, scaled_size
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +271,18 @@ class VideoFile:
                     max_side=max_side,
                 )
                 seq += 1
+
+
+def first_frame_shape(path: str | Path, max_side: int) -> tuple[int, ...] | None:
+    """The shape of `path`'s sampled frames as a worker poses them (upright RGB scaled to
+    `max_side`), from the opened file's upright size: one frame decoded, none converted. None
+    when the file does not open or decode: its ingest fails it, with the reason."""
+    try:
+        with VideoFile(path) as video:
+            width, height = scaled_size(video.info.width, video.info.height, max_side)
+    except IngestError:
+        return None
+    return (height, width, 3)
 
 
 def _ffmpeg_reason(exc: av.error.FFmpegError) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import threading
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,8 +37,12 @@ from pipeline.frames import Frame
 from pose import model_files
 from pose.types import Pose
 
-# Imported by mediapipe's drawing utilities when mediapipe is, and never used to pose.
-_PLOTTING_MODULE = "matplotlib.pyplot"
+# What `import mediapipe` imports and posepipe never uses: matplotlib (by its drawing utilities)
+# and the Tasks API (mp.solutions is what poses). Parents before children: a module found in
+# `sys.modules` is not imported, nor is its parent package.
+_DEFERRED_BY_MEDIAPIPE = ("matplotlib", "matplotlib.pyplot", "mediapipe.tasks", "mediapipe.tasks.python")
+# One `import mediapipe` at a time: the stand-ins it is imported with are process-wide.
+_IMPORT_LOCK = threading.Lock()
 
 # BlazePose landmark models, in the order of mp.solutions.pose's model_complexity (0, 1, 2).
 POSE_MODELS: tuple[str, ...] = ("lite", "full", "heavy")
@@ -249,26 +254,41 @@ def create_estimator(spec: str, min_confidence: float) -> PoseEstimator:
 
 
 def import_mediapipe():  # noqa: ANN201 - the mediapipe module (untyped)
-    """`import mediapipe`, with `matplotlib.pyplot` imported only if something draws a plot.
+    """`import mediapipe`, with matplotlib and MediaPipe's Tasks API imported only if used.
 
-    `import mediapipe` imports its drawing utilities, which import matplotlib.pyplot: 0.5-1.2 s
-    of a command's start-up (more on a first run, which builds matplotlib's font cache), spent
-    before the first frame is posed by a program that never plots. Until then a stand-in is
-    registered under that name; the first attribute anybody reads from it imports the real
-    pyplot and puts it in its place (tests/test_estimator.py checks both ways).
+    `import mediapipe` imports its drawing utilities, which `import matplotlib.pyplot` (0.5-1.2 s
+    of a command's start-up, more on a first run, which builds matplotlib's font cache; the
+    package alone, with pyparsing and PIL, 0.15-0.25 s), and `mediapipe.tasks.python` (0.2 s):
+    spent before the first frame is posed, by a program that never plots and poses with
+    mp.solutions. So mediapipe is imported with stand-ins registered under those names
+    (_DEFERRED_BY_MEDIAPIPE), taken out of `sys.modules` again right after: whoever imports them
+    later gets the real modules, and what mediapipe holds (the drawing utilities' `plt`,
+    `mediapipe.tasks`) are stand-ins whose first attribute read imports the real module
+    (tests/test_estimator.py checks both ways).
     """
-    if _PLOTTING_MODULE not in sys.modules:
-        sys.modules[_PLOTTING_MODULE] = _DeferredModule(_PLOTTING_MODULE)
-    import mediapipe
-
-    return mediapipe
+    with _IMPORT_LOCK:
+        if "mediapipe" in sys.modules:
+            return sys.modules["mediapipe"]
+        stand_ins = {n: _DeferredModule(n) for n in _DEFERRED_BY_MEDIAPIPE if n not in sys.modules}
+        for name, module in stand_ins.items():
+            parent, _, child = name.rpartition(".")
+            if parent in stand_ins:
+                # `import a.b as c` reads `b` from `a`: it must find the stand-in, not ask for it.
+                setattr(stand_ins[parent], child, module)
+        sys.modules.update(stand_ins)
+        try:
+            import mediapipe
+        finally:
+            for name, module in stand_ins.items():
+                if sys.modules.get(name) is module:
+                    del sys.modules[name]
+        return mediapipe
 
 
 class _DeferredModule(types.ModuleType):
-    """A module imported on first use. Only missing attributes reach `__getattr__`, so the import
-    system's own look-ups (`__spec__`, `__name__`) do not trigger it."""
+    """A module imported on first use (never in `sys.modules` by then, see import_mediapipe).
+    Only missing attributes reach `__getattr__`, so the import system's own look-ups
+    (`__spec__`, `__name__`) do not trigger it."""
 
     def __getattr__(self, attr: str) -> object:
-        if sys.modules.get(self.__name__) is self:
-            del sys.modules[self.__name__]
         return getattr(importlib.import_module(self.__name__), attr)

@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from analytics.engine import ANALYTICS_VERSION
 from pipeline import keys
+from pipeline.source import first_frame_shape
 from pose.estimator import pose_spec
 from posepipe.services import Services
 from storage import videos
@@ -280,7 +281,8 @@ class _Batch:
         self.pose_workers: int | None = None
 
     def run(self) -> None:
-        workers, self.pose_workers = _start_workers(self.services, self.options)
+        first = next((t.path for t in self.pending if t.action is Action.INGEST), None)
+        workers, self.pose_workers = _start_workers(self.services, self.options, first)
         try:
             with ThreadPoolExecutor(INGEST_THREADS, thread_name_prefix="posepipe-ingest") as self.pool:
                 try:
@@ -292,7 +294,11 @@ class _Batch:
                     while not self._finished():
                         if isinstance(workers, WorkerProcesses):
                             workers.check()
-                        time.sleep(POLL_S)
+                            time.sleep(POLL_S)
+                        else:
+                            # Embedded: looks again as soon as a job ends (the last one ends
+                            # the video) rather than up to POLL_S later.
+                            workers.wait_for_a_job(POLL_S)
                 finally:
                     # Before the pool waits for its ingest threads: on an error they must stop too.
                     self.stop.set()
@@ -351,12 +357,15 @@ class _Batch:
 
 
 def _start_workers(
-    services: Services, options: AnalyzeOptions
+    services: Services, options: AnalyzeOptions, first_path: str | None = None
 ) -> tuple[WorkerThreads | WorkerProcesses, int | None]:
-    """The workers, and how many will pose (None: whichever are registered when a file is planned)."""
+    """The workers, and how many will pose (None: whichever are registered when a file is planned).
+    `first_path`: the first file to be ingested, whose frame size embedded workers warm up for."""
     if services.embedded:
         count = max(1, options.workers or 1)
-        threads = WorkerThreads([services.worker_context() for _ in range(count)])
+        max_side = services.settings.frame_max_side
+        shape = None if first_path is None else (lambda: first_frame_shape(first_path, max_side))
+        threads = WorkerThreads([services.worker_context() for _ in range(count)], first_frame_shape=shape)
         threads.start()
         return threads, count
     running = live_workers(services)

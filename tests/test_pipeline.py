@@ -7,18 +7,19 @@ from pathlib import Path
 
 import pytest
 import redis
+from rq import Queue, Worker
 from rq.job import Job
 from sqlalchemy import func, select
 
 from pipeline import keys
 from pipeline.sampler import FrameSampler
-from pipeline.source import VideoFile
+from pipeline.source import VideoFile, first_frame_shape
 from posepipe import analyze as analysis
 from posepipe.report import video_report
 from posepipe.services import Services
 from storage.models import AnalysedFrame, Chunk, EventRow, PoseRow, Video, VideoStatus
-from workers import jobs
-from workers.runtime import ThreadWorker
+from workers import jobs, runtime
+from workers.runtime import ThreadWorker, WorkerThreads
 
 SINGLE_PERSON = "exercise/ex_squat_side_woman.mp4"  # 13.8 s, one person in every frame
 MULTI_CHUNK = "adl_negatives/urfall_ds59_get_down_on_floor.mp4"  # 13.3 s: five chunks at 10 fps
@@ -165,6 +166,56 @@ def test_an_embedded_worker_whose_round_fails_starts_again(
         video = s.get(Video, target.video_id)
         assert video.status is VideoStatus.DONE, video.error
         assert video.frames_done == video.frames_total == len(sampled_times(clip, 10))
+
+
+def test_stopping_embedded_workers_wakes_the_idle_ones(
+    make_settings, open_services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle worker thread waits for work in a blocking pop that would outlast the test (here
+    an hour): `stop()` wakes it instead of waiting, and leaves no wake-up queue behind."""
+    monkeypatch.setattr(runtime, "THREAD_IDLE_S", 3600)
+    services = open_services(make_settings())
+    workers = WorkerThreads([services.worker_context() for _ in range(2)])
+    workers.start()
+    idle = threading.Event()
+
+    def both_idle() -> None:
+        while len([w for w in Worker.all(connection=services.redis) if w.get_state() == "idle"]) < 2:
+            threading.Event().wait(0.05)
+        idle.set()
+
+    threading.Thread(target=both_idle, daemon=True).start()
+    assert idle.wait(120), "the worker threads never started waiting for work"
+    stopper = threading.Thread(target=workers.stop, daemon=True)
+    stopper.start()
+    stopper.join(60)
+    assert not stopper.is_alive(), "stop() waited for the idle workers' blocking pop to time out"
+    assert not any(t.is_alive() for t in workers._threads)
+    assert [q.name for q in Queue.all(connection=services.redis) if ":wake:" in q.name] == []
+    assert Worker.all(connection=services.redis) == []  # both ended their RQ worker (registered death)
+
+
+def test_warming_the_embedded_worker_up_stores_the_same_rows(
+    make_settings, open_services, media_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker poses the first chunk's reset frame while the ingester decodes (WorkerThreads
+    warm-up): MediaPipe sees the same frames in the same order, so the rows are the same bytes
+    as a run without it."""
+    clip = media_dir / FALL_WHILE_WALKING
+    shapes: list[tuple[int, ...] | None] = []
+
+    def recorded(path: str, max_side: int) -> tuple[int, ...] | None:
+        shapes.append(first_frame_shape(path, max_side))
+        return shapes[-1]
+
+    monkeypatch.setattr(analysis, "first_frame_shape", recorded)
+    warmed = open_services(
+        make_settings(data_dir=tmp_path / "warmed", database_url=f"sqlite:///{tmp_path / 'warmed.db'}")
+    )
+    (target,) = analyse(warmed, [clip])
+    assert len(shapes) == 1 and shapes[0] is not None and len(shapes[0]) == 3
+    monkeypatch.setattr(analysis, "first_frame_shape", lambda path, max_side: None)
+    assert_same_as_clean_run(warmed, target.video_id, clip, clean_rows(make_settings, open_services, clip))
 
 
 def test_two_workers_store_the_same_rows_as_one(

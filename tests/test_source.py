@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.errors import CorruptVideoError, NoVideoStreamError, SourceOpenError
 from pipeline.sampler import FrameSampler
-from pipeline.source import VideoFile
+from pipeline.source import VideoFile, first_frame_shape
 from tests import media_gen
 
 
@@ -22,6 +22,27 @@ def test_rotated_video_is_decoded_upright_like_ffmpeg_shows_it(tmp_path: Path, d
     assert first.rgb.shape == reference.shape
     # Compression differs between the two paths, the orientation must not.
     assert np.abs(first.rgb.astype(int) - reference.astype(int)).mean() < 6
+
+
+@pytest.mark.parametrize(("degrees", "width", "height"), [(0, 640, 360), (90, 640, 360), (90, 630, 354)])
+def test_first_frame_shape_is_the_shape_a_worker_poses(
+    tmp_path: Path, degrees: int, width: int, height: int
+) -> None:
+    """Scaled and turned upright, as the frames that reach a worker through the frame store."""
+    plain = media_gen.write_video(tmp_path / "plain.mp4", width=width, height=height)
+    path = media_gen.with_rotation(plain, tmp_path / f"rot{degrees}.mp4", degrees) if degrees else plain
+    with VideoFile(path) as video:
+        stored = next(video.sampled_planar(FrameSampler(10).take, max_side=320)).to_frame()
+    with VideoFile(path) as video:
+        direct = next(video.sampled_frames(FrameSampler(10).take, max_side=320))
+    assert stored.rgb.shape[:2] == ((320, 180) if degrees else (180, 320))
+    assert first_frame_shape(path, 320) == stored.rgb.shape == direct.rgb.shape
+
+
+def test_first_frame_shape_of_an_unreadable_file_is_none(tmp_path: Path) -> None:
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("not a video\n" * 100)
+    assert first_frame_shape(fake, 320) is None
 
 
 def test_variable_frame_rate_keeps_presentation_times(tmp_path: Path) -> None:

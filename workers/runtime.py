@@ -17,11 +17,13 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker, Worker
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.exceptions import StopRequested
 from rq.executions import Execution
 from rq.job import Job
 from rq.registry import StartedJobRegistry, clean_registries
@@ -41,7 +43,8 @@ log = logging.getLogger(__name__)
 # Abandoned jobs (their worker was killed) are found by a worker's maintenance pass; RQ's
 # default of 10 minutes is far too slow to re-pose a killed worker's frames.
 MAINTENANCE_INTERVAL_S = 15
-# An idle embedded worker thread returns after this long so it can notice it should stop.
+# An idle embedded worker thread starts a new RQ worker after this long (see WorkerThreads._run);
+# a stop does not wait for it (WorkerThreads.stop wakes the threads).
 THREAD_IDLE_S = 1
 # A running job's registry entry lives this long unless refreshed; it is refreshed every
 # HEARTBEAT_INTERVAL_S while the job runs, so a job whose worker was killed is seen as
@@ -261,12 +264,44 @@ class PosepipeWorker(SimpleWorker):
 
 class ThreadWorker(PosepipeWorker):
     """A worker in a non-main thread: timeouts by timer, and no signal handlers (only the
-    main thread may install them); it stops by going idle."""
+    main thread may install them); it stops by going idle, or when `stopping` is set, before
+    it takes another job."""
 
     death_penalty_class = TimerDeathPenalty
 
+    def __init__(
+        self,
+        queues: Sequence[str],
+        *,
+        context: WorkerContext,
+        stopping: threading.Event | None = None,
+        job_done: threading.Event | None = None,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(queues, context=context, **kwargs)
+        self.stopping = stopping or threading.Event()
+        self.job_done = job_done or threading.Event()
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        try:
+            super().execute_job(job, queue)
+        finally:
+            self.job_done.set()
+
     def _install_signal_handlers(self) -> None:
         return None
+
+    def check_for_suspension(self, burst: bool) -> None:
+        # RQ calls this at the top of every round of its work loop, before it waits for a job,
+        # and ends the loop on StopRequested: the one place a stop is taken between jobs.
+        if self.stopping.is_set():
+            raise StopRequested
+        super().check_for_suspension(burst)
+
+
+def wake_up() -> None:
+    """The job WorkerThreads.stop queues for each of its threads: it does nothing, but taking it
+    ends the thread's wait for work at once, and the thread then sees that it should stop."""
 
 
 def run_worker_process(
@@ -459,15 +494,33 @@ def _end_group(proc: multiprocessing.process.BaseProcess) -> None:
 
 
 class WorkerThreads:
-    """Embedded mode: N workers as threads of this process, on the in-process queue."""
+    """Embedded mode: N workers as threads of this process, on the in-process queue.
 
-    def __init__(self, contexts: Sequence[WorkerContext], queues: Sequence[str] = keys.WORKER_QUEUES) -> None:
+    Each thread also listens, first, on a queue of its own where `stop()` puts a `wake_up` job:
+    an idle thread waits for work in a blocking pop for up to THREAD_IDLE_S, and a command that
+    has its result would otherwise wait that long (1 s of `posepipe analyze`'s time to result).
+    """
+
+    def __init__(
+        self,
+        contexts: Sequence[WorkerContext],
+        queues: Sequence[str] = keys.WORKER_QUEUES,
+        first_frame_shape: Callable[[], tuple[int, ...] | None] | None = None,
+    ) -> None:
+        """`first_frame_shape`: the shape of the first frame the threads will pose (see _warm_up)."""
         self._stop = threading.Event()
+        self._job_done = threading.Event()
+        self._first_frame_shape = first_frame_shape
+        self._shape_lock = threading.Lock()
+        self._shape: tuple[int, ...] | None = None
+        self._shape_asked = False
+        # Unique per thread: a wake-up is only ever taken by the thread it is for.
+        self._wake_queues = [f"{keys.PREFIX}:wake:{uuid.uuid4().hex}" for _ in contexts]
         self._threads = [
             threading.Thread(
-                target=self._run, args=(ctx, tuple(queues)), name=f"posepipe-worker-{i}", daemon=True
+                target=self._run, args=(ctx, (wake, *queues)), name=f"posepipe-worker-{i}", daemon=True
             )
-            for i, ctx in enumerate(contexts)
+            for i, (ctx, wake) in enumerate(zip(contexts, self._wake_queues, strict=True))
         ]
         self.contexts = list(contexts)
 
@@ -482,23 +535,59 @@ class WorkerThreads:
         # analysis waited for ever. Whatever ends a round, the thread goes on.
         backoff = Backoff(WORKER_RESTART_BACKOFF)
         try:
-            # Load the model now, while the ingester decodes the first chunk, not after it.
-            ctx.estimator()
+            self._warm_up(ctx)
         except Exception:
             # The first job that needs the model fails with the same error, on its video.
             log.exception("embedded worker could not load the pose model ahead of its first job")
         while not self._stop.is_set():
             try:
-                ThreadWorker(queues, context=ctx).work(max_idle_time=THREAD_IDLE_S, logging_level="WARNING")
+                ThreadWorker(queues, context=ctx, stopping=self._stop, job_done=self._job_done).work(
+                    max_idle_time=THREAD_IDLE_S, logging_level="WARNING"
+                )
                 backoff.reset()
             except Exception:
                 delay = backoff.next_delay_s()
                 log.exception("embedded worker failed; starting it again in %.1f s", delay)
                 self._stop.wait(delay)
 
+    def _warm_up(self, ctx: WorkerContext) -> None:
+        """Load the model now, while the ingester decodes the first chunk, not after it; and,
+        when the first frame's shape is known, pose the blank frame the first pose job's reset
+        would pose (workers.jobs._forget_ahead does the same between jobs): MediaPipe sets up its
+        inference on its first frame (0.2-0.4 s), which is then off the path to the first pose.
+        The graph sees the same frames in the same order as without it."""
+        estimator = ctx.estimator()
+        with self._shape_lock:  # asked once for all threads
+            if not self._shape_asked and self._first_frame_shape is not None:
+                self._shape_asked = True
+                self._shape = self._first_frame_shape()
+        if self._shape is not None:
+            estimator.forget_ahead(self._shape)
+
+    def wait_for_a_job(self, timeout_s: float) -> None:
+        """Return when one of the threads has finished a job since the last call, or after
+        `timeout_s`: whoever waits for a result looks as soon as it may be there."""
+        if self._job_done.wait(timeout_s):
+            self._job_done.clear()
+
     def stop(self) -> None:
         self._stop.set()
+        wakes = [
+            Queue(name, connection=ctx.redis)
+            for ctx, name in zip(self.contexts, self._wake_queues, strict=True)
+        ]
+        for wake in wakes:
+            try:
+                wake.enqueue(wake_up, result_ttl=0)
+            except RedisError as exc:
+                # Only a Redis that went away: the thread still stops when its wait times out.
+                log.warning("could not wake an embedded worker to stop it: %s", exc)
         for thread in self._threads:
             thread.join()
+        for wake in wakes:
+            try:
+                wake.delete(delete_jobs=True)  # a wake-up its thread did not need (it was busy)
+            except RedisError as exc:
+                log.warning("could not remove an embedded worker's wake-up queue: %s", exc)
         for ctx in self.contexts:
             ctx.close()

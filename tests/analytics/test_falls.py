@@ -30,7 +30,7 @@ from analytics.falls import FallDetector, FallState
 from analytics.falls_body import BodySample, centre_of_mass_xy
 from analytics.track import Tracker
 from pose.types import FramePoses
-from tests.analytics.conftest import PosedClips
+from tests.analytics.conftest import CHUNK_FRAMES, PosedClips, pose_clip
 from tests.analytics.test_track import TORSO, make_frame, make_pose, seated, stick_xy, toppled
 
 W, L, F = FallState.WATCHING, FallState.LANDED, FallState.FALLEN
@@ -521,7 +521,21 @@ def clips(media_dir: Path, category: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def fall_clip_events(posed_clips: PosedClips, media_dir: Path) -> dict[str, list[Event]]:
+    posed_clips.prefetch(clips(media_dir, "fall"))
     return {rel: run_engine(posed_clips(rel)) for rel in clips(media_dir, "fall")}
+
+
+def test_prefetched_clips_are_posed_as_here(
+    fall_clip_events: dict, posed_clips: PosedClips, media_dir: Path
+) -> None:
+    """The fall clips were posed by PosedClips.prefetch, in other processes on other models: the
+    same bytes as posing them here on the session's model (the two shortest of several chunks)."""
+    several_chunks = [rel for rel in posed_clips.prefetched if len(posed_clips(rel)) > CHUNK_FRAMES]
+    shortest = sorted(several_chunks, key=lambda rel: (len(posed_clips(rel)), rel))[:2]
+    assert len(shortest) == 2, sorted(posed_clips.prefetched)
+    for rel in shortest:
+        here = pose_clip(media_dir / rel, posed_clips._estimator)
+        assert pickle.dumps(posed_clips(rel)) == pickle.dumps(here), rel
 
 
 def in_window(event: Event, label: dict) -> bool:

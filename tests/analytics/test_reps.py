@@ -441,6 +441,7 @@ def truth(media_dir: Path) -> dict:
 @pytest.fixture(scope="module")
 def exercise_results(posed_clips: PosedClips, media_dir: Path) -> dict[tuple[str, bool], list[Event]]:
     labels = truth(media_dir)
+    posed_clips.prefetch([*EXERCISE_CLIPS, *NEGATIVE_CLIPS])  # the negatives: for the test below
     results = {}
     for rel in EXERCISE_CLIPS:
         frames = posed_clips(rel)
