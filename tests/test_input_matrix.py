@@ -270,11 +270,10 @@ def write(cell: Cell, directory: Path) -> Path:
     return path
 
 
-def ffmpeg_rgb(path: Path, size_wh: tuple[int, int] | None, index: int) -> np.ndarray:
-    """Frame `index` as the ffmpeg command decodes it to rgb24 (display rotation applied)."""
-    vf = f"select=eq(n\\,{index})"
-    if size_wh is not None:
-        vf += f",scale={size_wh[0]}:{size_wh[1]}:flags=bicubic"
+def ffmpeg_rgb(path: Path, size_wh: tuple[int, int]) -> list[np.ndarray]:
+    """Every frame as the ffmpeg command decodes it to rgb24 at `size_wh` (display rotation
+    applied), in decoding order: one ffmpeg run per file, not one per frame (each of which
+    decoded the file up to its frame again)."""
     out = subprocess.run(
         [
             "ffmpeg",
@@ -283,9 +282,7 @@ def ffmpeg_rgb(path: Path, size_wh: tuple[int, int] | None, index: int) -> np.nd
             "-i",
             str(path),
             "-vf",
-            vf,
-            "-frames:v",
-            "1",
+            f"scale={size_wh[0]}:{size_wh[1]}:flags=bicubic",
             "-fps_mode",
             "passthrough",
             "-f",
@@ -297,7 +294,9 @@ def ffmpeg_rgb(path: Path, size_wh: tuple[int, int] | None, index: int) -> np.nd
         capture_output=True,
         check=True,
     ).stdout
-    return np.frombuffer(out, dtype=np.uint8)
+    frame_bytes = size_wh[0] * size_wh[1] * 3
+    assert len(out) % frame_bytes == 0, f"{path.name}: ffmpeg gave {len(out)} bytes for {size_wh} frames"
+    return [np.frombuffer(out, dtype=np.uint8)[i : i + frame_bytes] for i in range(0, len(out), frame_bytes)]
 
 
 def picture_difference(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
@@ -341,13 +340,17 @@ def check_cell(cell: Cell, path: Path, max_side: int) -> None:
     frames = ingest_to_model(path, max_side)
     assert len(frames) == cell.frames, f"{cell.name}: {len(frames)} frames analysed, {cell.frames} written"
     up_w, up_h = (cell.height, cell.width) if cell.rotation % 180 else (cell.width, cell.height)
+    decoded: dict[tuple[int, int], list[np.ndarray]] = {}  # ffmpeg's frames, by the size asked
     for i, frame in enumerate(frames):
         h, w = frame.rgb.shape[:2]
         assert (w >= h) == (up_w >= up_h), (
             f"{cell.name}: frame {i} is {w}x{h}, the upright picture {up_w}x{up_h}"
         )
         assert max(w, h) <= max(max_side, 2) or max_side == 0
-        want = ffmpeg_rgb(path, (w, h), i)
+        if (w, h) not in decoded:
+            decoded[(w, h)] = ffmpeg_rgb(path, (w, h))
+        assert i < len(decoded[(w, h)]), f"{cell.name}: ffmpeg decoded {len(decoded[(w, h)])} frames"
+        want = decoded[(w, h)][i]
         assert want.size == frame.rgb.size, f"{cell.name}: ffmpeg gave {want.size} bytes for {w}x{h}"
         luma, colour = picture_difference(frame.rgb, want.reshape(h, w, 3))
         assert luma <= LUMA_TOLERANCE and colour <= COLOUR_TOLERANCE, (
