@@ -70,7 +70,8 @@ def default_pose_spec() -> str:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("POSEPIPE_POSE_CACHE", Path.home() / ".cache" / "posepipe" / "poses"))
+    # Not a POSEPIPE_ name: settings refuse POSEPIPE_ variables they do not know.
+    return Path(os.environ.get("BENCH_POSE_CACHE", Path.home() / ".cache" / "posepipe" / "poses"))
 
 
 def _file_digest(path: Path) -> str:

@@ -41,6 +41,14 @@ MAX_SIDE = 1280
 # under 4 on ordinary sizes.
 LUMA_TOLERANCE = 4.0
 COLOUR_TOLERANCE = 12.0
+# A tall, narrow picture scaled down 2x or more to under 64 pixels' width squeezes fine detail
+# into a few pixels, where two FFmpeg versions' scalers disagree (the Debian ffmpeg that makes
+# the reference against PyAV's own libswscale): measured here on nine such sizes (17 to 100
+# wide, 4095 high, to 1280 high; H.264 4:4:4 and 4:2:0, VP9, MJPEG) luma 2.0-4.2 and colour
+# 2.2-19.6, while ordinary sizes stay under 1. A wrong colour range or plane still shows.
+SQUEEZED_MAX_WIDTH = 64
+SQUEEZED_LUMA_TOLERANCE = 6.0
+SQUEEZED_COLOUR_TOLERANCE = 24.0
 # Every cell needs this few frames: enough for a variable rate to show, fast to encode.
 FRAMES = 4
 FPS = 10
@@ -353,7 +361,10 @@ def check_cell(cell: Cell, path: Path, max_side: int) -> None:
         want = decoded[(w, h)][i]
         assert want.size == frame.rgb.size, f"{cell.name}: ffmpeg gave {want.size} bytes for {w}x{h}"
         luma, colour = picture_difference(frame.rgb, want.reshape(h, w, 3))
-        assert luma <= LUMA_TOLERANCE and colour <= COLOUR_TOLERANCE, (
+        squeezed = min(w, h) < SQUEEZED_MAX_WIDTH and max(up_w, up_h) >= 2 * max(w, h)
+        luma_ok = luma <= (SQUEEZED_LUMA_TOLERANCE if squeezed else LUMA_TOLERANCE)
+        colour_ok = colour <= (SQUEEZED_COLOUR_TOLERANCE if squeezed else COLOUR_TOLERANCE)
+        assert luma_ok and colour_ok, (
             f"{cell.name}: frame {i} ({w}x{h}) differs from ffmpeg's rgb24 by {luma:.2f} levels of luma "
             f"per pixel, {colour:.2f} of colour per 2x2 block"
         )
