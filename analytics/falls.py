@@ -325,13 +325,18 @@ class FallDetector:
             return [self._fall_event(t_s, Confirmation.TRACK_ENDED)]
         return []
 
+    @property
+    def fall_track_id(self) -> int:
+        """The track the fall now followed was seen on: this one, or the one `resume` continued."""
+        return self.track_id if self._fall_track_id is None else self._fall_track_id
+
     def lost_on_floor(self) -> LostFall | None:
         """After `finish`: the fall of a person whose track ended while they were down (the pose
         model lost them on the floor), for analytics.floor_watch to keep; None otherwise."""
         if self.state != FallState.FALLEN or self._descent is None or not self._samples:
             return None
         return LostFall(
-            track_id=self._fall_track_id if self._fall_track_id is not None else self.track_id,
+            track_id=self.fall_track_id,
             descent=self._descent,
             last_seen=self._samples[-1],
             long_lie_reported=self._long_lie_reported,
@@ -438,15 +443,15 @@ class FallDetector:
                 "fall_onset_s": round(d.onset_s, 3),
                 "down_s": round(max(0.0, up_s - d.landed_s), 2),
                 "after_long_lie": self._long_lie_reported,
-                "fall_track_id": self.track_id if self._fall_track_id is None else self._fall_track_id,
+                "fall_track_id": self.fall_track_id,
             },
         )
 
     def _long_lie_event(self, t_s: float, d: Descent) -> Event:
-        return long_lie_event(self.track_id, d, t_s, self._fall_track_id, seen=True)
+        return long_lie_event(self.track_id, d, t_s, self.fall_track_id, seen=True)
 
 
-def long_lie_event(track_id: int, d: Descent, t_s: float, fall_track_id: int | None, seen: bool) -> Event:
+def long_lie_event(track_id: int, d: Descent, t_s: float, fall_track_id: int, seen: bool) -> Event:
     """A fallen person still down at `t_s`. `seen`: on the floor in the poses now, or lost on
     the floor by the pose model since `track_id`'s last pose (analytics.floor_watch)."""
     return Event(
@@ -459,7 +464,7 @@ def long_lie_event(track_id: int, d: Descent, t_s: float, fall_track_id: int | N
             "t_detected_s": round(t_s, 3),
             "fall_onset_s": round(d.onset_s, 3),
             "down_s": round(t_s - d.landed_s, 2),
-            "fall_track_id": track_id if fall_track_id is None else fall_track_id,
+            "fall_track_id": fall_track_id,
             "seen": seen,
         },
     )
