@@ -17,7 +17,7 @@ from analytics.falls import FallDetector
 from analytics.falls_body import BodySample
 from analytics.floor_watch import FloorWatch
 from analytics.reps import RepDetector
-from analytics.track import TrackedPose, Tracker
+from analytics.track import TrackedPose, Tracker, TrackUpdate
 from pose.types import FramePoses
 
 # Bump when a change to the analytics would change stored events: stored videos analysed
@@ -52,10 +52,15 @@ class AnalyticsEngine:
     def process(self, frame: FramePoses) -> FrameOutcome:
         if self.last_t_s is not None and frame.pts_s < self.last_t_s:
             raise ValueError(f"frames out of order: {frame.pts_s} after {self.last_t_s}")
-        update = self.tracker.update(frame)
+        return self.apply(self.tracker.update(frame), frame.pts_s)
+
+    def apply(self, update: TrackUpdate, t_s: float) -> FrameOutcome:
+        """The detectors on one frame's tracker output (`process` after tracking). The tracker
+        does not depend on the detectors, so analytics.fitting tracks a clip once and replays
+        its updates through fresh detectors for each value of a fitted number."""
         events: list[Event] = []
         for tid in update.ended:
-            events.extend(self._end_track(tid, self.last_t_s if self.last_t_s is not None else frame.pts_s))
+            events.extend(self._end_track(tid, self.last_t_s if self.last_t_s is not None else t_s))
         for tracked in update.tracked:
             new = tracked.track_id not in self._detectors
             detectors = self._detectors_for(tracked.track_id)
@@ -63,15 +68,19 @@ class AnalyticsEngine:
                 self._continue_lost_fall(tracked, detectors)
             for detector in detectors:
                 events.extend(detector.update(tracked))
-        events.extend(self.floor_watch.tick(frame.pts_s))
-        self.last_t_s = frame.pts_s
+        events.extend(self.floor_watch.tick(t_s))
+        self.last_t_s = t_s
         return FrameOutcome(update.track_ids, tuple(events))
 
     def finish(self) -> list[Event]:
         """The video or session is over: every open track ends now."""
+        return self.end_tracks(self.tracker.finish())
+
+    def end_tracks(self, track_ids: Iterable[int]) -> list[Event]:
+        """The tracks `track_ids` end at the last frame (`finish` after the tracker's)."""
         events: list[Event] = []
         t = self.last_t_s if self.last_t_s is not None else 0.0
-        for tid in self.tracker.finish():
+        for tid in track_ids:
             events.extend(self._end_track(tid, t))
         return events
 

@@ -19,9 +19,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analytics.events import Event, EventType, rep_counts
+
+if TYPE_CHECKING:
+    from analytics.fitting import FitCheck
 
 FALL_ONSET_EARLY_S = 1.0
 FALL_ONSET_LATE_AFTER_GROUND_S = 2.0
@@ -190,6 +193,8 @@ def _pct(part: int, whole: int) -> str:
 @dataclass
 class EvalReport:
     clips: list[ClipScore]
+    # The numbers fitted from clips, refitted leaving one source out (analytics.fitting).
+    fit_checks: list[FitCheck] = field(default_factory=list)
 
     @property
     def rep_clips(self) -> list[ClipScore]:
@@ -306,6 +311,7 @@ class EvalReport:
                 "mean_delay_s": self.mean_delay_s,
                 "by_kind": [{**f.__dict__, "kind": f.kind.value} for f in self.falls_by_kind()],
             },
+            "fitted_numbers": [check.to_dict() for check in self.fit_checks],
         }  # fmt: skip
 
 
@@ -389,4 +395,8 @@ def format_report(report: EvalReport) -> str:
         f"mean delay {report.mean_delay_s:.2f} s"
     )
     lines.extend("  " + f.line() for f in report.falls_by_kind() if f.kind != ClipKind.EXERCISE)
+    if report.fit_checks:
+        lines.append("numbers fitted from the clips, and the fit made again leaving one source out:")
+        for check in report.fit_checks:
+            lines.extend("  " + line for line in check.lines())
     return "\n".join(lines)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from analytics.evaluation import load_truth
+from analytics.fitting import Fit, FitCheck, TrackedClip, check_fit
 from bench.common import media_dir
 from pipeline.frames import Frame
 from pipeline.sampler import FrameSampler
@@ -146,6 +147,19 @@ def _transformed(frame: Frame, mirror: bool, box: tuple[float, float, float, flo
     if rgb is frame.rgb:
         return frame
     return Frame(seq=frame.seq, pts_s=frame.pts_s, rgb=np.ascontiguousarray(rgb))
+
+
+def fit_check(cache: PoseCache, variant: Variant, fit: Fit, only: str | None = None) -> FitCheck:
+    """`fit` made on the cached poses of every labelled clip (or those whose path has `only`)
+    and again leaving one source out (analytics.fitting, as `posepipe eval` does it on the
+    poses it stored). Clips not cached are posed first."""
+    clips = []
+    for rel, truth in sorted(load_truth(cache.media / "ground_truth.json").items()):
+        if only and only not in rel:
+            continue
+        frames = cache.poses(rel, variant)
+        clips.append(TrackedClip.track(truth, frames, frames[-1].pts_s if frames else 0.0))
+    return check_fit(fit, clips, workers=os.cpu_count() or 1)
 
 
 def main(argv: list[str] | None = None) -> int:

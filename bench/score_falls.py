@@ -23,7 +23,8 @@ from analytics.config import AnalyticsConfig
 from analytics.engine import AnalyticsEngine
 from analytics.evaluation import FALL_ONSET_EARLY_S, FALL_ONSET_LATE_AFTER_GROUND_S
 from analytics.events import Event, EventType
-from bench.posed import VARIANTS, PoseCache, Variant
+from analytics.fitting import FALL_FIT
+from bench.posed import VARIANTS, PoseCache, Variant, fit_check
 from pose.types import FramePoses
 
 # Kinds of clip. A labelled fall whose notes call it REAL (caught by a CCTV, doorbell or
@@ -80,7 +81,7 @@ def load_clips(media: Path) -> list[Clip]:
 
 
 def source_repo(clip: Clip) -> str:
-    """The repository a clip came from: leave-one-source-out leaves out all of its clips."""
+    """The repository a clip came from (what leave-one-source-out leaves out)."""
     return clip.source.split("@")[0]
 
 
@@ -165,70 +166,6 @@ def table(verdicts: Sequence[Verdict]) -> list[str]:
     return lines
 
 
-# The fitted numbers and the values tried for each (bench.score_falls --loso).
-FITTED: dict[str, tuple[float, ...]] = {
-    "FALL_MIN_FREEFALL_FRACTION": (0.20, 0.22, 0.24, 0.26),
-    "FALL_MIN_TOPPLE_FREEFALL_FRACTION": (0.15, 0.18, 0.21),
-    "FALL_MIN_HEAD_FREEFALL_FRACTION": (0.19, 0.22, 0.25, 0.28),
-}
-# A false fall costs this many found falls when fitting: an alarm nobody trusts is ignored.
-FALSE_FALL_COST = 2.0
-
-
-def _gain(verdicts: Sequence[Verdict]) -> float:
-    return sum(v.found for v in verdicts) - FALSE_FALL_COST * sum(v.false_falls for v in verdicts)
-
-
-def leave_one_source_out(cache: PoseCache, clips: Sequence[Clip], variant: Variant) -> list[str]:
-    """Fit the FITTED numbers on all sources but one (the most found falls less
-    FALSE_FALL_COST per false fall; ties go to the strictest values), score the one left out;
-    report the left-out totals beside the fit on everything."""
-    import itertools
-
-    from analytics import thresholds as th
-
-    names = list(FITTED)
-    saved = {n: getattr(th, n) for n in names}
-    by_combo: dict[tuple[float, ...], list[Verdict]] = {}
-    try:
-        for combo in itertools.product(*(FITTED[n] for n in names)):
-            for n, value in zip(names, combo, strict=True):
-                setattr(th, n, value)
-            by_combo[combo] = score(cache, clips, variant)[0]
-    finally:
-        for n, value in saved.items():
-            setattr(th, n, value)
-
-    def best(keep: set[str]) -> tuple[float, ...]:
-        # Strictest first, so ties keep the stricter values.
-        combos = sorted(by_combo, reverse=True)
-        return max(combos, key=lambda c: _gain([v for v in by_combo[c] if v.clip.rel in keep]))
-
-    lines = []
-    sources = sorted({source_repo(c) for c in clips})
-    everything = best({c.rel for c in clips})
-    left_found = left_false = 0
-    falls = sum(1 for c in clips if c.fall_start_s is not None)
-    for source in sources:
-        out = {c.rel for c in clips if source_repo(c) == source}
-        combo = best({c.rel for c in clips} - out)
-        held = [v for v in by_combo[combo] if v.clip.rel in out]
-        found, false = sum(v.found for v in held), sum(v.false_falls for v in held)
-        expected = sum(1 for v in held if v.clip.fall_start_s is not None)
-        left_found, left_false = left_found + found, left_false + false
-        if expected or false or combo != everything:
-            lines.append(f"  left out {source:50} fit {combo}: found {found}/{expected}, false falls {false}")
-    all_v = by_combo[everything]
-    lines.append(
-        f"fit on all sources {dict(zip(names, everything, strict=True))}: found "
-        f"{sum(v.found for v in all_v)}/{falls}, false falls {sum(v.false_falls for v in all_v)}"
-    )
-    lines.append(
-        f"leave-one-source-out ({len(sources)} sources): found {left_found}/{falls}, false falls {left_false}"
-    )
-    return lines
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -236,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", default="base", choices=sorted(VARIANTS))
     parser.add_argument("--sweep", action="store_true", help="also score every other variant")
     parser.add_argument("--only", help="clips whose path contains this")
-    parser.add_argument("--loso", action="store_true", help="fit the fall numbers leaving one source out")
+    parser.add_argument(
+        "--loso", action="store_true", help="fit the fall speeds leaving one source out (analytics.fitting)"
+    )
     parser.add_argument("--backend", help="pose spec (default: the settings' default)")
     args = parser.parse_args(argv)
     cache = PoseCache(backend=args.backend)
@@ -249,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"not cached ({len(missing)}): {', '.join(missing)}")
     if args.loso:
         print()
-        print("\n".join(leave_one_source_out(cache, clips, VARIANTS[args.variant])))
+        print("\n".join(fit_check(cache, VARIANTS[args.variant], FALL_FIT, args.only).lines()))
     if args.sweep:
         by_clip = {v.clip.rel: v for v in base}
         runs = same = 0

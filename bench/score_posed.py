@@ -6,6 +6,7 @@ python -m bench.score_posed --variant mirror --only falls/
 python -m bench.score_posed --reps               # exercise clips: recognised, given, tutorial baseline
 python -m bench.score_posed --baseline           # the tutorial counter alone
 python -m bench.score_posed --sweep              # how often a count changes over the variants
+python -m bench.score_posed --loso               # the repetition zones fitted leaving one source out
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from analytics.config import AnalyticsConfig
 from analytics.engine import replay
 from analytics.evaluation import ClipScore, ClipTruth, EvalReport, format_report, load_truth, score_clip
 from analytics.events import Event, EventType, Exercise, rep_counts
+from analytics.fitting import REP_FIT
 from analytics.reps.baseline import tutorial_count_clip
-from bench.posed import VARIANTS, PoseCache, Variant
+from bench.posed import VARIANTS, PoseCache, Variant, fit_check
 from pose.types import FramePoses
 
 
@@ -102,9 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", action="store_true", help="exercise clips: recognised, given, baseline")
     parser.add_argument("--baseline", action="store_true", help="the tutorial counter, told the exercise")
     parser.add_argument("--sweep", action="store_true", help="count changes over the cached variants")
+    parser.add_argument(
+        "--loso",
+        action="store_true",
+        help="fit the repetition zones leaving one source out (analytics.fitting)",
+    )
     parser.add_argument("--backend", help="pose spec (default: the settings' default)")
     args = parser.parse_args(argv)
     cache = PoseCache(backend=args.backend)
+    if args.loso:
+        print("\n".join(fit_check(cache, VARIANTS[args.variant], REP_FIT, args.only).lines()))
+        return 0
     raw = load_truth(cache.media / "ground_truth.json")
     sources = {
         k: str(v.get("source", k))

@@ -435,6 +435,13 @@ def mqtt(ctx: click.Context) -> None:
     help="Also run every clip at 7.5 and 15 fps, mirrored and cropped to 80 %% around the person, "
     "and report the runs whose verdict changed.",
 )
+@click.option(
+    "--fit-check/--no-fit-check",
+    default=True,
+    show_default=True,
+    help="Refit the numbers fitted from clips on the stored poses, leaving one source out at a time, "
+    "and report the left-out scores beside the fit on all (about a minute on 2 cores).",
+)
 @click.pass_context
 def eval_(
     ctx: click.Context,
@@ -447,6 +454,7 @@ def eval_(
     pose_backend: str | None,
     pose_model: str | None,
     sweep: bool,
+    fit_check: bool,
 ) -> None:
     """Analyse every labelled clip of MEDIA_DIR and score reps and falls against the truth."""
     from analytics.evaluation import format_report
@@ -456,7 +464,9 @@ def eval_(
     services = _services(settings)
     truth_path = Path(truth) if truth else Path(media_dir) / "ground_truth.json"
     try:
-        report = evaluate.evaluate(services, Path(media_dir), truth_path, workers=workers, only=only)
+        report = evaluate.evaluate(
+            services, Path(media_dir), truth_path, workers=workers, only=only, check_fits=fit_check
+        )
         swept = (
             evaluate.sweep(services, Path(media_dir), truth_path, report, workers=workers, only=only)
             if sweep

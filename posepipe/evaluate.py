@@ -7,6 +7,7 @@ verdicts compared against the clip's own first run. Scoring itself is analytics.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from analytics.config import AnalyticsConfig
 from analytics.engine import replay
 from analytics.evaluation import ClipScore, ClipTruth, EvalReport, given_rep_count, load_truth, score_clip
 from analytics.events import Exercise
+from analytics.fitting import FITS, TrackedClip, check_fit
 from analytics.reps.baseline import tutorial_count_clip
 from pose.types import FramePoses
 from posepipe import analyze as analysis
@@ -105,10 +107,22 @@ def evaluate(
     truth_path: Path,
     workers: int | None = None,
     only: str | None = None,
+    check_fits: bool = True,
 ) -> EvalReport:
+    """Analyse and score every labelled clip; with `check_fits`, also refit the numbers fitted
+    from clips (analytics.fitting) on the stored poses, leaving one source out at a time."""
     truth = _truth(media_dir, truth_path, only)
     options = analysis.AnalyzeOptions(fps=services.settings.analysis_fps, workers=workers)
-    return EvalReport(_run(services, {rel: (media_dir / rel, t) for rel, t in truth.items()}, options))
+    tracked: list[TrackedClip] | None = [] if check_fits else None
+    report = EvalReport(
+        _run(services, {rel: (media_dir / rel, t) for rel, t in truth.items()}, options, tracked)
+    )
+    if tracked:
+        processes = workers or os.cpu_count() or 1
+        report.fit_checks = [
+            check_fit(fit, tracked, processes) for fit in FITS if any(fit.applies(c.truth) for c in tracked)
+        ]
+    return report
 
 
 def sweep(
@@ -157,8 +171,13 @@ def _truth(media_dir: Path, truth_path: Path, only: str | None) -> dict[str, Cli
 
 
 def _run(
-    services: Services, inputs: dict[str, tuple[Path, ClipTruth]], options: analysis.AnalyzeOptions
+    services: Services,
+    inputs: dict[str, tuple[Path, ClipTruth]],
+    options: analysis.AnalyzeOptions,
+    tracked: list[TrackedClip] | None = None,
 ) -> list[ClipScore]:
+    """Analyse the inputs and score each; `tracked`, when given, receives each clip's stored poses
+    as the tracker follows them (for analytics.fitting)."""
     targets = {rel: analysis.plan(services, str(path), options) for rel, (path, _) in sorted(inputs.items())}
     analysis.run(services, list(targets.values()), options)
     scores = []
@@ -170,10 +189,14 @@ def _run(
                 raise RuntimeError(f"{rel}: analysis failed: {video.error if video else target.error}")
             found = [stored_events.to_event(r) for r in stored_events.list_events(session, video_id=video.id)]
             score = score_clip(truth, found, video.duration_s or 0.0)
+            frames = (
+                _stored_frames(session, video) if truth.exercise is not None or tracked is not None else []
+            )
+            if tracked is not None:
+                tracked.append(TrackedClip.track(truth, frames, score.duration_s))
             if truth.exercise is not None:
                 # The exercise given: the same stored poses through an engine told the exercise.
                 exercise = Exercise(truth.exercise)
-                frames = _stored_frames(session, video)
                 score.given_reps = given_rep_count(truth, replay(frames, AnalyticsConfig(exercise=exercise)))
                 # The yardstick of issue 25: a tutorial's one-angle counter told the exercise.
                 score.baseline_reps = tutorial_count_clip(frames, exercise)
