@@ -212,6 +212,7 @@ class FitCheck:
 
     name: str
     numbers: tuple[str, ...]
+    sources: int
     current: tuple[float, ...]  # the values in analytics.thresholds
     fitted: tuple[float, ...]  # the fit on every source
     in_sample: Tally  # every clip, scored with `fitted`
@@ -219,12 +220,10 @@ class FitCheck:
     folds: tuple[Fold, ...] = field(default_factory=tuple)
 
     @property
-    def left_out(self) -> Tally:
-        """The folds' left-out scores added up: what the fit scores on sources it did not see."""
-        total = self.folds[0].left_out
-        for fold in self.folds[1:]:
-            total = total + fold.left_out  # type: ignore[operator]
-        return total
+    def left_out(self) -> Tally | None:
+        """The folds' left-out scores added up: what the fit scores on sources it did not see
+        (None with a single source: nothing to fit on when it is left out)."""
+        return _total([fold.left_out for fold in self.folds]) if self.folds else None
 
     @property
     def folds_keeping_fit(self) -> int:
@@ -236,10 +235,14 @@ class FitCheck:
         names = ", ".join(self.numbers)
         lines = [
             f"{self.name} ({names}): values in thresholds.py {self.current}: {self.at_current}",
-            f"  fitted on all {len(self.folds)} sources {self.fitted}: {self.in_sample}",
-            f"  leaving one source out: {self.left_out} on the sources left out; "
-            f"{self.folds_keeping_fit} of {len(self.folds)} folds fit {self.fitted} as on all sources",
+            f"  fitted on all {self.sources} sources {self.fitted}: {self.in_sample}",
         ]
+        if not self.folds:
+            return [*lines, "  leaving one source out: a single source, nothing to fit on without it"]
+        lines.append(
+            f"  leaving one source out: {self.left_out} on the sources left out; "
+            f"{self.folds_keeping_fit} of {len(self.folds)} folds fit {self.fitted} as on all sources"
+        )
         lines.extend(
             f"    left out {fold.source} ({fold.clips} clips): fitted {fold.values}, {fold.left_out}"
             for fold in self.folds
@@ -255,7 +258,8 @@ class FitCheck:
             "fitted": list(self.fitted),
             "in_sample": self.in_sample.__dict__,
             "at_current": self.at_current.__dict__,
-            "left_out": self.left_out.__dict__,
+            "sources": self.sources,
+            "left_out": self.left_out.__dict__ if self.left_out is not None else None,
             "folds": [
                 {
                     "source": f.source,
@@ -294,8 +298,10 @@ def check_fit(fit: Fit, clips: Sequence[TrackedClip], workers: int = 1) -> FitCh
         return max(grid, key=lambda combo: _total([tallies[combo][i] for i in keep]).merit)
 
     everything = range(len(mine))
+    sources = sorted({clip.source for clip in mine})
     folds = []
-    for source in sorted({clip.source for clip in mine}):
+    # With one source there is nothing to fit on when it is left out.
+    for source in sources if len(sources) > 1 else []:
         out = [i for i, clip in enumerate(mine) if clip.source == source]
         values = best([i for i in everything if mine[i].source != source])
         folds.append(Fold(source, len(out), values, _total([tallies[values][i] for i in out])))
@@ -303,6 +309,7 @@ def check_fit(fit: Fit, clips: Sequence[TrackedClip], workers: int = 1) -> FitCh
     return FitCheck(
         name=fit.name,
         numbers=fit.numbers,
+        sources=len(sources),
         current=current,
         fitted=fitted,
         in_sample=_total(tallies[fitted]),

@@ -83,6 +83,7 @@ def test_eval_on_the_shared_clips(make_settings, open_services, media_dir: Path)
     assert reps_fit.at_current.recognised_exact == report.reps.exact
     assert reps_fit.at_current.given_exact == report.reps_given.exact
     falls_left_out, reps_left_out = falls_fit.left_out, reps_fit.left_out
+    assert falls_fit.sources == len(sources)
     assert isinstance(falls_left_out, FallTally) and isinstance(reps_left_out, RepTally)
     assert falls_left_out.found >= LEFT_OUT_FALLS_FOUND_FLOOR, falls_fit.lines()
     assert falls_left_out.false_falls <= LEFT_OUT_FALSE_FALLS_CEILING, falls_fit.lines()

@@ -90,6 +90,14 @@ def test_ties_go_to_the_first_values_of_the_grid() -> None:
     assert check.fitted == (0.3,) and all(fold.values == (0.3,) for fold in check.folds)
 
 
+def test_a_single_source_has_nothing_to_leave_out() -> None:
+    fit = Fit("toy", ((NAME, (0.3, 0.2, 0.1)),), lambda truth: True, toy_tally)
+    check = check_fit(fit, [clip("a1", "a"), clip("a2", "a")])
+    assert check.sources == 1 and check.folds == () and check.left_out is None
+    assert check.fitted == (0.2,) and check.in_sample == FallTally(2, 2, 0)
+    assert "nothing to fit on" in check.lines()[-1] and check.to_dict()["left_out"] is None
+
+
 def test_rep_tallies_add_and_rank_counting_before_recognition() -> None:
     assert RepTally(1, 0, 1) + RepTally(1, 1, 1) == RepTally(2, 1, 2)
     assert RepTally(3, 0, 3).merit > RepTally(2, 2, 3).merit
