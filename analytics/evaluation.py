@@ -8,13 +8,15 @@ is found when a detected fall's onset lies within [start - 1 s, on_ground + 2 s]
 detected fall is false. False falls are also given per hour of video without a labelled fall.
 Delay is the video time the detector reported the fall (`data["t_detected_s"]`) minus the
 labelled start; "within 2 s of landing" compares it with `on_ground_s` instead. Falls are split
-by kind: staged ones from research datasets, real-world ones, and clips with no fall.
+by kind: staged ones (research datasets and recordings like them), real-world ones (not staged:
+the notes say REAL), and clips with no fall.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -30,9 +32,11 @@ FALL_ONSET_EARLY_S = 1.0
 FALL_ONSET_LATE_AFTER_GROUND_S = 2.0
 # Issue 26: the event within 2 s of the person being on the ground.
 FALL_EVENT_AFTER_LANDING_S = 2.0
-# Staged falls of the research datasets (UR Fall, Le2i, UP-Fall, NTU RGB+D), named so in the
-# shared set's file names: the truth has no field for it.
-RESEARCH_DATASET_MARKS = ("urfall", "le2i", "upfall", "ntu_rgbd")
+# A fall the truth's notes call REAL (not staged: caught by a CCTV, doorbell or phone camera) is
+# real-world; every other fall was staged, in a research dataset (UR Fall, Le2i, UP-Fall, NTU
+# RGB+D) or in a home, classroom, studio or stock recording like them (the issue's
+# "research-dataset kind"). The truth has no field for it: the notes say it in capitals.
+_REAL_MARK = re.compile(r"\bREAL\b")
 
 
 class ClipKind(str, Enum):
@@ -56,6 +60,8 @@ class ClipTruth:
     # The repository (or package) the clip came from: clips of one source share a camera, a
     # room or a person, so numbers fitted from the clips are fitted leaving a source out.
     source: str = ""
+    # Not staged (see _REAL_MARK).
+    real: bool = False
 
     @classmethod
     def from_json(cls, path: str, entry: Mapping[str, Any]) -> ClipTruth:
@@ -69,6 +75,7 @@ class ClipTruth:
             on_ground_s=entry.get("on_ground_s"),
             ambiguous=bool(entry.get("ambiguous", False)),
             source=str(entry.get("source", "")).split("@", 1)[0],
+            real=bool(_REAL_MARK.search(str(entry.get("notes", "")))),
         )
 
     @property
@@ -77,9 +84,7 @@ class ClipTruth:
             return ClipKind.EXERCISE
         if not self.fall:
             return ClipKind.NON_FALL
-        name = self.path.lower()
-        research = any(mark in name for mark in RESEARCH_DATASET_MARKS)
-        return ClipKind.RESEARCH_FALL if research else ClipKind.REAL_FALL
+        return ClipKind.REAL_FALL if self.real else ClipKind.RESEARCH_FALL
 
 
 def load_truth(path: str | Path) -> dict[str, ClipTruth]:

@@ -32,10 +32,15 @@ def test_the_exercise_named_is_the_one_with_most_reps_and_ties_are_stable() -> N
     assert named_exercise({"squat": 3, "lunge": 3}) == "lunge"
 
 
-def test_kinds_come_from_the_label_and_the_research_dataset_names() -> None:
+def test_kinds_come_from_the_label_and_a_real_fall_is_one_the_notes_call_real() -> None:
+    """Staged falls, in a research dataset or a home or stock recording like them, are the
+    research-dataset kind; a fall the notes call REAL (not staged) is real-world."""
     entry = {"category": "fall", "fall": True, "fall_start_s": 1.0, "on_ground_s": 2.0, "source": "a/b@c:d"}
     assert ClipTruth.from_json("falls/urfall_ds03.mp4", entry).kind == ClipKind.RESEARCH_FALL
-    assert ClipTruth.from_json("falls/fall_cctv_kitchen.mp4", entry).kind == ClipKind.REAL_FALL
+    staged = {**entry, "notes": "Staged fall at home; a real-looking stumble, not a REALITY show."}
+    assert ClipTruth.from_json("falls/fall_home_phone.mp4", staged).kind == ClipKind.RESEARCH_FALL
+    real = {**entry, "notes": "Apparently REAL fall, ceiling CCTV in a kitchen."}
+    assert ClipTruth.from_json("falls/fall_cctv_kitchen.mp4", real).kind == ClipKind.REAL_FALL
     assert ClipTruth.from_json("falls/fall_cctv_kitchen.mp4", entry).source == "a/b"
     assert ClipTruth.from_json("adl/x.mp4", {"category": "adl"}).kind == ClipKind.NON_FALL
     squat = {"category": "exercise", "exercise": "squat", "reps_complete": 3}
@@ -43,7 +48,7 @@ def test_kinds_come_from_the_label_and_the_research_dataset_names() -> None:
 
 
 def test_a_fall_is_scored_by_onset_window_and_its_delay_after_landing() -> None:
-    entry = {"category": "fall", "fall": True, "fall_start_s": 4.0, "on_ground_s": 5.0}
+    entry = {"category": "fall", "fall": True, "fall_start_s": 4.0, "on_ground_s": 5.0, "notes": "REAL fall"}
     truth = ClipTruth.from_json("falls/fall_x.mp4", entry)
     late = score_clip(truth, [fall(4.5, 7.5)], 10.0)
     assert (
