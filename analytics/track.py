@@ -161,11 +161,11 @@ class Tracker:
         track_ids: list[int | None] = [None] * len(frame.poses)
         tracked: list[TrackedPose] = []
         for cand in candidates:
-            tid = assigned.get(cand.index)
-            if tid is None and cand.pose.score < th.TRACK_NEW_MIN_SCORE:
+            matched = assigned.get(cand.index)
+            if matched is None and cand.pose.score < th.TRACK_NEW_MIN_SCORE:
                 continue  # a doubtful pose may continue a track, never start one (ByteTrack's rule)
-            new = tid is None
-            tr = self._start(t, cand) if tid is None else self._tracks[tid]
+            new = matched is None
+            tr = self._start(t, cand) if matched is None else self._tracks[matched]
             tr.last_t, tr.last_xy, tr.last_visibility = t, cand.xy, cand.pose.visibility
             tr.recent_torso.append(cand.torso)
             smoothed_xy = tr.image_smoother(cand.xy, t)

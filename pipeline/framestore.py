@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import cast
 
 from redis import Redis
 
@@ -142,7 +143,7 @@ class FrameStore:
         missing = [s for s, blob in zip(seqs, blobs, strict=True) if blob is None]
         if missing:
             raise FramesMissingError(video_id, missing)
-        return blobs
+        return cast("list[bytes]", blobs)
 
     def release(self, video_id: int, run: str, seqs: range) -> int:
         """Delete the frames of `seqs` and shrink the window by as many as were there."""
@@ -184,7 +185,7 @@ class Lease:
 
     def holder(self) -> str | None:
         value = self.redis.get(self.key)
-        return None if value is None else value.decode()
+        return None if value is None else cast(bytes, value).decode()
 
     def refresh(self) -> bool:
         """Extend the lease; False if it is no longer ours (lost, or taken over)."""

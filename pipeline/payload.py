@@ -44,14 +44,14 @@ def encode(frame: Frame | PlanarFrame, encoding: FrameEncoding, jpeg_quality: in
             raise TypeError("the yuv420 encoding takes a PlanarFrame (PlanarFrame.from_av)")
         header = _HEADER.pack(MAGIC, _CODES[encoding], frame.seq, frame.pts_s, frame.height, frame.width)
         extra = _PLANAR.pack(frame.colorspace, frame.rotation_deg, frame.color_range)
-        return b"".join((header, extra, memoryview(np.ascontiguousarray(frame.yuv)).cast("B")))
+        return b"".join((header, extra, np.ascontiguousarray(frame.yuv).data.cast("B")))
     if isinstance(frame, PlanarFrame):
         frame = frame.to_frame()
     height, width = frame.rgb.shape[:2]
     header = _HEADER.pack(MAGIC, _CODES[encoding], frame.seq, frame.pts_s, height, width)
     if encoding is FrameEncoding.RAW:
         # One copy of the pixels: `header + rgb.tobytes()` made two, ~1 ms a 720p frame.
-        return b"".join((header, memoryview(np.ascontiguousarray(frame.rgb)).cast("B")))
+        return b"".join((header, np.ascontiguousarray(frame.rgb).data.cast("B")))
     ok, jpeg = cv2.imencode(
         ".jpg", cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
     )
@@ -76,7 +76,7 @@ def decode(payload: bytes) -> Frame:
         expected = height * width * 3
         if len(body) != expected:
             raise PayloadError(f"raw frame {seq}: {len(body)} bytes, expected {expected}")
-        rgb = np.frombuffer(body, dtype=np.uint8).reshape(height, width, 3)
+        rgb: np.ndarray = np.frombuffer(body, dtype=np.uint8).reshape(height, width, 3)
     else:
         bgr = cv2.imdecode(np.frombuffer(body, dtype=np.uint8), cv2.IMREAD_COLOR)
         if bgr is None or bgr.shape[:2] != (height, width):

@@ -92,7 +92,7 @@ class VideoFile:
         except av.error.FFmpegError as exc:
             raise SourceOpenError(self.path, f"not a readable media file ({_ffmpeg_reason(exc)})") from exc
         if not self._container.streams.video:
-            kinds = sorted({s.type for s in self._container.streams}) or ["no streams"]
+            kinds: list[str] = sorted({s.type for s in self._container.streams}) or ["no streams"]
             self._container.close()
             raise NoVideoStreamError(self.path, f"no video stream (contains: {', '.join(kinds)})")
         self._stream = self._container.streams.video[0]

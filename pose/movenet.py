@@ -91,7 +91,8 @@ _STAND_IN: dict[str, str] = {
 }
 # For each of the 33 landmarks, the COCO keypoint its position comes from.
 _SOURCE_KEYPOINT: tuple[int, ...] = tuple(
-    COCO_KEYPOINTS.index(_STAND_IN.get(name, name)) for name in sorted(LANDMARK_INDEX, key=LANDMARK_INDEX.get)
+    COCO_KEYPOINTS.index(_STAND_IN.get(name, name))
+    for name in sorted(LANDMARK_INDEX, key=LANDMARK_INDEX.__getitem__)
 )
 _TORSO = tuple(LANDMARK_INDEX[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
 _SEEN = np.zeros(N_LANDMARKS, dtype=bool)
@@ -228,4 +229,4 @@ class MoveNetEstimator:
         return tuple(people)
 
     def close(self) -> None:
-        self._interpreter = None  # type: ignore[assignment]
+        self._interpreter = None

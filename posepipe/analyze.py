@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from analytics.engine import ANALYTICS_VERSION
 from pipeline import keys
+from pipeline.ingest import IngestResult
 from pipeline.source import first_frame_shape
 from pose.estimator import pose_spec
 from posepipe.services import Services
@@ -274,7 +275,7 @@ class _Batch:
         self.on_progress = on_progress
         self.stop = threading.Event()
         self.ctx = services.worker_context()
-        self.ingests: dict[int, Future[None]] = {}
+        self.ingests: dict[int, Future[IngestResult | None]] = {}
         self._last_reconcile = time.monotonic()
         self._db_down_since: float | None = None
         # Workers this command starts are not registered yet when the first file is planned.
@@ -369,9 +370,7 @@ def _start_workers(
         threads.start()
         return threads, count
     running = live_workers(services)
-    count = options.workers
-    if count is None:
-        count = 0 if running else 1
+    count = options.workers if options.workers is not None else (0 if running else 1)
     processes = WorkerProcesses(services.settings, count)
     processes.start()
     if count:

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import cast
 
 from analytics.events import Event, EventType
 from pipeline import keys
@@ -174,7 +175,7 @@ class CameraRunner:
         dropped: Counter[str] = Counter(self.live.dropped if self.live else {})
         fps_analyzed = None
         if self.video_id is not None:
-            raw = self.ctx.redis.hgetall(keys.live_drops(self.video_id))
+            raw = cast("dict[bytes, bytes]", self.ctx.redis.hgetall(keys.live_drops(self.video_id)))
             dropped.update({k.decode(): int(v) for k, v in raw.items()})
             fps_analyzed = self._analysed_rate()
         state = CameraState(st.state.value) if st is not None else CameraState.CONNECTING

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import click
 
@@ -15,6 +15,9 @@ from pose.estimator import BACKENDS, POSE_MODELS
 from posepipe import __version__
 from posepipe.logs import filter_native_noise, setup_logging
 from posepipe.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from posepipe.services import Services
 
 log = logging.getLogger("posepipe")
 
@@ -42,7 +45,7 @@ def _settings(ctx: click.Context, **overrides: Any) -> Settings:
     return settings
 
 
-def _services(settings: Settings):  # type: ignore[no-untyped-def]
+def _services(settings: Settings) -> Services:
     from posepipe.services import Services
 
     return Services.open(settings)
@@ -276,7 +279,13 @@ def poses(
             selection = parse_landmark_selection(landmarks, PoseSpec.parse(video.pose_backend).hands)
             with click.open_file(output, "w") as out:
                 writer = write_poses_csv if fmt == "csv" else write_poses_json
-                writer(out, video_id, iter_poses(session, video_id, t_from, t_to), selection, resolution_wh)
+                writer(
+                    cast(TextIO, out),
+                    video_id,
+                    iter_poses(session, video_id, t_from, t_to),
+                    selection,
+                    resolution_wh,
+                )
     finally:
         services.close()
 
@@ -660,7 +669,7 @@ def token_list(ctx: click.Context, as_json: bool) -> None:
     services = _services(_settings(ctx))
     try:
         with services.db.session() as session:
-            items = [
+            items: list[dict[str, Any]] = [
                 {
                     "id": t.id,
                     "name": t.name,

@@ -41,7 +41,7 @@ class FramePayloadPacker:
 
     def pack(self, *args: object) -> list[bytes]:
         large = any(isinstance(a, (bytes, memoryview)) and len(a) > LARGE_ARGUMENT_BYTES for a in args)
-        return (self._plain if large else self._small).pack(*args)
+        return (self._plain if large else self._small).pack(*args)  # type: ignore[arg-type]
 
 
 def connect_redis(url: str) -> Redis:

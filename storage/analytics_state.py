@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from analytics.engine import ANALYTICS_VERSION, AnalyticsEngine
 from pose import pickles
+from storage.db import rows_affected
 from storage.models import AnalyticsState, utcnow
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def advance(
             updated_at=utcnow(),
         )
     )
-    if result.rowcount == 1:
+    if rows_affected(result) == 1:
         return
     exists = session.scalar(select(AnalyticsState.video_id).where(AnalyticsState.video_id == video_id))
     if exists is not None:

@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
@@ -168,6 +168,12 @@ def head_revision() -> str:
     return heads.pop()
 
 
+def rows_affected(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE touched: its result is a CursorResult at run time,
+    which `Session.execute`'s annotation does not say."""
+    return int(cast("CursorResult[Any]", result).rowcount)
+
+
 def _is_disconnect(exc: DBAPIError) -> bool:
     # SQLAlchemy marks errors that mean "the connection is gone"; a locked SQLite file is not one.
     return (
@@ -177,7 +183,7 @@ def _is_disconnect(exc: DBAPIError) -> bool:
     )
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers (status, progress) run while a worker writes; NORMAL sync is safe with WAL.
     cursor.execute("PRAGMA journal_mode=WAL")

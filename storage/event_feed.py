@@ -23,13 +23,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storage.db import Database
+from storage.db import Database, rows_affected
 from storage.models import EventCursor, EventRow, Source, utcnow
 
 # Consumers poll this often when idle: an event is on the stream within about this plus a query.
@@ -139,10 +139,12 @@ class EventFeed:
             upto = self._safe_upto([(int(i), created) for i, created in ids])
             if upto == self.cursor:
                 return []
-            query = (
+            # Typed as any select: a Narrow filters the event queries of several shapes.
+            query: Select[Any] = cast(
+                "Select[Any]",
                 select(EventRow, Source)
                 .join(Source, Source.id == EventRow.source_id)
-                .where(EventRow.id > self.cursor, EventRow.id <= upto)
+                .where(EventRow.id > self.cursor, EventRow.id <= upto),
             )
             if self.narrow is not None:
                 query = self.narrow(query)
@@ -222,7 +224,7 @@ def claim_cursor(
             )
             .values(owner=owner, lease_until=at + timedelta(seconds=lease_s), updated_at=at)
         )
-        if taken.rowcount == 1:
+        if rows_affected(taken) == 1:
             return int(session.scalar(select(EventCursor.last_event_id).where(EventCursor.name == name)) or 0)
         if session.get(EventCursor, name) is not None:
             return None
@@ -256,7 +258,7 @@ def save_cursor(db: Database, name: str, owner: str, last_event_id: int, lease_s
             .where(EventCursor.name == name, EventCursor.owner == owner)
             .values(last_event_id=last_event_id, lease_until=at + timedelta(seconds=lease_s), updated_at=at)
         )
-        return int(result.rowcount)
+        return rows_affected(result)
 
     if db.write_retrying(work, f"event cursor {name}") != 1:
         raise LeaseLost(f"event cursor {name} is held by another consumer")

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from pose.types import FramePoses, Hand, HandSide, Pose
 from storage.models import AnalysedFrame, Chunk, ChunkStatus, PoseRow, Video, utcnow
+
+# The mapped tables as Core tables (an ORM class's `__table__` is annotated as a FromClause):
+# bulk inserts and the executemany update of track ids go through Core, by column name.
+_FRAMES = cast(Table, AnalysedFrame.__table__)
+_POSES = cast(Table, PoseRow.__table__)
 
 
 @dataclass(frozen=True)
@@ -76,9 +81,9 @@ def write_chunk(session: Session, chunk: ChunkWrite) -> None:
                 }
             )
     if frame_rows:
-        session.execute(AnalysedFrame.__table__.insert(), frame_rows)
+        session.execute(_FRAMES.insert(), frame_rows)
     if pose_rows:
-        session.execute(PoseRow.__table__.insert(), pose_rows)
+        session.execute(_POSES.insert(), pose_rows)
     session.add(
         Chunk(
             video_id=chunk.video_id,
@@ -184,11 +189,11 @@ def set_track_ids(
     if not params:
         return
     stmt = (
-        update(PoseRow.__table__)
+        update(_POSES)
         .where(
-            PoseRow.__table__.c.video_id == bindparam("v"),
-            PoseRow.__table__.c.seq == bindparam("s"),
-            PoseRow.__table__.c.person == bindparam("p"),
+            _POSES.c.video_id == bindparam("v"),
+            _POSES.c.seq == bindparam("s"),
+            _POSES.c.person == bindparam("p"),
         )
         .values(track_id=bindparam("t"))
     )

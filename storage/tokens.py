@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from storage.db import rows_affected
 from storage.models import ApiToken, TokenScope, utcnow
 
 TOKEN_PREFIX = "pp_"
@@ -83,9 +84,9 @@ def revoke_token(session: Session, name: str) -> int:
         .where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
-    if not result.rowcount:
+    if not rows_affected(result):
         raise TokenError(f"no active token named {name!r}")
-    return int(result.rowcount)
+    return rows_affected(result)
 
 
 def verify_token(session: Session, token: str, now: datetime | None = None) -> TokenIdentity | None:

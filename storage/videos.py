@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from storage.db import rows_affected
 from storage.models import (
     AnalysedFrame,
     AnalyticsState,
@@ -152,4 +153,4 @@ def mark_failed(session: Session, video_id: int, run: str, error: str) -> bool:
         .where(Video.id == video_id, Video.run_token == run, Video.status != VideoStatus.FAILED)
         .values(status=VideoStatus.FAILED, error=error[:4000], finished_at=utcnow())
     )
-    return bool(result.rowcount)
+    return bool(rows_affected(result))

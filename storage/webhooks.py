@@ -23,6 +23,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from analytics.events import EventType
+from storage.db import rows_affected
 from storage.models import (
     DeliveryState,
     EventRow,
@@ -258,7 +259,7 @@ def try_claim(
             updated_at=now,
         )
     )
-    if result.rowcount != 1:
+    if rows_affected(result) != 1:
         return None
     delivery, hook, event, source = session.execute(
         select(WebhookDelivery, Webhook, EventRow, Source)
@@ -325,7 +326,7 @@ def record_attempt(
             updated_at=now,
         )
     )
-    return state if result.rowcount == 1 else None
+    return state if rows_affected(result) == 1 else None
 
 
 def list_deliveries(

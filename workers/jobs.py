@@ -228,7 +228,8 @@ def analyse_frames(
     wall_origin: datetime | None = None,
 ) -> list[Event]:
     """Feed frames to the engine; store their track ids and the events they complete."""
-    assignments, found = [], []
+    assignments: list[tuple[int, int, int | None]] = []
+    found: list[Event] = []
     for frame in frames:
         outcome = engine.process(frame)
         assignments.extend((frame.seq, person, tid) for person, tid in enumerate(outcome.track_ids))

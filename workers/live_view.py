@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
@@ -185,7 +186,7 @@ def publish(
 
 
 def latest(redis: Redis, video_id: int) -> LiveView | None:
-    values = redis.hgetall(keys.live_view(video_id))
+    values = cast("dict[bytes, bytes]", redis.hgetall(keys.live_view(video_id)))
     if not values or b"state" not in values:
         return None
     return LiveView.from_hash(values)

@@ -37,6 +37,7 @@ from rq.scheduler import SCHEDULER_LOCKING_KEY_TEMPLATE, RQScheduler
 from rq.scripts import release_lock
 from rq.timeouts import TimerDeathPenalty
 from rq.utils import as_text
+from rq.worker import BaseWorker
 
 from pipeline import keys, routing
 
@@ -102,7 +103,7 @@ def _running(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _reap_worker(redis: Redis, worker: Worker) -> Reaped:
+def _reap_worker(redis: Redis, worker: BaseWorker) -> Reaped:
     abandoned = [
         execution.job_id
         for execution in worker.get_current_executions(refresh=True)

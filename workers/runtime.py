@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker, Worker
@@ -116,7 +117,7 @@ class PosepipeWorker(SimpleWorker):
         *,
         context: WorkerContext,
         memory_limit: MemoryLimit | None = None,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         # An idle worker blocks in its dequeue for worker_ttl - 15 s and only then runs
         # maintenance (which retries abandoned jobs); RQ's 420 s default would leave a killed
@@ -138,9 +139,9 @@ class PosepipeWorker(SimpleWorker):
         self.recycle_rss_mb: float | None = None  # set when this worker stopped to be replaced
         self._taken_last_pass: set[tuple[str, str]] = set()
 
-    def work(self, *args: object, **kwargs: object) -> bool:  # type: ignore[override]
+    def work(self, *args: Any, **kwargs: Any) -> bool:
         with bound(self.context):
-            return super().work(*args, **kwargs)  # type: ignore[arg-type]
+            return super().work(*args, **kwargs)
 
     def request_stop(self, signum: int, frame: object) -> None:
         # RQ flags a stop only when busy (when idle it just raises); remember it either way.
@@ -276,7 +277,7 @@ class ThreadWorker(PosepipeWorker):
         context: WorkerContext,
         stopping: threading.Event | None = None,
         job_done: threading.Event | None = None,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         super().__init__(queues, context=context, **kwargs)
         self.stopping = stopping or threading.Event()

@@ -117,8 +117,8 @@ class PosepipeCollector(Collector):
         hooks = GaugeMetricFamily(
             "posepipe_webhook_deliveries", "Webhook deliveries by state.", labels=["state"]
         )
-        for state, count in deliveries.items():
-            hooks.add_metric([state.value], count)
+        for state, delivered in deliveries.items():
+            hooks.add_metric([state.value], delivered)
         yield hooks
         with self.api.db.session() as session:
             backlogs = event_feed.cursor_backlogs(session)
@@ -127,8 +127,8 @@ class PosepipeCollector(Collector):
             "Events stored past a durable consumer's cursor (the MQTT bridge: mqtt:<prefix>).",
             labels=["consumer"],
         )
-        for name, count in backlogs:
-            behind.add_metric([name], count)
+        for consumer, backlog in backlogs:
+            behind.add_metric([consumer], backlog)
         yield behind
         recent = GaugeMetricFamily(
             "posepipe_inference_ms",
