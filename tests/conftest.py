@@ -118,7 +118,7 @@ def open_services() -> Iterator[Callable[[Settings], Services]]:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """scripts/test's `--dist loadscope`: whole modules to a worker, the longest first."""
+    """scripts/test's `--dist loadscope`: whole modules to a worker, the longest first (test_eval.py last)."""
     if config.getvalue("dist") != "loadscope":
         return None
     from tests.xdist_scheduling import ModuleScheduling

@@ -4,10 +4,9 @@ A unit of work is a test module, as with xdist's own loadscope, so a module-scop
 server, an analysed clip, a loaded model) is still made once; tests/analytics is one unit, since its
 modules share the session's posed clips (tests/analytics/conftest.py). Units are handed out longest
 first, by the module times measured in a whole-suite run, so that no worker starts a long module
-when the others are nearly done. A worker holds back its last test until it has been given the next
-one (pytest tears fixtures down knowing what comes next), so the worker running test_eval.py, by
-far the longest, is given the shortest unit left as its next one instead of a long one that would
-wait behind it.
+when the others are nearly done; except test_eval.py, by far the longest, which keeps both cores
+busy on its own: it is handed out last, so that it runs (nearly) alone as it does in a one-process
+run and the tests that keep real time (live pages, streams, brokers) never share the machine with it.
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ MEASURED_S = {
     "tests/test_worker_memory.py": 24,
     "tests/test_input_matrix.py": 22,
 }
-# A unit this long is followed on its worker by the shortest unit left.
+# A unit this long keeps the machine busy on its own: it goes last.
 LONG_S = 300
 
 
@@ -56,7 +55,11 @@ def longest_first(items: list[Any]) -> None:
     """Put `items` (a worker's collection) in the order their units are to be handed out. Every
     worker sorts alike, and xdist queues the units in the order of the collection."""
     units = list(dict.fromkeys(unit(item.nodeid) for item in items))
-    rank = {u: i for i, u in enumerate(sorted(units, key=lambda u: -MEASURED_S.get(u, 0)))}  # stable
+
+    def key(u: str) -> tuple[bool, int]:
+        return MEASURED_S.get(u, 0) >= LONG_S, -MEASURED_S.get(u, 0)
+
+    rank = {u: i for i, u in enumerate(sorted(units, key=key))}  # stable: the rest keep their order
     items.sort(key=lambda item: rank[unit(item.nodeid)])
 
 
@@ -66,13 +69,3 @@ class ModuleScheduling(LoadScopeScheduling):
 
     def _split_scope(self, nodeid: str) -> str:
         return unit(nodeid)
-
-    def _assign_work_unit(self, node: Any) -> None:
-        busy_with_a_long_unit = any(
-            MEASURED_S.get(scope, 0) >= LONG_S and not all(done.values())
-            for scope, done in self.assigned_work.get(node, {}).items()
-        )
-        if busy_with_a_long_unit:
-            # The shortest unit left next: the queue runs from longest to shortest.
-            self.workqueue.move_to_end(next(reversed(self.workqueue)), last=False)
-        super()._assign_work_unit(node)
