@@ -33,8 +33,13 @@ def media_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def redis_base() -> str:
-    return svc.ensure_redis()
+def redis_base() -> Iterator[str]:
+    """The machine's Redis; under pytest-xdist, a redis-server of this worker process's own."""
+    if svc.XDIST_WORKER is None:
+        yield svc.ensure_redis()
+        return
+    with svc.private_redis() as server:
+        yield f"redis://127.0.0.1:{server.port}"
 
 
 @pytest.fixture
@@ -109,6 +114,23 @@ def open_services() -> Iterator[Callable[[Settings], Services]]:
     yield open_
     for services in opened:
         services.close()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """scripts/test's `--dist loadscope`: whole modules to a worker, the longest first (test_eval.py last)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from tests.xdist_scheduling import ModuleScheduling
+
+    return ModuleScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if svc.XDIST_WORKER is not None and config.getvalue("dist") == "loadscope":
+        from tests.xdist_scheduling import longest_first
+
+        longest_first(items)
 
 
 # A thread left running by a test would keep the interpreter from exiting once the run is over: CI

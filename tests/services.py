@@ -1,11 +1,15 @@
 """Real Redis and PostgreSQL for the tests: found where the machine runs them, or started.
 
 Nothing is mocked: a test that needs a server gets a real one, isolated per test (its own
-Redis database index, flushed; its own PostgreSQL database, dropped afterwards).
+Redis database index, flushed; its own PostgreSQL database, dropped afterwards). Under
+pytest-xdist (scripts/test runs the suite in several processes) each worker process gets a
+redis-server of its own, since two workers flushing one database index would wipe each other's
+queues; PostgreSQL needs nothing more, every test's database having a name of its own.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -26,6 +30,21 @@ PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql://postgres@127.0.0.1:54
 # Tests use one Redis database index of their own and flush it; 0 is left to people. Two
 # checkouts testing at once on one machine each set their own TEST_REDIS_DB.
 REDIS_TEST_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
+# pytest-xdist names each of its worker processes (gw0, gw1, ...); unset in a plain pytest run.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+# Worker processes start at the same moment: the one that finds the machine's server down starts
+# it while the others wait on this lock, instead of all starting it at once.
+START_LOCK = Path(tempfile.gettempdir()) / "posepipe-tests-services.lock"
+
+
+@contextmanager
+def _start_lock() -> Iterator[None]:
+    with open(START_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _redis_up(url: str) -> bool:
@@ -37,6 +56,11 @@ def _redis_up(url: str) -> bool:
 
 def ensure_redis() -> str:
     """The base URL of a running Redis, starting the machine's redis-server if it is down."""
+    with _start_lock():
+        return _ensure_redis()
+
+
+def _ensure_redis() -> str:
     if _redis_up(REDIS_URL):
         return REDIS_URL
     if not shutil.which("redis-server"):
@@ -74,6 +98,11 @@ def _pg_up(url: str) -> bool:
 
 def ensure_postgres() -> str:
     """The admin URL of a running PostgreSQL, starting the machine's cluster if it is down."""
+    with _start_lock():
+        return _ensure_postgres()
+
+
+def _ensure_postgres() -> str:
     if _pg_up(PG_ADMIN_URL):
         return PG_ADMIN_URL
     clusters = sorted(Path("/etc/postgresql").glob("*/main")) if Path("/etc/postgresql").is_dir() else []
