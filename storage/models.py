@@ -54,12 +54,6 @@ class CameraState(str, Enum):
     OFFLINE = "offline"
 
 
-class ChunkStatus(str, Enum):
-    QUEUED = "queued"
-    DONE = "done"
-    FAILED = "failed"
-
-
 def _enum(cls: type[Enum]) -> SAEnum:
     # Store the lowercase values as plain strings: readable in SQL, no native enum type to migrate.
     return SAEnum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
@@ -141,7 +135,8 @@ class Video(Base):
 
 
 class Chunk(Base):
-    """A pose job's unit: sampled frames [seq_from, seq_to) of one run."""
+    """A pose job's unit, sampled frames [seq_from, seq_to) of one run, once its poses are stored:
+    a chunk has a row only when it is done (a chunk queued or failing is RQ's to know)."""
 
     __tablename__ = "chunks"
 
@@ -149,7 +144,6 @@ class Chunk(Base):
     idx: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq_from: Mapped[int] = mapped_column(Integer)
     seq_to: Mapped[int] = mapped_column(Integer)
-    status: Mapped[ChunkStatus] = mapped_column(_enum(ChunkStatus), default=ChunkStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     pose_s: Mapped[float | None] = mapped_column(Float)
     worker: Mapped[str | None] = mapped_column(String(128))

@@ -10,7 +10,7 @@ from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from pose.types import FramePoses, Hand, HandSide, Pose
-from storage.models import AnalysedFrame, Chunk, ChunkStatus, PoseRow, Video, utcnow
+from storage.models import AnalysedFrame, Chunk, PoseRow, Video, utcnow
 
 # The mapped tables as Core tables (an ORM class's `__table__` is annotated as a FromClause):
 # bulk inserts and the executemany update of track ids go through Core, by column name.
@@ -90,7 +90,6 @@ def write_chunk(session: Session, chunk: ChunkWrite) -> None:
             idx=chunk.chunk_idx,
             seq_from=chunk.seq_from,
             seq_to=chunk.seq_to,
-            status=ChunkStatus.DONE,
             attempts=attempts + 1,
             pose_s=chunk.pose_s,
             worker=chunk.worker[:128],
@@ -146,15 +145,13 @@ def pose_from_row(row: Any) -> Pose:
 
 
 def chunk_done(session: Session, video_id: int, chunk_idx: int) -> bool:
-    status = session.scalar(select(Chunk.status).where(Chunk.video_id == video_id, Chunk.idx == chunk_idx))
-    return status == ChunkStatus.DONE
+    found = session.scalar(select(Chunk.idx).where(Chunk.video_id == video_id, Chunk.idx == chunk_idx))
+    return found is not None
 
 
 def chunk_range(session: Session, video_id: int, chunk_idx: int) -> tuple[int, int] | None:
     row = session.execute(
-        select(Chunk.seq_from, Chunk.seq_to).where(
-            Chunk.video_id == video_id, Chunk.idx == chunk_idx, Chunk.status == ChunkStatus.DONE
-        )
+        select(Chunk.seq_from, Chunk.seq_to).where(Chunk.video_id == video_id, Chunk.idx == chunk_idx)
     ).first()
     return None if row is None else (row[0], row[1])
 

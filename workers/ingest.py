@@ -41,7 +41,7 @@ from pipeline.ingest import IngestPlan, IngestResult, IngestStopped, SegmentMism
 from pipeline.segments import SegmentPlan, predict
 from pipeline.source import VideoFile
 from storage import videos
-from storage.models import Chunk, ChunkStatus, Video, VideoStatus, utcnow
+from storage.models import Chunk, Video, VideoStatus, utcnow
 from workers.context import WorkerContext, current
 
 log = logging.getLogger(__name__)
@@ -183,9 +183,7 @@ def _ingest_pass(
 
 
 def _stored_chunks(session: Session, video_id: int) -> set[int]:
-    return set(
-        session.scalars(select(Chunk.idx).where(Chunk.video_id == video_id, Chunk.status == ChunkStatus.DONE))
-    )
+    return set(session.scalars(select(Chunk.idx).where(Chunk.video_id == video_id)))
 
 
 def _ingest_plan(ctx: WorkerContext, video_id: int, run: str, fps: float) -> IngestPlan:

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline import keys
-from storage.models import Chunk, ChunkStatus, Source, SourceKind, Video, VideoStatus
+from storage.models import Chunk, Source, SourceKind, Video, VideoStatus
 from workers.context import WorkerContext
 from workers.ingest import job_alive, run_ingest, segments_alive
 
@@ -73,9 +73,7 @@ def stalled_runs(ctx: WorkerContext, video_ids: list[int] | None = None) -> list
         runs = list(session.scalars(query))
         done: dict[int, set[int]] = {}
         for vid, idx in session.execute(
-            select(Chunk.video_id, Chunk.idx).where(
-                Chunk.video_id.in_([v.id for v in runs]), Chunk.status == ChunkStatus.DONE
-            )
+            select(Chunk.video_id, Chunk.idx).where(Chunk.video_id.in_([v.id for v in runs]))
         ):
             done.setdefault(vid, set()).add(idx)
     verdicts = [check_run(ctx, v, done.get(v.id, set())) for v in runs]
