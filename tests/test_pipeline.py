@@ -12,6 +12,7 @@ from rq.job import Job
 from sqlalchemy import func, select
 
 from pipeline import keys
+from pipeline.job_types import PoseChunkResult
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile, first_frame_shape
 from posepipe import analyze as analysis
@@ -247,8 +248,9 @@ def test_two_workers_store_the_same_rows_as_one(
                         keys.pose_job_id(video.id, video.run_token, idx), connection=services.redis
                     )
                     value = job.return_value()
-                    estimators.setdefault(value["worker"], set()).add(value["estimator_id"])
-                    analysed_here.append(value["analysed_here"])
+                    assert isinstance(value, PoseChunkResult), value
+                    estimators.setdefault(value.worker, set()).add(value.estimator_id)
+                    analysed_here.append(value.analysed_here)
                 results[workers].append(
                     (stored_rows(services, target.video_id), stored_analysis(services, target.video_id))
                 )
