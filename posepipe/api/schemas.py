@@ -19,17 +19,23 @@ from posepipe.analyze import Action
 from posepipe.views import SCHEMA_VERSION, EventView, VideoView
 from storage.models import DeliveryState, TokenScope
 
-# The version of the JSON shapes (posepipe.views.SCHEMA_VERSION), in every page of items.
-SCHEMA_FIELD = Field(
-    default=SCHEMA_VERSION, description='The version of these JSON shapes (README.md, "JSON schema").'
-)
+
+class _Versioned(BaseModel):
+    """An answer that says the version of the JSON shapes (posepipe.views.SCHEMA_VERSION)."""
+
+    # Always sent: listed as required in the OpenAPI document although it has a default.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    schema_version: int = Field(
+        default=SCHEMA_VERSION, description='The version of these JSON shapes (README.md, "JSON schema").'
+    )
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class HealthOut(BaseModel):
+class HealthOut(_Versioned):
     status: str = Field(description="`ok`, or `degraded` when the database or Redis does not answer.")
     version: str
     database: str = Field(description="`ok` or the error.")
@@ -37,7 +43,6 @@ class HealthOut(BaseModel):
         description="`embedded` (no REDIS_URL: uploads are analysed by this process) or `redis`."
     )
     redis: str = Field(description="`ok` or the error.")
-    schema_version: int = SCHEMA_FIELD
 
 
 class MeOut(BaseModel):
@@ -45,8 +50,7 @@ class MeOut(BaseModel):
     scope: TokenScope
 
 
-class VideoPage(BaseModel):
-    schema_version: int = SCHEMA_FIELD
+class VideoPage(_Versioned):
     total: int
     limit: int
     offset: int
@@ -95,8 +99,7 @@ class CameraPatch(_In):
     enabled: bool | None = None
 
 
-class EventPage(BaseModel):
-    schema_version: int = SCHEMA_FIELD
+class EventPage(_Versioned):
     total: int
     limit: int
     offset: int
