@@ -52,6 +52,8 @@ class FallState(str, Enum):
 class Confirmation(str, Enum):
     STAYED_DOWN = "stayed_down"
     TRACK_ENDED = "track_ended"
+    # Out of sight since the landing for FALL_CONFIRM_S, the track not ended yet.
+    UNSEEN = "unseen"
 
 
 @dataclass(frozen=True)
@@ -312,17 +314,32 @@ class FallDetector:
         return self._fallen(sample)
 
     def finish(self, t_s: float) -> list[Event]:
+        # The person left the frame or the video ended after landing, before the confirmation
+        # time: report what was seen.
+        return self._report_on_what_was_seen(t_s, Confirmation.TRACK_ENDED)
+
+    def unseen(self, t_s: float) -> list[Event]:
+        """A frame at `t_s` without this track's person, the track not ended yet. A fallen person
+        out of sight (gone out of view, lost by the pose model on the floor) is confirmed on what
+        was seen once FALL_CONFIRM_S has passed since the landing, the time a person in sight
+        must stay down: waiting for the track to end (TRACK_LOST_AFTER_S after the last pose)
+        only delays the alert, since nobody seen down is seen getting up meanwhile."""
+        d = self._descent
+        if self.state != FallState.LANDED or d is None or t_s - d.landed_s < th.FALL_CONFIRM_S - _EPS_S:
+            return []
+        return self._report_on_what_was_seen(t_s, Confirmation.UNSEEN)
+
+    def _report_on_what_was_seen(self, t_s: float, confirmed_by: Confirmation) -> list[Event]:
+        """The fall, if LANDED and the person was on the ground since the landing and not up in
+        the last pose seen (the last pose of a body sliding out of view or half lost can read
+        anything, so one pose on the ground since the landing is enough)."""
         d = self._descent
         if self.state != FallState.LANDED or d is None:
             return []
-        # The person left the frame or the video ended after landing, before the confirmation
-        # time: report what was seen if they were on the ground since the landing and not up
-        # again at the end (the last pose of a body sliding out of view or half lost can read
-        # anything, so one pose on the ground since the landing is enough).
         since = [s for s in self._samples if s.t_s >= d.landed_s - _EPS_S] or [self._samples[-1]]
         if any(self._on_ground(s, d) for s in since) and not d.is_up(self._samples[-1]):
             self.state = FallState.FALLEN
-            return [self._fall_event(t_s, Confirmation.TRACK_ENDED)]
+            return [self._fall_event(t_s, confirmed_by)]
         return []
 
     @property
@@ -403,7 +420,7 @@ class FallDetector:
         # Confidence grows with how far past the tests the descent is; a fall whose track
         # ended before the person was seen staying down has less evidence.
         confidence = 1.0 - 0.5 / d.strength
-        if confirmed_by == Confirmation.TRACK_ENDED:
+        if confirmed_by != Confirmation.STAYED_DOWN:
             confidence *= th.FALL_TRACK_ENDED_CONFIDENCE
         return Event(
             type=EventType.FALL,
