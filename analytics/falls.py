@@ -15,8 +15,9 @@ start from lying, or end with the person back up within a second.
 States: WATCHING (looking for such a descent ending with the trunk down), LANDED (it ended;
 the person must stay down for FALL_CONFIRM_S), FALLEN (reported; a LONG_LIE follows if the
 person stays down, and a FALL_RECOVERED, with the time it took, when they are back on their
-feet, which returns to WATCHING). A track that ends while LANDED (the person left the frame,
-the video ended) is reported on what was seen.
+feet, which returns to WATCHING). A track whose person is out of sight a second after the
+landing, or that ends while LANDED (the person left the frame, the video ended), is reported
+on what was seen.
 """
 
 from __future__ import annotations
