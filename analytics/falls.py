@@ -185,10 +185,7 @@ def find_descent(samples: list[BodySample]) -> Descent | None:
     if (ref.feet_y - ref.hip_y) / ref.torso_ih < th.FALL_MIN_START_PELVIS_TORSO:
         log.debug("t=%.2f the descent starts with the pelvis on the floor: no height to fall", now.t_s)
         return None
-    # How far the centre came down is the lowest it has been since the top, not where the last
-    # pose puts it: the pose of a body being lost (half out of view, blurred, down on the floor)
-    # can read anything, and a body seen that low has fallen that far.
-    drop = (max(s.com_y for s in samples[top + 1 :]) - ref.com_y) / ref.torso_ih
+    drop = (now.com_y - ref.com_y) / ref.torso_ih
     fraction = speeds[peak_at] / freefall_speed_torso_per_s(height)
     in_time = [k for k in speeds if samples[k - 1].t_s <= by]
     head_speed = max(downward_speed(samples, k, "head_y") for k in in_time)
