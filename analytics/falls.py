@@ -185,7 +185,10 @@ def find_descent(samples: list[BodySample]) -> Descent | None:
     if (ref.feet_y - ref.hip_y) / ref.torso_ih < th.FALL_MIN_START_PELVIS_TORSO:
         log.debug("t=%.2f the descent starts with the pelvis on the floor: no height to fall", now.t_s)
         return None
-    drop = (now.com_y - ref.com_y) / ref.torso_ih
+    # How far the centre came down is the lowest it has been since the top, not where the last
+    # pose puts it: the pose of a body being lost (half out of view, blurred, down on the floor)
+    # can read anything, and a body seen that low has fallen that far.
+    drop = (max(s.com_y for s in samples[top + 1 :]) - ref.com_y) / ref.torso_ih
     fraction = speeds[peak_at] / freefall_speed_torso_per_s(height)
     in_time = [k for k in speeds if samples[k - 1].t_s <= by]
     head_speed = max(downward_speed(samples, k, "head_y") for k in in_time)
@@ -244,7 +247,8 @@ def _someone_else(samples: list[BodySample], onset: int) -> bool:
     person if it is where they were: a fall carries the centre of mass sideways by about its
     height at most."""
     now = samples[-1]
-    drop = now.com_y - samples[onset].com_y
+    # The drop as find_descent measures it: the lowest seen since the onset.
+    drop = max(s.com_y for s in samples[onset + 1 :]) - samples[onset].com_y
     for k in range(onset + 1, len(samples)):
         a, b = samples[k - 1], samples[k]
         if b.t_s - a.t_s <= th.FALL_SPEED_SPAN_S + _EPS_S:
