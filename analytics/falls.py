@@ -427,6 +427,11 @@ class FallDetector:
         confidence = 1.0 - 0.5 / d.strength
         if confirmed_by != Confirmation.STAYED_DOWN:
             confidence *= th.FALL_TRACK_ENDED_CONFIDENCE
+        # The trunk's turn is reported as far as it was seen from the onset to the confirmation,
+        # as the drop is the lowest seen: the descent is found as soon as its tests pass, often
+        # before the trunk has finished turning.
+        seen = [s.trunk_angle_deg for s in self._samples if s.t_s >= d.onset_s - _EPS_S]
+        trunk_after = max([d.trunk_after_deg] + [a for a in seen if math.isfinite(a)])
         return Event(
             type=EventType.FALL,
             t_start_s=d.onset_s,
@@ -437,7 +442,7 @@ class FallDetector:
                 "t_detected_s": round(t_detected_s, 3),
                 "confirmed_by": confirmed_by.value,
                 "trunk_before_deg": round(d.trunk_before_deg, 1),
-                "trunk_after_deg": round(d.trunk_after_deg, 1),
+                "trunk_after_deg": round(trunk_after, 1),
                 "peak_com_speed_torso_per_s": round(d.peak_com_speed, 2),
                 "peak_hip_speed_torso_per_s": round(d.peak_hip_speed, 2),
                 "peak_head_speed_torso_per_s": round(d.peak_head_speed, 2),
