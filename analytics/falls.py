@@ -185,10 +185,7 @@ def find_descent(samples: list[BodySample]) -> Descent | None:
     if (ref.feet_y - ref.hip_y) / ref.torso_ih < th.FALL_MIN_START_PELVIS_TORSO:
         log.debug("t=%.2f the descent starts with the pelvis on the floor: no height to fall", now.t_s)
         return None
-    # How far the centre came down is the lowest it has been since the top, not where the last
-    # pose puts it: the pose of a body being lost (half out of view, blurred, down on the floor)
-    # can read anything, and a body seen that low has fallen that far.
-    drop = (max(s.com_y for s in samples[top + 1 :]) - ref.com_y) / ref.torso_ih
+    drop = (now.com_y - ref.com_y) / ref.torso_ih
     fraction = speeds[peak_at] / freefall_speed_torso_per_s(height)
     in_time = [k for k in speeds if samples[k - 1].t_s <= by]
     head_speed = max(downward_speed(samples, k, "head_y") for k in in_time)
@@ -247,8 +244,7 @@ def _someone_else(samples: list[BodySample], onset: int) -> bool:
     person if it is where they were: a fall carries the centre of mass sideways by about its
     height at most."""
     now = samples[-1]
-    # The drop as find_descent measures it: the lowest seen since the onset.
-    drop = max(s.com_y for s in samples[onset + 1 :]) - samples[onset].com_y
+    drop = now.com_y - samples[onset].com_y
     for k in range(onset + 1, len(samples)):
         a, b = samples[k - 1], samples[k]
         if b.t_s - a.t_s <= th.FALL_SPEED_SPAN_S + _EPS_S:
@@ -427,11 +423,6 @@ class FallDetector:
         confidence = 1.0 - 0.5 / d.strength
         if confirmed_by != Confirmation.STAYED_DOWN:
             confidence *= th.FALL_TRACK_ENDED_CONFIDENCE
-        # The trunk's turn is reported as far as it was seen from the onset to the confirmation,
-        # as the drop is the lowest seen: the descent is found as soon as its tests pass, often
-        # before the trunk has finished turning.
-        seen = [s.trunk_angle_deg for s in self._samples if s.t_s >= d.onset_s - _EPS_S]
-        trunk_after = max([d.trunk_after_deg] + [a for a in seen if math.isfinite(a)])
         return Event(
             type=EventType.FALL,
             t_start_s=d.onset_s,
@@ -442,7 +433,7 @@ class FallDetector:
                 "t_detected_s": round(t_detected_s, 3),
                 "confirmed_by": confirmed_by.value,
                 "trunk_before_deg": round(d.trunk_before_deg, 1),
-                "trunk_after_deg": round(trunk_after, 1),
+                "trunk_after_deg": round(d.trunk_after_deg, 1),
                 "peak_com_speed_torso_per_s": round(d.peak_com_speed, 2),
                 "peak_hip_speed_torso_per_s": round(d.peak_hip_speed, 2),
                 "peak_head_speed_torso_per_s": round(d.peak_head_speed, 2),

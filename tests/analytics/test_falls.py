@@ -360,22 +360,6 @@ def test_out_of_sight_after_landing_is_confirmed_at_the_confirmation_time() -> N
     assert FallDetector(1, AnalyticsConfig()).unseen(5.0) == []
 
 
-def test_drop_is_the_lowest_seen_not_the_last_pose() -> None:
-    """Lost by the pose model as she goes down (the SFU resident): the centre is seen 1.2 torso
-    lengths down with the trunk still up, then one last pose, trunk down, reads it 0.8 back up.
-    The drop is what was seen, the lowest since the top (so no frame step is most of it): a
-    fall, reported as the track ends."""
-    going_down = [body(1.1, 1.9, 1.75, 0.9), body(1.2, 1.6, 1.4, 0.8), body(1.3, 1.1, 0.9, 0.7)]
-    lost = [body(1.4, 0.8, 0.6, 0.65), body(1.5, 1.6, 0.5, 0.2)]
-    detector = FallDetector(1, AnalyticsConfig())
-    for s in still(0.0, 1.0, *STAND) + going_down + lost:
-        assert detector.step(s) == []
-    assert detector.state == L
-    assert detector._descent is not None and detector._descent.drop_torso == pytest.approx(1.2)
-    (fall,) = detector.finish(1.5)
-    assert fall.data["confirmed_by"] == "track_ended" and fall.data["drop_torso"] == 1.2
-
-
 def test_track_ending_while_bent_over_is_not_a_fall() -> None:
     """Bending down fast and leaving the frame (or the video ending) with the hips still up."""
     detector = FallDetector(1, AnalyticsConfig())
