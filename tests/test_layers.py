@@ -24,12 +24,6 @@ SIDEWAYS = {("pose", "pipeline.frames")}
 KNOWN: dict[tuple[str, str], str] = {
     # WorkerContext carries the deployment's Settings, which live in posepipe.
     ("workers.context", "posepipe.settings"): "WorkerContext.create(settings, ...)",
-    # A worker process is started from Settings and opens the composition root (posepipe.services)
-    # itself; it sets up logging and runs a webhook dispatcher thread.
-    ("workers.runtime", "posepipe.settings"): "run_worker_process(settings), WorkerThreads(settings)",
-    ("workers.runtime", "posepipe.logs"): "setup_logging in each worker process",
-    ("workers.runtime", "posepipe.services"): "Services.open in each worker process and for the reaper",
-    ("workers.runtime", "posepipe.webhook_dispatcher"): "a dispatcher thread in every worker process",
 }
 
 

@@ -4,8 +4,8 @@ Without this, a worker killed mid-job (SIGKILL, the OOM killer, a crash in nativ
 noticed only through its lapsed heartbeat: its running job is retried after
 `runtime.HEARTBEAT_TTL_S` plus another worker's maintenance pass, and a camera whose session
 was on it goes unanalysed for that long (~33 s measured, bench/live_recovery.py). The
-supervisor (`runtime.WorkerProcesses`) learns of the death at once, so it does here what those
-passes would do later, through RQ's own code:
+supervisor (`posepipe.worker_processes.WorkerProcesses`) learns of the death at once, so it
+does here what those passes would do later, through RQ's own code:
 
 - each job the dead worker was running is marked long expired in its queue's started
   registry and handed to RQ's abandoned-job cleanup, which runs the failure callback and
