@@ -201,7 +201,7 @@ def ingest(ctx: click.Context) -> None:
     if settings.embedded:
         raise click.ClickException("the ingester needs a shared queue: set REDIS_URL")
     services = _services(settings)
-    supervisor = CameraSupervisor(services.worker_context())
+    supervisor = CameraSupervisor(services.worker_context(), settings)
     reconciler = Reconciler(services.worker_context())
     supervisor.start()
     reconciler.start()

@@ -20,11 +20,8 @@ RANK = {"common": 0, "pipeline": 1, "pose": 1, "analytics": 2, "storage": 3, "wo
 # The one import between the two packages of the same rank (see the module docstring).
 SIDEWAYS = {("pose", "pipeline.frames")}
 # Imports against the direction that are still there, each with why; the test fails when one
-# goes away (delete it here) as when a new one comes. Issue 20 has them to do.
-KNOWN: dict[tuple[str, str], str] = {
-    # WorkerContext carries the deployment's Settings, which live in posepipe.
-    ("workers.context", "posepipe.settings"): "WorkerContext.create(settings, ...)",
-}
+# goes away (delete it here) as when a new one comes. None is left (issue 20).
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def module_name(path: Path) -> str:
