@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import RedisError
-from rq import Queue, SimpleWorker, Worker
-from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq import Queue, Worker
 from rq.exceptions import StopRequested
-from rq.executions import Execution
 from rq.job import Job
-from rq.registry import StartedJobRegistry, clean_registries
-from rq.scheduler import RQScheduler
+from rq.registry import StartedJobRegistry
 from rq.timeouts import TimerDeathPenalty
-from rq.worker import WorkerStatus
 
 from pipeline import keys, routing
+from pipeline.rq_private import HeartbeatWorker, head_waited_s, put_back
 from workers.context import WorkerContext, bound
 from workers.memory import MemoryLimit
 
@@ -39,8 +34,6 @@ MAINTENANCE_INTERVAL_S = 15
 # abandoned (and retried) within HEARTBEAT_TTL_S + MAINTENANCE_INTERVAL_S.
 HEARTBEAT_TTL_S = 30
 HEARTBEAT_INTERVAL_S = 5
-# How soon a worker's RQ scheduler notices it is asked to stop, within its 1 s sleep between rounds.
-SCHEDULER_STOP_POLL_S = 0.05
 
 
 def rq_log_level(level: str) -> str:
@@ -48,42 +41,16 @@ def rq_log_level(level: str) -> str:
     return "DEBUG" if level == "DEBUG" else "WARNING"
 
 
-class PromptScheduler(RQScheduler):
-    """RQ's scheduler (a fork of its worker that queues due retries), stopping within
-    SCHEDULER_STOP_POLL_S of a SIGTERM.
-
-    RQ's own finishes its `interval` sleep (1 s) first, and a stopping worker waits for it:
-    0.5 s on average at the end of every `posepipe analyze` with worker processes. The loop is
-    RQ's, with only the sleep cut short when a stop is asked for.
-    """
-
-    def work(self) -> None:
-        self._install_signal_handlers()
-        self.register_birth()
-        while True:
-            if self._stop_requested:
-                self.stop()
-                break
-            if self.should_reacquire_locks:
-                self.acquire_locks()
-            self.heartbeat()
-            self.enqueue_scheduled_jobs()
-            self._sleep()
-
-    def _sleep(self) -> None:
-        until = time.monotonic() + self.interval
-        while not self._stop_requested and (left := until - time.monotonic()) > 0:
-            time.sleep(min(left, SCHEDULER_STOP_POLL_S))
-
-
-class PosepipeWorker(SimpleWorker):
+class PosepipeWorker(HeartbeatWorker):
     """Executes jobs in-process with its WorkerContext bound (also for failure callbacks).
 
     RQ's SimpleWorker registers a running job for its whole timeout + 60 s and never
     refreshes it, so a killed worker's job would wait minutes to be retried. This one keeps
-    a short heartbeat alive from a side thread while the job runs, as RQ's forking worker
-    does from its monitor loop.
+    a short heartbeat alive from a side thread while the job runs (pipeline.rq_private), as
+    RQ's forking worker does from its monitor loop.
     """
+
+    heartbeat_interval_s = HEARTBEAT_INTERVAL_S
 
     def __init__(
         self,
@@ -125,35 +92,6 @@ class PosepipeWorker(SimpleWorker):
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return HEARTBEAT_TTL_S
 
-    def _start_scheduler(
-        self,
-        burst: bool = False,
-        logging_level: str | None = "INFO",
-        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
-        log_format: str = DEFAULT_LOGGING_FORMAT,
-    ) -> None:
-        # RQ's, with PromptScheduler in place of RQScheduler.
-        self.scheduler = PromptScheduler(
-            self.queues,
-            connection=self.connection,
-            logging_level=logging_level if logging_level is not None else self.log.level,
-            date_format=date_format,
-            log_format=log_format,
-            serializer=self.serializer,
-        )
-        self.scheduler.acquire_locks()
-        if not self.scheduler.acquired_locks:
-            return
-        if not burst:
-            self.scheduler.start()
-            return
-        try:
-            self.scheduler.register_birth()
-            self.scheduler.enqueue_scheduled_jobs()
-        finally:
-            self.scheduler.release_locks()
-            self.scheduler.register_death()
-
     def clean_registries(self) -> None:
         super().clean_registries()
         self._tend_other_live_queues()
@@ -166,7 +104,7 @@ class PosepipeWorker(SimpleWorker):
         taken = routing.taken_not_started(self.connection)
         lost = [t for t in taken if t in self._taken_last_pass]
         self._taken_last_pass = set(taken) - set(lost)
-        if lost and (queued := routing.put_back(self.connection, lost)):
+        if lost and (queued := put_back(self.connection, lost)):
             log.warning("%d live jobs taken by a worker that died before starting them: queued again", queued)
 
     def _tend_other_live_queues(self) -> None:
@@ -195,12 +133,12 @@ class PosepipeWorker(SimpleWorker):
                 orphaned = queue.name not in listened
                 started = StartedJobRegistry(queue.name, connection=redis)
                 abandoned = started.get_expired_job_ids()
-                clean_registries(queue, self._exc_handlers)
+                self.clean_queue_registries(queue)
                 moved = 0
                 if orphaned:
                     _, moved = routing.hand_over_dead_queue(redis, queue.name)
                 # A job abandoned there means its worker is gone: no need to wait for the next.
-                elif abandoned or routing.head_waited_s(redis, queue.name) > routing.STUCK_AFTER_S:
+                elif abandoned or head_waited_s(redis, queue.name) > routing.STUCK_AFTER_S:
                     moved = routing.evacuate(redis, queue.name, keys.QUEUE_LIVE)
                 if moved:
                     log.warning("%d live jobs nobody took on %s went to the shared queue", moved, queue.name)
@@ -209,32 +147,11 @@ class PosepipeWorker(SimpleWorker):
             finally:
                 queue.release_maintenance_lock()
 
-    def execute_job(self, job: Job, queue: Queue) -> None:
-        execution = self.prepare_execution(job)
-        done = threading.Event()
-        beat = threading.Thread(
-            target=self._beat, args=(job, execution, done), name="posepipe-heartbeat", daemon=True
-        )
-        beat.start()
-        try:
-            self.perform_job(job, queue, execution)
-        finally:
-            done.set()
-            beat.join()
-        self.set_state(WorkerStatus.IDLE)
+    def after_job(self) -> None:
         if self.memory_limit is not None and (over := self.memory_limit.exceeded()) is not None:
             # RQ's loop ends before taking another job; the process is then replaced.
             self.recycle_rss_mb = over
-            self._stop_requested = True
-
-    def _beat(self, job: Job, execution: Execution, done: threading.Event) -> None:
-        while not done.wait(HEARTBEAT_INTERVAL_S):
-            try:
-                self.maintain_heartbeats(job, execution)
-            except RedisError as exc:
-                # Redis is away: the job goes on; if Redis stays away long enough the job
-                # is retried elsewhere, and its writes are idempotent.
-                log.warning("job %s: heartbeat failed: %s", job.id, exc)
+            self.stop_before_next_job()
 
 
 class ThreadWorker(PosepipeWorker):
@@ -243,6 +160,7 @@ class ThreadWorker(PosepipeWorker):
     it takes another job."""
 
     death_penalty_class = TimerDeathPenalty
+    handles_signals = False
 
     def __init__(
         self,
@@ -262,9 +180,6 @@ class ThreadWorker(PosepipeWorker):
             super().execute_job(job, queue)
         finally:
             self.job_done.set()
-
-    def _install_signal_handlers(self) -> None:
-        return None
 
     def check_for_suspension(self, burst: bool) -> None:
         # RQ calls this at the top of every round of its work loop, before it waits for a job,
