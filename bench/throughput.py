@@ -48,8 +48,8 @@ from pose.estimator import create_estimator
 from posepipe import analyze as analysis
 from posepipe.services import Services
 from posepipe.settings import Settings
+from posepipe.worker_processes import WorkerProcesses
 from storage.models import Video
-from workers.runtime import WorkerProcesses
 
 REDIS_BENCH_DB = 12
 CLIP = "exercise/ex_pushup_side_full_then_knee.mp4"

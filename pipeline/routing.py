@@ -29,11 +29,10 @@ from collections import Counter
 
 from redis import Redis
 from rq import Queue, Worker
-from rq.job import Job, JobStatus
 from rq.rate_limit import RateLimitRegistry
-from rq.utils import as_text, now, utcformat, utcparse
 
 from pipeline import keys
+from pipeline.rq_private import head_waited_s, job_origins, move_jobs, put_back, queued_nowhere
 
 log = logging.getLogger(__name__)
 
@@ -54,41 +53,6 @@ BEHIND_S = 0.6
 # After a session moved for load, the lags reported must first show the new placement: every
 # session reports with each chunk (a few times a second), its old lag until then.
 REBALANCE_EVERY_S = 5.0
-
-# Point jobs at a new queue: their origin (where RateLimit will push the held ones), and the
-# list they are queued in, where they count as queued now (the stuck test reads that time).
-# Atomic, so a job is never in both queues, or in neither.
-# KEYS: old queue list, new queue list. ARGV: job key prefix, new queue name, now, job ids.
-_MOVE = """
-local moved = 0
-for i = 4, #ARGV do
-  local job_key = ARGV[1] .. ARGV[i]
-  if redis.call('EXISTS', job_key) == 1 then
-    redis.call('HSET', job_key, 'origin', ARGV[2])
-    if redis.call('LREM', KEYS[1], 0, ARGV[i]) > 0 then
-      redis.call('HSET', job_key, 'enqueued_at', ARGV[3])
-      redis.call('RPUSH', KEYS[2], ARGV[i])
-      moved = moved + 1
-    end
-  end
-end
-return moved
-"""
-
-# Queue jobs again that a dead worker took: only a job still queued and in no list.
-# ARGV: job key prefix, queue key prefix, then (job id, queue name) pairs, newest first.
-_PUT_BACK = """
-local queued = 0
-for i = 3, #ARGV, 2 do
-  local queue_key = ARGV[2] .. ARGV[i + 1]
-  if redis.call('HGET', ARGV[1] .. ARGV[i], 'status') == 'queued'
-     and not redis.call('LPOS', queue_key, ARGV[i]) then
-    redis.call('LPUSH', queue_key, ARGV[i])
-    queued = queued + 1
-  end
-end
-return queued
-"""
 
 
 class LiveRouter:
@@ -217,29 +181,13 @@ def _session_job_ids(limit: RateLimitRegistry) -> list[str]:
     return [*limit.get_allowed_job_ids(), *limit.get_rate_limited_job_ids()]
 
 
-def move_jobs(redis: Redis, old: str, new: str, job_ids: list[str]) -> int:
-    """Point these jobs at queue `new`, moving those queued on `old` to it; returns how many moved."""
-    if not job_ids:
-        return 0
-    old_key, new_key = (Queue(q, connection=redis).key for q in (old, new))
-    args = [Job.redis_job_namespace_prefix, new, utcformat(now()), *job_ids]
-    return int(redis.register_script(_MOVE)(keys=[old_key, new_key], args=args))
-
-
 def evacuate(redis: Redis, queue_name: str, to: str = keys.QUEUE_LIVE) -> int:
     """Send every job queued on `queue_name` to `to`, and point there the camera jobs whose
     RateLimit holds them for that queue (released later into their origin, they would land on
     it again). Returns how many queued jobs moved."""
     limited = [job_id for limit in RateLimitRegistry.all(redis) for job_id in _session_job_ids(limit)]
-    with redis.pipeline() as pipe:
-        for job_id in limited:
-            pipe.hget(Job.key_for(job_id), "origin")
-        origins = pipe.execute()
-    bound_here = [
-        job_id
-        for job_id, origin in zip(limited, origins, strict=True)
-        if origin and as_text(origin) == queue_name
-    ]
+    origins = job_origins(redis, limited)
+    bound_here = [job_id for job_id, origin in zip(limited, origins, strict=True) if origin == queue_name]
     # A job both queued and held appears twice: the second pass only sets its origin again.
     queued = Queue(queue_name, connection=redis).get_job_ids()
     return move_jobs(redis, queue_name, to, [*queued, *bound_here])
@@ -258,30 +206,6 @@ def taken_not_started(redis: Redis, origins: set[str] | None = None) -> list[tup
     return queued_nowhere(redis, allowed, origins)
 
 
-def queued_nowhere(
-    redis: Redis, job_ids: list[str], origins: set[str] | None = None
-) -> list[tuple[str, str]]:
-    """Of these jobs, those whose status says queued but that are in no queue list (taken by a
-    worker that has not started them, or never will), with their origin: [(job id, origin)].
-    Only those from `origins`, if given."""
-    with redis.pipeline() as pipe:
-        for job_id in job_ids:
-            pipe.hmget(Job.key_for(job_id), "origin", "status")
-        states = pipe.execute()
-    queued = [
-        (job_id, as_text(origin))
-        for job_id, (origin, status) in zip(job_ids, states, strict=True)
-        if origin is not None
-        and (origins is None or as_text(origin) in origins)
-        and as_text(status or b"") == JobStatus.QUEUED.value
-    ]
-    with redis.pipeline() as pipe:
-        for job_id, origin in queued:
-            pipe.lpos(Queue(origin, connection=redis).key, job_id)
-        positions = pipe.execute()
-    return [taken for taken, position in zip(queued, positions, strict=True) if position is None]
-
-
 def hand_over_dead_queue(redis: Redis, queue_name: str, to: str = keys.QUEUE_LIVE) -> tuple[int, int]:
     """The queue of a worker known to be dead: the camera jobs it had taken but not started go
     back on it, then everything on it goes to `to` (see evacuate). Returns (put back, moved)."""
@@ -289,27 +213,6 @@ def hand_over_dead_queue(redis: Redis, queue_name: str, to: str = keys.QUEUE_LIV
     return restored, evacuate(redis, queue_name, to)
 
 
-def put_back(redis: Redis, taken: list[tuple[str, str]]) -> int:
-    """Queue these (job id, origin) again at the head of their origin, oldest first, each only if
-    it is still queued and in no list (so two workers doing this at once queue it once); returns
-    how many were queued."""
-    if not taken:
-        return 0
-    args = [Job.redis_job_namespace_prefix, Queue.redis_queue_namespace_prefix]
-    for job_id, origin in reversed(taken):
-        args += [job_id, origin]
-    return int(redis.register_script(_PUT_BACK)(keys=[], args=args))
-
-
 def live_worker_queues(redis: Redis) -> list[Queue]:
     """Every worker's own live queue RQ knows of, the queues of workers long gone included."""
     return [queue for queue in Queue.all(connection=redis) if keys.is_live_worker_queue(queue.name)]
-
-
-def head_waited_s(redis: Redis, queue_name: str) -> float:
-    """How long the job at the head of this queue has waited there (0 when it is empty)."""
-    head = redis.lindex(Queue(queue_name, connection=redis).key, 0)
-    enqueued = redis.hget(Job.key_for(as_text(head)), "enqueued_at") if head else None
-    if not enqueued:
-        return 0.0
-    return time.time() - utcparse(as_text(enqueued)).timestamp()

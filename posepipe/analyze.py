@@ -29,11 +29,11 @@ from pipeline.job_types import IngestResult
 from pipeline.source import first_frame_shape
 from pose.estimator import pose_spec
 from posepipe.services import Services
+from posepipe.worker_processes import WorkerProcesses, WorkerThreads
 from storage import videos
 from storage.models import Video, VideoStatus
 from workers.ingest import job_alive, run_ingest
 from workers.reconcile import stalled_runs
-from workers.runtime import WorkerProcesses, WorkerThreads
 
 log = logging.getLogger(__name__)
 

@@ -50,6 +50,7 @@ class CameraRunner:
 
     config: CameraConfig
     ctx: WorkerContext
+    settings: Settings  # the deployment's: live chunking, the BlazePose model, hands
     stop: threading.Event = field(default_factory=threading.Event)
     video_id: int | None = None
     run: str | None = None
@@ -80,11 +81,11 @@ class CameraRunner:
             video_id=self.video_id,
             run=self.run,
             fps=cfg.fps,
-            chunk_frames=self.ctx.settings.live_chunk_frames,
-            chunk_max_wait_s=self.ctx.settings.live_chunk_max_wait_s,
-            chunk_max_frames=self.ctx.settings.live_chunk_max_frames,
-            max_queued_bytes=int(self.ctx.settings.live_max_queued_mb * 1e6),
-            frame_max_side=self.ctx.settings.frame_max_side,
+            chunk_frames=self.settings.live_chunk_frames,
+            chunk_max_wait_s=self.settings.live_chunk_max_wait_s,
+            chunk_max_frames=self.settings.live_chunk_max_frames,
+            max_queued_bytes=int(self.settings.live_max_queued_mb * 1e6),
+            frame_max_side=self.settings.frame_max_side,
             session_start_s=session_start,
         )
         self.live = LiveIngest(plan, self.ctx.frames, self.ctx.queue)
@@ -107,13 +108,13 @@ class CameraRunner:
 
     def _flush_on_time(self) -> None:
         # A chunk waiting when the camera falls silent goes out on time, not after the outage.
-        period = self.ctx.settings.live_chunk_max_wait_s / 2
+        period = self.settings.live_chunk_max_wait_s / 2
         while not self.stop.wait(period):
             if self.live is not None:
                 self.live.flush_if_due(time.time())
 
     def _open_session(self, session_start: float) -> tuple[int, str]:
-        spec = session_pose_spec(self.config, self.ctx.settings)
+        spec = session_pose_spec(self.config, self.settings)
         with self.ctx.db.session() as session:
             source = session.get(Source, self.config.source_id)
             video = Video(
@@ -210,8 +211,9 @@ class CameraRunner:
 class CameraSupervisor:
     """Keeps one CameraRunner per enabled camera in the database, and writes their status."""
 
-    def __init__(self, ctx: WorkerContext) -> None:
+    def __init__(self, ctx: WorkerContext, settings: Settings) -> None:
         self.ctx = ctx
+        self.settings = settings
         self.runners: dict[int, CameraRunner] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="camera-supervisor", daemon=True)
@@ -229,7 +231,7 @@ class CameraSupervisor:
         self.runners.clear()
 
     def _loop(self) -> None:
-        box = SecretBox.from_settings(self.ctx.settings.secret_key, self.ctx.settings.data_dir)
+        box = SecretBox.from_settings(self.settings.secret_key, self.settings.data_dir)
         last_status = 0.0
         while not self._stop.is_set():
             try:
@@ -259,7 +261,7 @@ class CameraSupervisor:
                 del self.runners[camera_id]
         for camera_id, config in wanted.items():
             if camera_id not in self.runners:
-                runner = CameraRunner(config, self.ctx)
+                runner = CameraRunner(config, self.ctx, self.settings)
                 self.runners[camera_id] = runner
                 runner.start()
                 log.info("camera=%s started (%s)", config.name, config.url_masked)

@@ -172,7 +172,7 @@ def worker(ctx: click.Context, count: int, burst: bool) -> None:
 
     Each worker is a process of its own, restarted if it dies and replaced when its memory passes
     POSEPIPE_WORKER_MAX_RSS_MB; this process supervises them until SIGTERM or Ctrl-C."""
-    from workers.runtime import WorkerProcesses, run_worker_process
+    from posepipe.worker_processes import WorkerProcesses, run_worker_process
 
     settings = _settings(ctx)
     if settings.embedded:
@@ -194,14 +194,14 @@ def ingest(ctx: click.Context) -> None:
     """
     from pipeline import keys
     from posepipe.camera_supervisor import CameraSupervisor
+    from posepipe.worker_processes import run_worker_process
     from workers.reconcile import Reconciler
-    from workers.runtime import run_worker_process
 
     settings = _settings(ctx)
     if settings.embedded:
         raise click.ClickException("the ingester needs a shared queue: set REDIS_URL")
     services = _services(settings)
-    supervisor = CameraSupervisor(services.worker_context())
+    supervisor = CameraSupervisor(services.worker_context(), settings)
     reconciler = Reconciler(services.worker_context())
     supervisor.start()
     reconciler.start()

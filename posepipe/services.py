@@ -89,7 +89,7 @@ class Services:
     def worker_context(self) -> WorkerContext:
         # The embedded queue runs no RQ scheduler, so retries there are immediate.
         return WorkerContext.create(
-            self.settings, self.db, self.new_redis(), retry_intervals=not self.embedded
+            self.settings.for_workers(), self.db, self.new_redis(), retry_intervals=not self.embedded
         )
 
     def secret_box(self) -> SecretBox:

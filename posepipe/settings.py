@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from analytics import thresholds as th
 from pipeline.payload import FrameEncoding
+from workers.settings import WorkerSettings
 
 ENV_PREFIX = "POSEPIPE_"
 
@@ -236,6 +237,29 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when no Redis is configured: jobs run on an in-process queue."""
         return not self.redis_url
+
+    def for_workers(self) -> WorkerSettings:
+        """What jobs read of these settings (workers.settings)."""
+        return WorkerSettings(
+            frame_ttl_s=self.frame_ttl_s,
+            frame_encoding=self.frame_encoding,
+            jpeg_quality=self.jpeg_quality,
+            job_timeout_s=self.job_timeout_s,
+            job_retries=self.job_retries,
+            pose_backend=self.pose_backend,
+            pose_model=self.pose_model,
+            hands=self.hands,
+            pose_min_confidence=self.pose_min_confidence,
+            track_lost_s=self.track_lost_s,
+            long_lie_s=self.long_lie_s,
+            chunk_frames=self.chunk_frames,
+            max_queued_mb=self.max_queued_mb,
+            frame_max_side=self.frame_max_side,
+            workers_per_segment=self.workers_per_segment,
+            segment_min_s=self.segment_min_s,
+            live_thin_lag_s=self.live_thin_lag_s,
+            live_max_lag_s=self.live_max_lag_s,
+        )
 
 
 def _known_env_names() -> set[str]:

@@ -22,7 +22,7 @@ def test_a_cameras_long_lie_time_overrides_the_deployments(
         gym = cameras.add_camera(session, box, "gym", "rtsp://127.0.0.1/gym", 5.0, "squat", "mediapipe")
         care_source, gym_source = care.source_id, gym.source_id
     settings = make_settings(long_lie_s=120.0)
-    ctx = WorkerContext.create(settings, db, redis.Redis.from_url(redis_url))
+    ctx = WorkerContext.create(settings.for_workers(), db, redis.Redis.from_url(redis_url))
     with db.session() as session:
         assert ctx.analytics_config(None, cameras.long_lie_s(session, care_source)).long_lie_after_s == 20.0
         assert (

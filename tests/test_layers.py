@@ -20,17 +20,8 @@ RANK = {"common": 0, "pipeline": 1, "pose": 1, "analytics": 2, "storage": 3, "wo
 # The one import between the two packages of the same rank (see the module docstring).
 SIDEWAYS = {("pose", "pipeline.frames")}
 # Imports against the direction that are still there, each with why; the test fails when one
-# goes away (delete it here) as when a new one comes. Issue 20 has them to do.
-KNOWN: dict[tuple[str, str], str] = {
-    # WorkerContext carries the deployment's Settings, which live in posepipe.
-    ("workers.context", "posepipe.settings"): "WorkerContext.create(settings, ...)",
-    # A worker process is started from Settings and opens the composition root (posepipe.services)
-    # itself; it sets up logging and runs a webhook dispatcher thread.
-    ("workers.runtime", "posepipe.settings"): "run_worker_process(settings), WorkerThreads(settings)",
-    ("workers.runtime", "posepipe.logs"): "setup_logging in each worker process",
-    ("workers.runtime", "posepipe.services"): "Services.open in each worker process and for the reaper",
-    ("workers.runtime", "posepipe.webhook_dispatcher"): "a dispatcher thread in every worker process",
-}
+# goes away (delete it here) as when a new one comes. None is left (issue 20).
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def module_name(path: Path) -> str:

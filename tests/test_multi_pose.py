@@ -158,8 +158,8 @@ def test_camera_keeps_its_backend(make_settings, open_services) -> None:
         configs = {cfg.name: cfg for cfg in enabled_configs(session, box)}
     assert {name: cfg.pose_backend for name, cfg in configs.items()} == {"gym": "multi", "hall": "mediapipe"}
     # The camera's session is posed with the camera's backend, whatever the worker's settings say.
-    ctx = WorkerContext(settings=settings, db=services.db, redis=None, frames=None, queue=None)  # type: ignore[arg-type]
-    video_id, _run = CameraRunner(configs["gym"], ctx)._open_session(time.time())
+    ctx = WorkerContext(settings=settings.for_workers(), db=services.db, redis=None, frames=None, queue=None)  # type: ignore[arg-type]
+    video_id, _run = CameraRunner(configs["gym"], ctx, settings)._open_session(time.time())
     with services.db.session() as session:
         backend = session.get(Video, video_id).pose_backend
     assert backend == "multi"

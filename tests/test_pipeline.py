@@ -16,11 +16,13 @@ from pipeline.job_types import PoseChunkResult
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile, first_frame_shape
 from posepipe import analyze as analysis
+from posepipe import worker_processes
 from posepipe.report import video_report
 from posepipe.services import Services
+from posepipe.worker_processes import WorkerThreads
 from storage.models import AnalysedFrame, Chunk, EventRow, PoseRow, Video, VideoStatus
-from workers import jobs, runtime
-from workers.runtime import ThreadWorker, WorkerThreads
+from workers import jobs
+from workers.runtime import ThreadWorker
 
 SINGLE_PERSON = "exercise/ex_squat_side_woman.mp4"  # 13.8 s, one person in every frame
 MULTI_CHUNK = "adl_negatives/urfall_ds59_get_down_on_floor.mp4"  # 13.3 s: five chunks at 10 fps
@@ -174,7 +176,7 @@ def test_stopping_embedded_workers_wakes_the_idle_ones(
 ) -> None:
     """An idle worker thread waits for work in a blocking pop that would outlast the test (here
     an hour): `stop()` wakes it instead of waiting, and leaves no wake-up queue behind."""
-    monkeypatch.setattr(runtime, "THREAD_IDLE_S", 3600)
+    monkeypatch.setattr(worker_processes, "THREAD_IDLE_S", 3600)
     services = open_services(make_settings())
     workers = WorkerThreads([services.worker_context() for _ in range(2)])
     workers.start()

@@ -289,10 +289,10 @@ def test_a_camera_runs_movenet_and_the_deployments_model(make_settings, open_ser
         add_camera(session, box, "hall", "rtsp://10.0.0.8/stream", 10.0, None, "mediapipe")
     with services.db.session() as session:
         configs = {cfg.name: cfg for cfg in enabled_configs(session, box)}
-    ctx = WorkerContext(settings=settings, db=services.db, redis=None, frames=None, queue=None)  # type: ignore[arg-type]
+    ctx = WorkerContext(settings=settings.for_workers(), db=services.db, redis=None, frames=None, queue=None)  # type: ignore[arg-type]
     specs = {}
     for name, config in configs.items():
-        video_id, _run = CameraRunner(config, ctx)._open_session(time.time())
+        video_id, _run = CameraRunner(config, ctx, settings)._open_session(time.time())
         with services.db.session() as session:
             specs[name] = session.get(Video, video_id).pose_backend
         estimator = ctx.session_estimator(video_id, 0.0, specs[name])

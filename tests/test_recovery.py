@@ -21,10 +21,10 @@ from rq.utils import as_text
 from pipeline import keys
 from posepipe import analyze as analysis
 from posepipe.services import Services
+from posepipe.worker_processes import WorkerProcesses
 from tests.services import fresh_pg_database, wait_until
 from tests.test_pipeline import MULTI_CHUNK, analyse_in_background, assert_same_as_clean_run, clean_rows
 from workers.ingest import job_alive
-from workers.runtime import WorkerProcesses
 
 
 def analyse_on_these_workers(services: Services, clip: Path) -> tuple[analysis.Target, threading.Thread]:

@@ -14,11 +14,10 @@ from rq import Queue, SimpleWorker
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry, clean_registries
 from rq.scheduler import SCHEDULER_LOCKING_KEY_TEMPLATE, RQScheduler
-from rq.scripts import release_lock
 from rq.timeouts import TimerDeathPenalty
 from rq.utils import now, utcformat
 
-from pipeline import routing
+from pipeline import rq_private
 
 
 @pytest.fixture
@@ -27,8 +26,8 @@ def redis() -> fakeredis.FakeStrictRedis:
 
 
 def test_a_worker_has_its_exception_handlers_and_stop_flag(redis: fakeredis.FakeStrictRedis) -> None:
-    # workers.runtime: clean_registries(queue, self._exc_handlers) on other workers' live queues;
-    # `_stop_requested = True` ends RQ's loop before the next job (memory limit).
+    # pipeline.rq_private.HeartbeatWorker: clean_registries(queue, self._exc_handlers) on other
+    # workers' live queues; `_stop_requested = True` ends RQ's loop before the next job (memory limit).
     worker = SimpleWorker([Queue("a", connection=redis)], connection=redis)
     assert isinstance(worker._exc_handlers, list)
     assert worker._stop_requested is False
@@ -36,7 +35,7 @@ def test_a_worker_has_its_exception_handlers_and_stop_flag(redis: fakeredis.Fake
 
 
 def test_the_scheduler_loop_is_made_of_what_prompt_scheduler_calls(redis: fakeredis.FakeStrictRedis) -> None:
-    # workers.runtime.PromptScheduler.work is RQ's loop with a shorter sleep: it reads these.
+    # pipeline.rq_private.PromptScheduler.work is RQ's loop with a shorter sleep: it reads these.
     scheduler = RQScheduler([Queue("a", connection=redis)], connection=redis)
     assert scheduler._stop_requested is False
     assert scheduler.interval > 0
@@ -53,32 +52,42 @@ def test_the_scheduler_loop_is_made_of_what_prompt_scheduler_calls(redis: fakere
         assert callable(getattr(scheduler, name)), name
     assert isinstance(scheduler.should_reacquire_locks, bool)
     worker = SimpleWorker([Queue("a", connection=redis)], connection=redis)
-    # workers.runtime's worker replaces RQ's _start_scheduler (same parameters) and execute_job.
+    # pipeline.rq_private.HeartbeatWorker replaces RQ's _start_scheduler (same parameters) and
+    # execute_job, and skips _install_signal_handlers in a thread.
     assert list(inspect.signature(worker._start_scheduler).parameters) == [
         "burst",
         "logging_level",
         "date_format",
         "log_format",
     ]
-    for name in ("prepare_execution", "perform_job", "maintain_heartbeats", "set_state"):
+    for name in (
+        "prepare_execution",
+        "perform_job",
+        "maintain_heartbeats",
+        "set_state",
+        "_install_signal_handlers",
+    ):
         assert callable(getattr(worker, name)), name
 
 
 def test_a_scheduler_lock_is_a_key_named_by_the_template_holding_the_scheduler(
     redis: fakeredis.FakeStrictRedis,
 ) -> None:
-    # workers.reaper.release_dead_schedulers scans these keys and frees a dead holder's.
+    # pipeline.rq_private.scheduler_locks scans these keys and release_scheduler_lock frees one
+    # (for workers.reaper.release_dead_schedulers).
     scheduler = RQScheduler([Queue("a", connection=redis)], connection=redis)
     scheduler.acquire_locks()
     key = SCHEDULER_LOCKING_KEY_TEMPLATE % "a"
     assert scheduler.acquired_locks == {"a"}
     assert redis.get(key).decode() == scheduler.name
-    assert release_lock(redis, key, scheduler.name)
+    assert list(rq_private.scheduler_locks(redis)) == [("a", scheduler.name)]
+    assert not rq_private.release_scheduler_lock(redis, "a", "another-scheduler")
+    assert rq_private.release_scheduler_lock(redis, "a", scheduler.name)
     assert redis.get(key) is None
 
 
 def test_a_queued_job_is_a_hash_and_an_id_in_its_queue_list(redis: fakeredis.FakeStrictRedis) -> None:
-    # pipeline.routing's Lua (_MOVE, _PUT_BACK): job key = prefix + id with `origin`, `status`,
+    # pipeline.rq_private's Lua (_MOVE, _PUT_BACK) and reads: job key = prefix + id with `origin`, `status`,
     # `enqueued_at`; queue list = prefix + name, holding ids.
     queue = Queue("a", connection=redis)
     job = queue.enqueue("builtins.print", 1)
@@ -90,12 +99,12 @@ def test_a_queued_job_is_a_hash_and_an_id_in_its_queue_list(redis: fakeredis.Fak
 
 
 def test_moving_a_job_in_lua_is_what_rq_then_reads(redis: fakeredis.FakeStrictRedis) -> None:
-    # pipeline.routing's _MOVE rewrites origin and enqueued_at; RQ must read them back as such.
+    # pipeline.rq_private._MOVE rewrites origin and enqueued_at; RQ must read them back as such.
     old, new = Queue("a", connection=redis), Queue("b", connection=redis)
     job = old.enqueue("builtins.print", 1)
     stamp = utcformat(now())
     args = [Job.redis_job_namespace_prefix, "b", stamp, job.id]
-    assert redis.register_script(routing._MOVE)(keys=[old.key, new.key], args=args) == 1
+    assert redis.register_script(rq_private._MOVE)(keys=[old.key, new.key], args=args) == 1
     fetched = Job.fetch(job.id, connection=redis)
     assert fetched.origin == "b"
     assert utcformat(fetched.enqueued_at) == stamp
@@ -105,7 +114,7 @@ def test_moving_a_job_in_lua_is_what_rq_then_reads(redis: fakeredis.FakeStrictRe
 def test_an_execution_expired_in_the_started_registry_is_handled_as_abandoned(
     redis: fakeredis.FakeStrictRedis,
 ) -> None:
-    # workers.reaper._abandon: a dead worker's execution is the member job_id:execution_id of
+    # pipeline.rq_private.abandon_execution: a dead worker's execution is the member job_id:execution_id of
     # the started registry, scored by its expiry; scoring it in the past and cleaning up runs
     # RQ's abandoned-job handling (failure callback, retry or the failed registry) at once.
     queue = Queue("a", connection=redis)

@@ -11,7 +11,7 @@ import redis
 from rq import Queue
 from rq.scheduler import RQScheduler
 
-from workers.runtime import PromptScheduler
+from pipeline.rq_private import PromptScheduler
 
 
 def test_the_workers_scheduler_queues_due_jobs_and_stops_at_once(redis_url: str) -> None:

@@ -21,11 +21,11 @@ from pipeline.queue import JobQueue
 from pipeline.segments import SegmentPlan, predict
 from pipeline.source import VideoFile
 from posepipe import analyze as analysis
+from posepipe.worker_processes import WorkerThreads
 from storage.models import AnalysedFrame, Chunk, Video, VideoStatus
 from tests import media_gen
 from tests.test_pipeline import FALL_WHILE_WALKING, analyse, stored_analysis, stored_rows
 from workers import ingest as ingest_job
-from workers.runtime import WorkerThreads
 
 VIDEO_ID = 3
 CHUNK = 8

@@ -16,7 +16,7 @@ from workers.live import drop_cause
 def ctx(make_settings) -> WorkerContext:  # type: ignore[no-untyped-def]
     # BlazePose alone, the cameras' default backend (whose reset the `resets` fixture sees).
     settings = make_settings(pose_backend="mediapipe")
-    worker = WorkerContext(settings=settings, db=None, redis=None, frames=None, queue=None)  # type: ignore[arg-type]
+    worker = WorkerContext(settings=settings.for_workers(), db=None, redis=None, frames=None, queue=None)  # type: ignore[arg-type]
     yield worker
     worker.close()
 

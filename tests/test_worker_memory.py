@@ -10,10 +10,10 @@ from rq import Queue, Worker
 
 from pipeline import keys
 from posepipe import analyze as analysis
+from posepipe.worker_processes import WorkerProcesses
 from tests.services import fresh_pg_database, wait_until
 from tests.test_pipeline import MULTI_CHUNK, analyse_in_background, assert_same_as_clean_run, clean_rows
 from workers.memory import MemoryLimit, rss_mb
-from workers.runtime import WorkerProcesses
 
 
 def test_rss_is_read_for_this_process_and_none_for_a_missing_one() -> None:

@@ -25,8 +25,8 @@ from analytics.events import Exercise
 from pipeline.framestore import FrameStore
 from pipeline.queue import JobQueue
 from pose.estimator import PoseEstimator, create_estimator, pose_spec
-from posepipe.settings import Settings
 from storage.db import Database
+from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class _SessionModel:
 
 @dataclass
 class WorkerContext:
-    settings: Settings
+    settings: WorkerSettings
     db: Database
     redis: Redis
     frames: FrameStore
@@ -66,7 +66,7 @@ class WorkerContext:
 
     @classmethod
     def create(
-        cls, settings: Settings, db: Database, redis: Redis, *, retry_intervals: bool = True
+        cls, settings: WorkerSettings, db: Database, redis: Redis, *, retry_intervals: bool = True
     ) -> WorkerContext:
         frames = FrameStore(
             redis,

@@ -32,11 +32,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from common.backoff import Backoff, BackoffPolicy
-from pipeline import keys, routing
+from pipeline import keys
 from pipeline.errors import IngestError
 from pipeline.framestore import Lease
 from pipeline.ingest import IngestPlan, IngestStopped, SegmentMismatch, Span, ingest_file
 from pipeline.job_types import IngestJobResult, IngestResult, RunJob, SegmentJob
+from pipeline.rq_private import queued_nowhere
 from pipeline.segments import SegmentPlan, predict
 from pipeline.source import VideoFile
 from storage import videos
@@ -431,9 +432,9 @@ def job_alive(redis: Redis, job_id: str) -> bool:
         return False
     if Job.fetch(job_id, connection=redis).get_status() not in ALIVE_JOB_STATES:
         return False
-    if routing.queued_nowhere(redis, [job_id]):
+    if queued_nowhere(redis, [job_id]):
         time.sleep(TAKEN_GRACE_S)
-        return not routing.queued_nowhere(redis, [job_id])
+        return not queued_nowhere(redis, [job_id])
     return True
 
 

@@ -4,8 +4,8 @@ Without this, a worker killed mid-job (SIGKILL, the OOM killer, a crash in nativ
 noticed only through its lapsed heartbeat: its running job is retried after
 `runtime.HEARTBEAT_TTL_S` plus another worker's maintenance pass, and a camera whose session
 was on it goes unanalysed for that long (~33 s measured, bench/live_recovery.py). The
-supervisor (`runtime.WorkerProcesses`) learns of the death at once, so it does here what those
-passes would do later, through RQ's own code:
+supervisor (`posepipe.worker_processes.WorkerProcesses`) learns of the death at once, so it
+does here what those passes would do later, through RQ's own code:
 
 - each job the dead worker was running is marked long expired in its queue's started
   registry and handed to RQ's abandoned-job cleanup, which runs the failure callback and
@@ -31,21 +31,13 @@ from pathlib import Path
 from redis import Redis
 from rq import Worker
 from rq.exceptions import SchedulerNotFound
-from rq.job import Job
-from rq.registry import StartedJobRegistry
-from rq.scheduler import SCHEDULER_LOCKING_KEY_TEMPLATE, RQScheduler
-from rq.scripts import release_lock
-from rq.timeouts import TimerDeathPenalty
-from rq.utils import as_text
+from rq.scheduler import RQScheduler
 from rq.worker import BaseWorker
 
 from pipeline import keys, routing
+from pipeline.rq_private import abandon_execution, release_scheduler_lock, scheduler_locks
 
 log = logging.getLogger(__name__)
-
-# The started-registry score (an expiry, Unix seconds) given to a dead worker's executions:
-# long past, so RQ's cleanup with this cut-off takes exactly them and nothing still running.
-_LONG_EXPIRED = 1
 
 
 @dataclass(frozen=True)
@@ -76,18 +68,15 @@ def release_dead_schedulers(redis: Redis, hostname: str) -> list[str]:
     retries of a dead worker's file chunks (due after 1-15 s) would wait that long. Freed, a
     surviving worker takes them at its next maintenance pass."""
     freed = []
-    for key in redis.scan_iter(match=SCHEDULER_LOCKING_KEY_TEMPLATE % "*"):
-        holder = redis.get(key)
-        if holder is None:
-            continue
+    for queue_name, holder in scheduler_locks(redis):
         try:
-            scheduler = RQScheduler.fetch(as_text(holder), connection=redis)
+            scheduler = RQScheduler.fetch(holder, connection=redis)
         except SchedulerNotFound:
             continue  # its heartbeat lapsed: the lock expires with it
         if scheduler.hostname != hostname or _running(scheduler.pid):
             continue
-        if release_lock(redis, as_text(key), as_text(holder)):
-            freed.append(as_text(key).removeprefix(SCHEDULER_LOCKING_KEY_TEMPLATE % ""))
+        if release_scheduler_lock(redis, queue_name, holder):
+            freed.append(queue_name)
     if freed:
         log.info("scheduler locks of a dead RQ scheduler freed: %s", freed)
     return freed
@@ -107,7 +96,7 @@ def _reap_worker(redis: Redis, worker: BaseWorker) -> Reaped:
     abandoned = [
         execution.job_id
         for execution in worker.get_current_executions(refresh=True)
-        if _abandon(redis, execution.job_id, execution.composite_key)
+        if abandon_execution(redis, execution.job_id, execution.composite_key)
     ]
     live_queues = [name for name in worker.queue_names() if keys.is_live_worker_queue(name)]
     worker.register_death()
@@ -127,17 +116,3 @@ def _reap_worker(redis: Redis, worker: BaseWorker) -> Reaped:
             moved,
         )
     return Reaped(worker.name, tuple(abandoned), restored, moved)
-
-
-def _abandon(redis: Redis, job_id: str, composite_key: str) -> bool:
-    """Run RQ's abandoned-job handling on this execution now; False if it is no longer running."""
-    origin = redis.hget(Job.key_for(job_id), "origin")
-    if origin is None:
-        return False  # the job expired or was deleted
-    # A timer, not SIGALRM, bounds the failure callback: the supervisor may not be the main thread.
-    registry = StartedJobRegistry(as_text(origin), connection=redis, death_penalty_class=TimerDeathPenalty)
-    # XX: only an entry still there (the job may have finished as the worker died).
-    if not redis.zadd(registry.key, {composite_key: _LONG_EXPIRED}, xx=True, ch=True):
-        return False
-    registry.cleanup(timestamp=_LONG_EXPIRED)
-    return True
