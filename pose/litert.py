@@ -35,6 +35,7 @@ from typing import ClassVar
 import numpy as np
 
 from pipeline.frames import Frame
+from pose import model_files
 from pose.multipose import constants as c
 from pose.multipose.detector import PoseDetector
 from pose.multipose.estimator import RoiFilter
@@ -78,6 +79,10 @@ class LiteRtPoseEstimator:
             raise ValueError(f"min_tracking_confidence must be in (0, 1), got {min_tracking_confidence}")
         self.min_tracking_confidence = min_tracking_confidence
         self.model = model
+        # Another mediapipe release's networks: an error now, not poses off MediaPipe's.
+        model_files.wheel_path(model_files.WHEEL_POSE_DETECTOR)
+        if model == "full":
+            model_files.wheel_path(model_files.WHEEL_POSE_LANDMARK_FULL)
         self._detector = PoseDetector(min_detection_confidence)
         self._landmarks = LandmarkModel(model)
         # The region the next frame is posed in: None until a detection, and after a loss.
