@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.multi_pose import sampled_frames
+from bench.multi_pose import pose_frames, sampled_frames
 from bench.pose_backends import landmark_errors, pose_timed
 from pose import model_files
 from pose.estimator import MediaPipeEstimator, PoseSpec, create_estimator, pose_spec
@@ -144,6 +144,26 @@ def test_a_reset_poses_a_chunk_as_a_new_model_does(media_dir: Path, litert: Lite
 
     assert stored(after_reset) == stored(new_model)
     assert any(after_reset)
+
+
+def test_the_movenet_rescue_keeps_the_person_litert_loses_on_the_floor(media_dir: Path) -> None:
+    # urfall ds08 after landing (4.4 s), as tests/test_pose_models.py checks `mediapipe+movenet`:
+    # BlazePose full (MediaPipe's or this one) loses him on several frames on the floor, MoveNet
+    # finds him on all of them.
+    frames = [
+        f for f in sampled_frames(media_dir / "falls/urfall_ds08_fall_while_walking.mp4") if f.seq >= 32
+    ]
+    alone = pose_frames(LiteRtPoseEstimator(CONFIDENCE, CONFIDENCE), frames)
+    rescued = create_estimator("litert+movenet", CONFIDENCE)
+    before = RescuedEstimator.rescues
+    both = pose_frames(rescued, frames)
+    landed = [i for i, f in enumerate(frames) if f.pts_s >= 4.4]
+    assert sum(bool(alone[i].poses) for i in landed) <= len(landed) - 3
+    assert all(both[i].poses for i in landed)
+    assert RescuedEstimator.rescues > before
+    for a, b in zip(alone, both, strict=True):  # litert's own poses pass through untouched
+        if a.poses:
+            assert np.array_equal(a.poses[0].landmarks_xyzv, b.poses[0].landmarks_xyzv)
 
 
 def test_a_video_is_analysed_with_it(make_settings, open_services, media_dir: Path) -> None:
