@@ -21,9 +21,10 @@ as the `mediapipe` backend turns it off: analytics.track smooths each track with
 real timestamps. The score is the `mediapipe` backend's (mean visibility of shoulders and hips),
 so both backends' poses read alike downstream.
 
-What it saves against the `mediapipe` backend: MediaPipe's graph and its protobuf results
-(a few ms a frame), `import mediapipe` (~1.2 s with its plotting import, deferred or not), and a
-reset costs nothing (the mediapipe backend poses a blank frame to forget the person).
+What it saves against the `mediapipe` backend: MediaPipe's graph around the same networks and
+its protobuf results (~2 ms of ~16 ms a frame, docs/benchmarks.md), and a reset costs nothing
+(the mediapipe backend poses a blank frame to forget the person). Start-up is about the same
+(0.4-0.5 s to a built estimator, mediapipe's plotting import being deferred already).
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class LiteRtPoseEstimator:
         self._landmarks = LandmarkModel(model)
         # The region the next frame is posed in: None until a detection, and after a loss.
         self._region: RotatedRect | None = None
+        self._image_wh: tuple[int, int] | None = None
         self._roi_filter = RoiFilter(len(c.AUX_LANDMARKS))
         # What the last frame cost (bench.pose_backends reports it).
         self.last_cost = FrameCost()
@@ -111,6 +113,11 @@ class LiteRtPoseEstimator:
     def estimate_person(self, rgb: np.ndarray) -> PersonLandmarks | None:
         """The person in one RGB frame with everything the landmark model gave, or None."""
         image_wh = (rgb.shape[1], rgb.shape[0])
+        if image_wh != self._image_wh:
+            # The carried region is in the last frame's pixels (MediaPipe's, in fractions of the
+            # frame, would land elsewhere on a frame of another size): start from the detector.
+            self._lose()
+            self._image_wh = image_wh
         cost = FrameCost()
         region = self._region
         if region is None:

@@ -127,6 +127,9 @@ def test_the_detector_runs_only_when_nobody_is_followed(media_dir: Path, litert:
     assert detected[:6] == [(True, True)] + [(True, False)] * 5
     assert detected[6] == (False, False)
     assert detected[7:] == [(True, True)] + [(True, False)] * 5
+    # A frame of another size (a camera that changed its stream) starts from the detector too.
+    smaller = dataclasses.replace(frames[0], rgb=np.ascontiguousarray(frames[0].rgb[::2, ::2]))
+    assert litert.estimate(smaller) and litert.last_cost.detected
 
 
 def test_a_reset_poses_a_chunk_as_a_new_model_does(media_dir: Path, litert: LiteRtPoseEstimator) -> None:
