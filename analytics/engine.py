@@ -22,7 +22,7 @@ from pose.types import FramePoses
 
 # Bump when a change to the analytics would change stored events: stored videos analysed
 # with another version get their events recomputed from their stored poses.
-ANALYTICS_VERSION = 5
+ANALYTICS_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,7 @@ class AnalyticsEngine:
                 self._continue_lost_fall(tracked, detectors)
             for detector in detectors:
                 events.extend(detector.update(tracked))
+        events.extend(self._unseen(update, t_s))
         events.extend(self.floor_watch.tick(t_s))
         self.last_t_s = t_s
         return FrameOutcome(update.track_ids, tuple(events))
@@ -103,6 +104,19 @@ class AnalyticsEngine:
         for detector in detectors:
             if isinstance(detector, FallDetector):
                 detector.resume(lost)
+
+    def _unseen(self, update: TrackUpdate, t_s: float) -> list[Event]:
+        """Fall detectors of the live tracks without a pose in this frame: a fallen person out
+        of sight is confirmed on time, before the track ends (FallDetector.unseen)."""
+        seen = {tracked.track_id for tracked in update.tracked}
+        events: list[Event] = []
+        for track_id, detectors in self._detectors.items():
+            if track_id in seen:
+                continue
+            for detector in detectors:
+                if isinstance(detector, FallDetector):
+                    events.extend(detector.unseen(t_s))
+        return events
 
     def _end_track(self, track_id: int, t_s: float) -> list[Event]:
         # Per-track state is evicted when its track ends; a fallen person lost while down is

@@ -15,8 +15,9 @@ start from lying, or end with the person back up within a second.
 States: WATCHING (looking for such a descent ending with the trunk down), LANDED (it ended;
 the person must stay down for FALL_CONFIRM_S), FALLEN (reported; a LONG_LIE follows if the
 person stays down, and a FALL_RECOVERED, with the time it took, when they are back on their
-feet, which returns to WATCHING). A track that ends while LANDED (the person left the frame,
-the video ended) is reported on what was seen.
+feet, which returns to WATCHING). A track whose person is out of sight a second after the
+landing, or that ends while LANDED (the person left the frame, the video ended), is reported
+on what was seen.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class FallState(str, Enum):
 class Confirmation(str, Enum):
     STAYED_DOWN = "stayed_down"
     TRACK_ENDED = "track_ended"
+    # Out of sight since the landing for FALL_CONFIRM_S, the track not ended yet.
+    UNSEEN = "unseen"
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,10 @@ def find_descent(samples: list[BodySample]) -> Descent | None:
     if (ref.feet_y - ref.hip_y) / ref.torso_ih < th.FALL_MIN_START_PELVIS_TORSO:
         log.debug("t=%.2f the descent starts with the pelvis on the floor: no height to fall", now.t_s)
         return None
-    drop = (now.com_y - ref.com_y) / ref.torso_ih
+    # How far the centre came down is the lowest it has been since the top, not where the last
+    # pose puts it: the pose of a body being lost (half out of view, blurred, down on the floor)
+    # can read anything, and a body seen that low has fallen that far.
+    drop = (max(s.com_y for s in samples[top + 1 :]) - ref.com_y) / ref.torso_ih
     fraction = speeds[peak_at] / freefall_speed_torso_per_s(height)
     in_time = [k for k in speeds if samples[k - 1].t_s <= by]
     head_speed = max(downward_speed(samples, k, "head_y") for k in in_time)
@@ -241,7 +247,8 @@ def _someone_else(samples: list[BodySample], onset: int) -> bool:
     person if it is where they were: a fall carries the centre of mass sideways by about its
     height at most."""
     now = samples[-1]
-    drop = now.com_y - samples[onset].com_y
+    # The drop as find_descent measures it: the lowest seen since the onset.
+    drop = max(s.com_y for s in samples[onset + 1 :]) - samples[onset].com_y
     for k in range(onset + 1, len(samples)):
         a, b = samples[k - 1], samples[k]
         if b.t_s - a.t_s <= th.FALL_SPEED_SPAN_S + _EPS_S:
@@ -312,17 +319,32 @@ class FallDetector:
         return self._fallen(sample)
 
     def finish(self, t_s: float) -> list[Event]:
+        # The person left the frame or the video ended after landing, before the confirmation
+        # time: report what was seen.
+        return self._report_on_what_was_seen(t_s, Confirmation.TRACK_ENDED)
+
+    def unseen(self, t_s: float) -> list[Event]:
+        """A frame at `t_s` without this track's person, the track not ended yet. A fallen person
+        out of sight (gone out of view, lost by the pose model on the floor) is confirmed on what
+        was seen once FALL_CONFIRM_S has passed since the landing, the time a person in sight
+        must stay down: waiting for the track to end (TRACK_LOST_AFTER_S after the last pose)
+        only delays the alert, since nobody seen down is seen getting up meanwhile."""
+        d = self._descent
+        if self.state != FallState.LANDED or d is None or t_s - d.landed_s < th.FALL_CONFIRM_S - _EPS_S:
+            return []
+        return self._report_on_what_was_seen(t_s, Confirmation.UNSEEN)
+
+    def _report_on_what_was_seen(self, t_s: float, confirmed_by: Confirmation) -> list[Event]:
+        """The fall, if LANDED and the person was on the ground since the landing and not up in
+        the last pose seen (the last pose of a body sliding out of view or half lost can read
+        anything, so one pose on the ground since the landing is enough)."""
         d = self._descent
         if self.state != FallState.LANDED or d is None:
             return []
-        # The person left the frame or the video ended after landing, before the confirmation
-        # time: report what was seen if they were on the ground since the landing and not up
-        # again at the end (the last pose of a body sliding out of view or half lost can read
-        # anything, so one pose on the ground since the landing is enough).
         since = [s for s in self._samples if s.t_s >= d.landed_s - _EPS_S] or [self._samples[-1]]
         if any(self._on_ground(s, d) for s in since) and not d.is_up(self._samples[-1]):
             self.state = FallState.FALLEN
-            return [self._fall_event(t_s, Confirmation.TRACK_ENDED)]
+            return [self._fall_event(t_s, confirmed_by)]
         return []
 
     @property
@@ -403,7 +425,7 @@ class FallDetector:
         # Confidence grows with how far past the tests the descent is; a fall whose track
         # ended before the person was seen staying down has less evidence.
         confidence = 1.0 - 0.5 / d.strength
-        if confirmed_by == Confirmation.TRACK_ENDED:
+        if confirmed_by != Confirmation.STAYED_DOWN:
             confidence *= th.FALL_TRACK_ENDED_CONFIDENCE
         return Event(
             type=EventType.FALL,

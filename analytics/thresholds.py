@@ -159,15 +159,17 @@ REP_MIN_VISIBILITY = 0.15
 # out (each interpolated between the samples either side of the threshold, also across a
 # short loss of sight, so a top hidden behind the body still has a duration). A single
 # wrong sample crosses in and out within one sampling interval and reads less than that
-# (0.1 s at 10 fps, 0.07 s at 15 fps), or 0 next to a sample at rest; the top of a real
-# repetition takes a third of the cycle or more, >= 0.2 s even for an all-out 0.6 s jumping
-# jack. Measured on the shared clips: counted reps 0.31 s and up, one-sample excursions of
-# everyday movement 0.00-0.10 s.
-REP_MIN_PEAK_DWELL_S = 0.15
-# Shortest and longest plausible repetition (rest -> peak -> rest). The quickest exercise,
-# a jumping jack, takes ~0.6 s at an all-out pace; holding a bottom for more than ~10 s is
-# a different activity (sitting, kneeling), not a repetition.
-REP_MIN_DURATION_S = 0.4
+# (0.1 s at 10 fps), or 0 next to a sample at rest: measured on the shared clips, one-sample
+# excursions of everyday movement read 0.00-0.10 s. The bound is that interval and no more:
+# the fastest tempo to count, about 0.5 s a rep (issue 25), spends 0.1-0.2 s past the peak
+# threshold, and a bound of 0.15 s lost a third of the shared clips' reps played twice as fast
+# (`python -m bench.score_posed --tempo 0.5`: 19 of 35 exact with the exercise given, 24 now).
+REP_MIN_PEAK_DWELL_S = 0.1
+# Shortest and longest plausible repetition (the last sample at rest before it to the first
+# back at rest). A 0.5 s rep spends ~40 % of its period at rest, so its cycle reads ~0.3 s;
+# holding a bottom for more than ~10 s is a different activity (sitting, kneeling), not a
+# repetition.
+REP_MIN_DURATION_S = 0.25
 REP_MAX_DURATION_S = 10.0
 # A signal unseen for longer than this may have crossed both thresholds unseen: the cycle
 # in progress is dropped (never guessed), and counting resumes with the next full cycle.

@@ -6,6 +6,7 @@ python -m bench.score_posed --variant mirror --only falls/
 python -m bench.score_posed --reps               # exercise clips: recognised, given, tutorial baseline
 python -m bench.score_posed --baseline           # the tutorial counter alone
 python -m bench.score_posed --sweep              # how often a count changes over the variants
+python -m bench.score_posed --tempo 0.5,0.7,1.5  # the clips' motions done faster or slower (below)
 python -m bench.score_posed --loso               # the repetition zones fitted leaving one source out
 """
 
@@ -15,7 +16,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from analytics.config import AnalyticsConfig
 from analytics.engine import replay
@@ -54,8 +55,11 @@ class RepRow:
 
 
 def rep_row(cache: PoseCache, truth: ClipTruth, source: str, variant: Variant) -> RepRow:
+    return rep_row_of(cache.poses(truth.path, variant), truth, source)
+
+
+def rep_row_of(frames: Sequence[FramePoses], truth: ClipTruth, source: str) -> RepRow:
     assert truth.exercise is not None and truth.reps is not None
-    frames = cache.poses(truth.path, variant)
     exercise = Exercise(truth.exercise)
     auto = rep_counts(run_events(frames, None))
     named = max(auto, key=lambda e: auto[e]) if auto else "-"
@@ -109,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="fit the repetition zones leaving one source out (analytics.fitting)",
     )
+    parser.add_argument(
+        "--tempo",
+        help="comma-separated time factors: every exercise clip's poses with their times scaled "
+        "(0.5: twice as fast), at the same samples a second",
+    )
     parser.add_argument("--backend", help="pose spec (default: the settings' default)")
     args = parser.parse_args(argv)
     cache = PoseCache(backend=args.backend)
@@ -125,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.sweep:
             print(format_sweep(cache, exercise_clips, sources))
+            print(format_false_reps(cache, [t for t in truth.values() if not t.exercise]))
+        elif args.tempo:
+            factors = [float(f) for f in args.tempo.split(",")]
+            print(format_tempo(cache, exercise_clips, sources, factors))
         elif args.reps or args.baseline:
             rows = [rep_row(cache, t, sources[t.path], VARIANTS[args.variant]) for t in exercise_clips]
             if args.baseline:
@@ -163,6 +176,47 @@ def format_sweep(cache: PoseCache, clips: Sequence[ClipTruth], sources: dict[str
         lines.append(f"{name:7}: {len(cached)}/{len(clips)} clips cached, {n_changed} of {runs} runs changed")
     share = 100 * changed / total if total else float("nan")
     lines.append(f"all: {changed} of {total} runs changed ({share:.1f} %)")
+    return "\n".join(lines)
+
+
+def format_false_reps(cache: PoseCache, clips: Sequence[ClipTruth]) -> str:
+    """Repetitions reported in automatic mode on the clips where nobody exercises, per variant."""
+    lines = []
+    for name in VARIANTS:
+        cached = [t for t in clips if cache.is_cached(t.path, VARIANTS[name])]
+        found = 0
+        for t in cached:
+            events = run_events(cache.poses(t.path, VARIANTS[name]), None)
+            reps = [e for e in events if e.type == EventType.REP]
+            if reps:
+                found += len(reps)
+                what = reps[0].data["exercise"]
+                lines.append(f"  {name:7} {t.path.split('/')[-1]}: {len(reps)} reps ({what})")
+        lines.append(f"{name:7}: {found} reps on {len(cached)} clips without exercise")
+    return "\n".join(lines)
+
+
+def tempo_frames(frames: Sequence[FramePoses], factor: float) -> list[FramePoses]:
+    """The same motion done `factor` times as slowly (0.5: twice as fast): time scaled, and
+    when faster every round(1 / factor)-th frame kept, so the samples come as often as the
+    clip's. Slower, the clip's samples are spread out (x2: half as many a second), which is
+    harder than a real slow rep at the clip's rate. The poses are the clip's, so this tests the
+    counting's own dependence on tempo, not the model's on motion blur."""
+    step = max(1, round(1 / factor))
+    return [replace(f, pts_s=f.pts_s * factor) for f in frames[::step]]
+
+
+def format_tempo(
+    cache: PoseCache, clips: Sequence[ClipTruth], sources: dict[str, str], factors: Sequence[float]
+) -> str:
+    """Exact counts (recognised, given) with every clip's tempo scaled by each factor."""
+    lines = []
+    for factor in factors:
+        rows = [rep_row_of(tempo_frames(cache.poses(t.path), factor), t, sources[t.path]) for t in clips]
+        lines.append(f"tempo x{factor:g} (a rep takes {factor:g} times as long)")
+        lines.append(_measures("  posepipe, recognised", rows, [r.auto for r in rows], True))
+        lines.append(_measures("  posepipe, exercise given", rows, [r.given for r in rows], False))
+        lines.append(_measures("  tutorial counter, exercise given", rows, [r.baseline for r in rows], False))
     return "\n".join(lines)
 
 

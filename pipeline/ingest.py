@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pipeline.framestore import FrameStore
+from pipeline.job_types import IngestResult
 from pipeline.queue import JobQueue
 from pipeline.sampler import FrameSampler, SamplerState
 from pipeline.source import VideoFile
@@ -51,18 +52,6 @@ class Span:
     seq_to: int
     expected_pts_s: Sequence[float]
     yield_when_full: bool = False
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    frames_total: int
-    chunks_total: int
-    decode_errors: int
-    ingest_s: float
-    wait_s: float
-    payload_bytes: int
-    # A span that stopped at a full window: the seq (a chunk's first) to go on from.
-    resume_seq: int | None = None
 
 
 class IngestStopped(Exception):

@@ -1,7 +1,8 @@
 """The job queue: how ingest hands work to the workers (RQ on Redis, or on the embedded fake Redis).
 
 Jobs are named by dotted path, so the ingest side never imports worker code, and carry only
-ids and frame ranges: pixels stay in the frame store. Pose jobs of one video run in
+ids and frame ranges, as one typed argument each (pipeline.job_types): pixels stay in the
+frame store. Pose jobs of one video run in
 parallel; its analytics jobs are serialised by an RQ RateLimit so frames reach the
 detectors in order. A camera session's jobs are serialised the same way and go to one
 worker's own queue (pipeline.routing).
@@ -14,6 +15,7 @@ from rq import Queue, RateLimit, Retry
 from rq.job import Callback, Job
 
 from pipeline import keys
+from pipeline.job_types import ChunkJob, RunJob, SegmentJob
 from pipeline.routing import LiveRouter
 
 POSE_JOB = "workers.jobs.pose_chunk"
@@ -60,11 +62,7 @@ class JobQueue:
     def enqueue_pose(self, video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: int) -> Job:
         return self.pose.enqueue(
             POSE_JOB,
-            video_id,
-            run,
-            chunk_idx,
-            seq_from,
-            seq_to,
+            ChunkJob(video_id, run, chunk_idx, seq_from, seq_to),
             job_id=keys.pose_job_id(video_id, run, chunk_idx),
             retry=self._retry(),
             on_failure=Callback(FAILURE_CALLBACK),
@@ -75,8 +73,7 @@ class JobQueue:
     def enqueue_analytics(self, video_id: int, run: str) -> Job:
         return self.analytics.enqueue(
             ANALYTICS_JOB,
-            video_id,
-            run,
+            RunJob(video_id, run),
             rate_limit=RateLimit(keys.analytics_rate_limit(video_id), concurrency=1),
             retry=self._retry(),
             on_failure=Callback(FAILURE_CALLBACK),
@@ -87,8 +84,7 @@ class JobQueue:
     def enqueue_ingest(self, video_id: int, run: str) -> Job:
         return self.ingest.enqueue(
             INGEST_JOB,
-            video_id,
-            run,
+            RunJob(video_id, run),
             job_id=keys.ingest_job_id(video_id, run),
             retry=self._retry(),
             on_failure=Callback(FAILURE_CALLBACK),
@@ -102,10 +98,7 @@ class JobQueue:
         self.redis.sadd(keys.segment_jobs(video_id, run), job_id)
         return self.segment.enqueue(
             SEGMENT_JOB,
-            video_id,
-            run,
-            seq_from,
-            seq_to,
+            SegmentJob(video_id, run, seq_from, seq_to),
             job_id=job_id,
             retry=self._retry(),
             on_failure=Callback(FAILURE_CALLBACK),
@@ -121,11 +114,7 @@ class JobQueue:
         # drops it itself when it has gone stale), and its writes are idempotent.
         return self._live_queue(video_id, lag_s).enqueue(
             LIVE_JOB,
-            video_id,
-            run,
-            chunk_idx,
-            seq_from,
-            seq_to,
+            ChunkJob(video_id, run, chunk_idx, seq_from, seq_to),
             job_id=keys.live_job_id(video_id, run, chunk_idx),
             rate_limit=RateLimit(keys.live_rate_limit(video_id), concurrency=1),
             retry=Retry(max=1, interval=0),
@@ -139,8 +128,7 @@ class JobQueue:
         self.router.forget(video_id)
         return queue.enqueue(
             LIVE_FINISH_JOB,
-            video_id,
-            run,
+            RunJob(video_id, run),
             job_id=keys.live_finish_job_id(video_id, run),
             rate_limit=RateLimit(keys.live_rate_limit(video_id), concurrency=1),
             retry=self._retry(),

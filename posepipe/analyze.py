@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from analytics.engine import ANALYTICS_VERSION
 from pipeline import keys
-from pipeline.ingest import IngestResult
+from pipeline.job_types import IngestResult
 from pipeline.source import first_frame_shape
 from pose.estimator import pose_spec
 from posepipe.services import Services

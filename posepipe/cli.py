@@ -95,6 +95,8 @@ def analyze(
     from posepipe import analyze as analysis
     from posepipe.progress import ProgressBar
     from posepipe.report import summary_lines, video_report
+    from posepipe.views import SCHEMA_VERSION
+    from storage.models import VideoStatus
 
     settings = _settings(ctx, analysis_fps=fps, pose_backend=pose_backend, pose_model=pose_model, hands=hands)
     services = _services(settings)
@@ -112,11 +114,12 @@ def analyze(
     finally:
         services.close()
     if as_json:
-        click.echo(json.dumps({"videos": reports}, indent=1))
+        document = {"schema_version": SCHEMA_VERSION, "videos": [r.document() for r in reports]}
+        click.echo(json.dumps(document, indent=1))
     else:
         cached = [t.action is analysis.Action.CACHED for t in targets]
         click.echo("\n".join(summary_lines(reports, cached)))
-    if any(r["status"] != "done" for r in reports):
+    if any(r.status is not VideoStatus.DONE for r in reports):
         sys.exit(1)
 
 
@@ -219,6 +222,7 @@ def ingest(ctx: click.Context) -> None:
 def status(ctx: click.Context, video_id: int | None, as_json: bool, limit: int) -> None:
     """Show videos and their progress (one video in detail with VIDEO_ID)."""
     from posepipe.status import status_lines, video_status
+    from posepipe.views import SCHEMA_VERSION
 
     settings = _settings(ctx)
     services = _services(settings)
@@ -229,7 +233,7 @@ def status(ctx: click.Context, video_id: int | None, as_json: bool, limit: int) 
     if video_id is not None and not items:
         raise click.ClickException(f"no video {video_id}")
     click.echo(
-        json.dumps({"videos": items}, indent=1)
+        json.dumps({"schema_version": SCHEMA_VERSION, "videos": [i.document() for i in items]}, indent=1)
         if as_json
         else "\n".join(status_lines(items, video_id is not None))
     )
@@ -376,7 +380,8 @@ def events(
 ) -> None:
     """List stored events, or follow new ones (--follow)."""
     from posepipe.export import write_events
-    from storage.events import list_events
+    from posepipe.views import EventView
+    from storage.events import list_events_with_sources
 
     if not follow and (camera is not None or after_id is not None):
         raise click.UsageError("--camera and --after-id go with --follow")
@@ -389,12 +394,15 @@ def events(
             follow_events(services.db, sys.stdout, video_id, camera, types, after_id)
             return
         with services.db.session() as session:
-            rows = list_events(session, video_id=video_id, types=list(types) or None, limit=limit)
+            rows = list_events_with_sources(
+                session, video_id=video_id, types=list(types) or None, limit=limit
+            )
+            views = [EventView.from_rows(row, source) for row, source in rows]
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         services.close()
-    write_events(sys.stdout, rows, fmt)
+    write_events(sys.stdout, views, fmt)
 
 
 @main.command()
@@ -581,13 +589,15 @@ def camera_remove(ctx: click.Context, name: str, purge: bool) -> None:
 def camera_list(ctx: click.Context, as_json: bool) -> None:
     """Cameras with their status as the ingester last reported it."""
     from posepipe.status import camera_lines, camera_status
+    from posepipe.views import SCHEMA_VERSION
 
     services = _services(_settings(ctx))
     try:
         items = camera_status(services.db)
     finally:
         services.close()
-    click.echo(json.dumps({"cameras": items}, indent=1) if as_json else "\n".join(camera_lines(items)))
+    document = {"schema_version": SCHEMA_VERSION, "cameras": [i.document() for i in items]}
+    click.echo(json.dumps(document, indent=1) if as_json else "\n".join(camera_lines(items)))
 
 
 @main.command()

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from analytics.angles import ANGLE_COLUMNS, JointAngles
 from pose.types import HAND_LANDMARK_NAMES, LANDMARK_NAMES, N_HAND_LANDMARKS, Hand, LandmarkSelection
-from storage.models import EventRow
+from posepipe.views import SCHEMA_VERSION, EventView
 from storage.poses import StoredPose
 
 LANDMARK_FIELDS = ("x", "y", "z", "visibility")
@@ -127,6 +127,8 @@ def write_poses_json(
     return count
 
 
+# The CSV and table columns: the event view's (posepipe.views.EventView) first fields; the JSON
+# export is the whole view, as the API gives it.
 EVENT_FIELDS = (
     "id",
     "video_id",
@@ -140,26 +142,13 @@ EVENT_FIELDS = (
 )
 
 
-def event_dict(row: EventRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "video_id": row.video_id,
-        "source_id": row.source_id,
-        "type": row.type,
-        "track_id": row.track_id,
-        "t_start_s": round(row.t_start_s, 3),
-        "t_end_s": round(row.t_end_s, 3),
-        "confidence": round(row.confidence, 3),
-        "data": row.data or {},
-    }
-
-
-def write_events(out: TextIO, rows: Sequence[EventRow], fmt: str) -> None:
-    items = [event_dict(r) for r in rows]
+def write_events(out: TextIO, views: Sequence[EventView], fmt: str) -> None:
     if fmt == "json":
-        json.dump({"events": items}, out, indent=1)
+        json.dump({"schema_version": SCHEMA_VERSION, "events": [v.document() for v in views]}, out, indent=1)
         out.write("\n")
-    elif fmt == "csv":
+        return
+    items = [v.model_dump(mode="json", include=set(EVENT_FIELDS)) for v in views]
+    if fmt == "csv":
         writer = csv.writer(out)
         writer.writerow(EVENT_FIELDS)
         for item in items:

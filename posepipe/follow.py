@@ -1,6 +1,6 @@
 """`posepipe events --follow`: new events as JSON lines, read through storage.event_feed.
 
-Each line is an item of `GET /api/events` (posepipe.api.events.event_view), so a script can
+Each line is an item of `GET /api/events` (posepipe.views.EventView), so a script can
 switch between the CLI and the API's stream without changing its parser. Stops on Ctrl-C or
 when the reader of stdout goes away.
 """
@@ -36,7 +36,8 @@ def follow_events(
     after_id: int | None,
 ) -> int:
     """Print events until interrupted; returns how many were printed."""
-    from posepipe.api.events import EventFilters, event_view
+    from posepipe.api.events import EventFilters
+    from posepipe.views import EventView
 
     filters = EventFilters(
         source_id=None,
@@ -60,7 +61,7 @@ def follow_events(
         while True:
             rows = feed.poll()
             for row, source in rows:
-                out.write(event_view(row, source).model_dump_json() + "\n")
+                out.write(EventView.from_rows(row, source).model_dump_json() + "\n")
                 printed += 1
             out.flush()
             if len(rows) < event_feed.BATCH:

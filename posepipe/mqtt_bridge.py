@@ -32,10 +32,10 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from common.backoff import Backoff, BackoffPolicy
-from posepipe.api.events import event_view
 from posepipe.mqtt_link import BrokerAddress, LinkError, MqttLink
 from posepipe.mqtt_topics import OFFLINE, ONLINE, Message, Topics, camera_status_document
 from posepipe.settings import Settings
+from posepipe.views import EventView
 from storage import event_feed
 from storage.cameras import list_cameras
 from storage.db import Database
@@ -49,7 +49,9 @@ PUBACK_TIMEOUT_S = 15.0
 STATUS_POLL_S = 2.0
 # Rates and counters change on every status report: republished at most this often.
 STATUS_REFRESH_S = 60.0
-STATUS_VOLATILE = frozenset({"fps_in", "fps_analyzed", "frames_in", "last_frame_at", "updated_at", "dropped"})
+STATUS_VOLATILE = frozenset(
+    {"fps_in", "fps_analyzed", "frames_in", "frames_queued", "last_frame_at", "status_updated_at", "dropped"}
+)
 # After connecting, retained status messages of cameras that no longer exist arrive within
 # this long (the broker sends retained messages right after SUBACK).
 RETAINED_SCAN_S = 1.0
@@ -166,7 +168,7 @@ class MqttBridge:
         messages = [
             message
             for row, source in rows
-            for message in self.topics.event_messages(event_view(row, source).model_dump(mode="json"))
+            for message in self.topics.event_messages(EventView.from_rows(row, source).document())
         ]
         link.publish(messages, PUBACK_TIMEOUT_S)
         self.events_published += len(rows)

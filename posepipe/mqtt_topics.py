@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from common.redaction import mask_secrets
 from posepipe import __version__
-from storage.models import Camera, CameraStatusRow, utcnow
+from posepipe.views import CameraView
+from storage.models import Camera, CameraStatusRow
 
 ONLINE = "online"
 OFFLINE = "offline"
-# The ingester writes a camera's status every 2 s (posepipe.camera_supervisor.STATUS_INTERVAL_S); one not
-# written for this long means no ingester is watching the camera (stopped or crashed), whatever
-# its last stored state says.
-STALE_STATUS_S = 10.0
 # Home Assistant's fall and long-lie sensors turn off again this long after the last such event
 # (the events are moments, not states): long enough to be noticed on a dashboard.
 FALL_ON_S = 120
@@ -155,34 +151,6 @@ class Topics:
 def camera_status_document(
     camera: Camera, status: CameraStatusRow | None, now: datetime | None = None
 ) -> dict[str, Any]:
-    """A camera's status as published (no URL: it is not needed to act on the status)."""
-    now = now or utcnow()
-    updated = status.updated_at if status is not None else None
-    if updated is not None and updated.tzinfo is None:  # SQLite returns stored UTC times without their zone
-        updated = updated.replace(tzinfo=now.tzinfo)
-    stale = updated is None or now - updated > timedelta(seconds=STALE_STATUS_S)
-    return {
-        "camera": camera.name,
-        "enabled": camera.enabled,
-        "exercise": camera.exercise,
-        "fps": camera.fps,
-        "state": status.state.value if status is not None else "never_started",
-        "stale": stale,
-        "session_video_id": status.session_video_id if status else None,
-        "last_frame_at": iso(status.last_frame_at) if status else None,
-        "fps_in": status.fps_in if status else None,
-        "fps_analyzed": status.fps_analyzed if status else None,
-        "frames_in": status.frames_in if status else 0,
-        "dropped": dict(status.dropped or {}) if status else {},
-        "reconnects": status.reconnects if status else 0,
-        "last_error": mask_secrets(status.last_error) if status and status.last_error else None,
-        "updated_at": iso(updated),
-    }
-
-
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite returns stored UTC times without their zone
-        value = value.replace(tzinfo=utcnow().tzinfo)
-    return value.isoformat()
+    """A camera's status as published: its view (posepipe.views.CameraView) without the URL, which
+    is not needed to act on the status."""
+    return CameraView.from_rows(camera, status, now).model_dump(mode="json", exclude={"url_masked"})

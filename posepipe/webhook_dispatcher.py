@@ -2,7 +2,8 @@
 
 Runs in every `posepipe worker` process and in `posepipe api`; any number of them may run
 at once, because each attempt is claimed with a compare-and-set (storage.webhooks). A
-delivery is POSTed as JSON with
+delivery is POSTed as JSON, `{"schema_version", "delivery_id", "webhook", "attempt", "event"}`
+(the event is posepipe.views.EventView, the item of `GET /api/events`), with
 
     X-Posepipe-Timestamp: <unix seconds>
     X-Posepipe-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>
@@ -37,6 +38,7 @@ from common.backoff import BackoffPolicy
 from common.redaction import mask_secrets
 from posepipe import __version__
 from posepipe.settings import Settings
+from posepipe.views import SCHEMA_VERSION, EventView
 from storage import webhooks
 from storage.db import Database
 from storage.models import DeliveryState, utcnow
@@ -172,8 +174,8 @@ class WebhookDispatcher:
             log.info(
                 "webhook=%s delivered %s event %s (attempt %d)",
                 claim.webhook_name,
-                event["type"],
-                event["id"],
+                event.type,
+                event.id,
                 claim.attempt,
             )
         else:
@@ -193,12 +195,14 @@ class WebhookDispatcher:
         return now + timedelta(seconds=ceiling * self._rng.uniform(JITTER_LOW, 1.0))
 
     def _post(self, claim: webhooks.ClaimedDelivery, url: str, secret: str) -> webhooks.AttemptOutcome:
+        event = EventView.from_rows(claim.event, claim.source)
         body = json.dumps(
             {
+                "schema_version": SCHEMA_VERSION,
                 "delivery_id": claim.id,
                 "webhook": claim.webhook_name,
                 "attempt": claim.attempt,
-                "event": claim.event,
+                "event": event.document(),
             },
             separators=(",", ":"),
         ).encode()
@@ -207,7 +211,7 @@ class WebhookDispatcher:
             SIGNATURE_HEADER: sign(secret, timestamp, body),
             TIMESTAMP_HEADER: str(timestamp),
             DELIVERY_HEADER: str(claim.id),
-            EVENT_HEADER: str(claim.event["type"]),
+            EVENT_HEADER: event.type.value,
         }
         try:
             response = self._client.post(url, content=body, headers=headers)

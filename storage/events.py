@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from analytics.events import Event, EventType
 from storage import webhooks
-from storage.models import EventRow
+from storage.models import EventRow, Source
 
 
 def add_events(
@@ -53,7 +53,18 @@ def list_events(
     types: Sequence[str] | None = None,
     limit: int | None = None,
 ) -> list[EventRow]:
-    query = select(EventRow)
+    return [row for row, _ in list_events_with_sources(session, video_id=video_id, types=types, limit=limit)]
+
+
+def list_events_with_sources(
+    session: Session,
+    *,
+    video_id: int | None = None,
+    types: Sequence[str] | None = None,
+    limit: int | None = None,
+) -> list[tuple[EventRow, Source]]:
+    """Events in video and time order, each with its source (what a view of it names)."""
+    query = select(EventRow, Source).join(Source, Source.id == EventRow.source_id)
     if video_id is not None:
         query = query.where(EventRow.video_id == video_id)
     if types:
@@ -61,7 +72,7 @@ def list_events(
     query = query.order_by(EventRow.video_id, EventRow.t_start_s, EventRow.id)
     if limit is not None:
         query = query.limit(limit)
-    return list(session.scalars(query))
+    return [(row, source) for row, source in session.execute(query)]
 
 
 def to_event(row: EventRow) -> Event:

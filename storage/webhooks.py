@@ -5,8 +5,8 @@ the events, so an event is never stored without its deliveries nor a delivery qu
 an event that was rolled back. Dispatchers (posepipe.webhook_dispatcher) find due rows, claim one with
 a compare-and-set on `claim_version` (safe with any number of processes, on SQLite and
 PostgreSQL alike), POST it outside any transaction, and record the outcome only if their
-claim still holds. Owns the rows and the event document a receiver gets; not HTTP, signing
-or timing.
+claim still holds. Owns the rows; not the event document a receiver gets (posepipe.views),
+HTTP, signing or timing.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from storage.models import (
     DeliveryState,
     EventRow,
     Source,
-    SourceKind,
     Webhook,
     WebhookDelivery,
     utcnow,
@@ -177,36 +176,6 @@ def queue_deliveries(session: Session, rows: Sequence[EventRow]) -> int:
     return len(values)
 
 
-def event_document(row: EventRow, source: Source) -> dict[str, Any]:
-    """An event as the API returns it and a webhook receiver gets it (JSON-ready). A camera's
-    source keeps the camera's name, also after the camera was removed."""
-    return {
-        "id": row.id,
-        "type": row.type,
-        "video_id": row.video_id,
-        "source_id": row.source_id,
-        "source_kind": source.kind.value,
-        "source_name": source.name,
-        "camera": source.name if source.kind is SourceKind.CAMERA else None,
-        "track_id": row.track_id,
-        "t_start_s": round(row.t_start_s, 3),
-        "t_end_s": round(row.t_end_s, 3),
-        "confidence": round(row.confidence, 3),
-        "started_at": _iso(row.started_at),
-        "ended_at": _iso(row.ended_at),
-        "created_at": _iso(row.created_at),
-        "data": row.data or {},
-    }
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite returns stored UTC times without their zone
-        value = value.replace(tzinfo=utcnow().tzinfo)
-    return value.isoformat()
-
-
 @dataclass(frozen=True)
 class ClaimedDelivery:
     """A delivery this dispatcher holds until `claimed_until`; `attempt` counts from 1."""
@@ -218,7 +187,9 @@ class ClaimedDelivery:
     webhook_name: str
     url_secret: bytes
     signing_secret: bytes
-    event: dict[str, Any]
+    # The event and its source as loaded with the claim (detached; the dispatcher makes their view).
+    event: EventRow
+    source: Source
 
 
 def _due(now: datetime) -> Any:
@@ -276,7 +247,8 @@ def try_claim(
         webhook_name=hook.name,
         url_secret=hook.url_secret,
         signing_secret=hook.signing_secret,
-        event=event_document(event, source),
+        event=event,
+        source=source,
     )
 
 

@@ -69,19 +69,19 @@ def test_a_mixed_batch_completes_the_good_and_fails_the_bad_alone(
     for name, spec in bad.items():
         path, words = spec.split("|")
         report = reports[Path(path)]
-        assert report["status"] == "failed", (name, report)
-        assert words in report["error"], (name, report["error"])
+        assert report.status == "failed", (name, report)
+        assert words in report.error, (name, report.error)
     for name, path in good.items():
         report = reports[path]
-        assert report["status"] == "done", (name, report["error"])
+        assert report.status == "done", (name, report.error)
         with VideoFile(path) as video:
             expected = sum(1 for _ in video.sampled_frames(FrameSampler(10).take, max_side=64))
-        assert report["frames_analyzed"] == expected, name
+        assert report.frames_analyzed == expected, name
 
     with services.db.session() as s:
-        phone = s.get(Video, reports[good["rotated phone video"]]["video_id"])
+        phone = s.get(Video, reports[good["rotated phone video"]].video_id)
         assert (phone.width, phone.height, phone.rotation_deg) == (240, 320, 90)
-        big = s.get(Video, reports[good["8K"]]["video_id"])
+        big = s.get(Video, reports[good["8K"]].video_id)
         assert (big.width, big.height) == (7680, 4320)
     # 8K frames are scaled to POSEPIPE_FRAME_MAX_SIDE before queuing: memory stays bounded.
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from pose.types import LANDMARK_NAMES
+from posepipe.views import SCHEMA_VERSION
 
 CLIP = "falls/urfall_ds22_fall_toward_camera.mp4"
 
@@ -49,6 +50,7 @@ def analysed(tmp_path_factory: pytest.TempPathFactory, media_dir: Path) -> tuple
 
 def test_analyze_json_is_the_only_stdout(analysed) -> None:
     _env, doc = analysed
+    assert doc["schema_version"] == SCHEMA_VERSION
     (video,) = doc["videos"]
     assert video["status"] == "done" and video["error"] is None
     assert video["frames_analyzed"] == 25 and video["fps_analyzed"] == pytest.approx(10, abs=0.5)
@@ -132,8 +134,10 @@ def test_status_and_events_commands(analysed) -> None:
     assert status["status"] == "done" and status["progress"] == 1.0 and status["frames_total"] == 25
     listing = posepipe(env, "status").stdout
     assert CLIP.split("/")[-1] in listing
+    assert status["id"] == vid and status["name"] == CLIP.split("/")[-1] and status["kind"] == "file"
     events = json.loads(posepipe(env, "events", "--video", str(vid), "--format", "json").stdout)["events"]
-    assert len(events) == len(doc["videos"][0]["events"])
+    # One event shape: `analyze --json` lists a video's events as `posepipe events` (and the API) do.
+    assert events == doc["videos"][0]["events"]
     missing = posepipe(env, "status", "9999", check=False)
     assert missing.returncode != 0 and "no video 9999" in missing.stderr
 

@@ -12,6 +12,7 @@ import redis
 from pipeline import keys
 from pipeline.framestore import FrameStore
 from pipeline.ingest import IngestPlan, IngestStopped, ingest_file
+from pipeline.job_types import ChunkJob
 from pipeline.payload import FrameEncoding
 from pipeline.queue import JobQueue
 from pipeline.source import VideoFile
@@ -39,7 +40,11 @@ def test_chunks_are_queued_with_ids_and_ranges_only(parts, tmp_path: Path) -> No
         result = ingest_file(source, plan(chunk=10, window_bytes=10**9), store, queue)
     assert (result.frames_total, result.chunks_total) == (25, 3)
     jobs = queue.pose.get_jobs()
-    assert [j.args for j in jobs] == [(7, "r1", 0, 0, 10), (7, "r1", 1, 10, 20), (7, "r1", 2, 20, 25)]
+    assert [j.args for j in jobs] == [
+        (ChunkJob(7, "r1", 0, 0, 10),),
+        (ChunkJob(7, "r1", 1, 10, 20),),
+        (ChunkJob(7, "r1", 2, 20, 25),),
+    ]
     assert store.queued(7, "r1") == 25 and store.redis.exists(keys.frame(7, "r1", 24))
 
 
@@ -97,6 +102,9 @@ def test_a_resumed_pass_queues_only_the_chunks_that_are_missing(parts, tmp_path:
             source, plan(chunk=10, window_bytes=10**9), store, queue, skip_chunk=lambda idx: idx == 0
         )
     assert (result.frames_total, result.chunks_total) == (25, 3)
-    assert [j.args for j in queue.pose.get_jobs()] == [(7, "r1", 1, 10, 20), (7, "r1", 2, 20, 25)]
+    assert [j.args for j in queue.pose.get_jobs()] == [
+        (ChunkJob(7, "r1", 1, 10, 20),),
+        (ChunkJob(7, "r1", 2, 20, 25),),
+    ]
     assert store.queued(7, "r1") == 15  # frames 10-24, each counted once
     assert not store.redis.exists(keys.frame(7, "r1", 3))

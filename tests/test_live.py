@@ -91,7 +91,7 @@ def test_camera_streams_to_poses_and_falls_survives_a_server_restart(
             "the measured input rate to settle at the stream's 30 fps",
         )
         status = cameras(env)["hall"]
-        assert status["url"] == f"rtsp://admin:***@127.0.0.1:{server.port}/cam"
+        assert status["url_masked"] == f"rtsp://admin:***@127.0.0.1:{server.port}/cam"
 
         server.kill()
         wait_until(lambda: cameras(env)["hall"]["state"] == "reconnecting", 30, "reconnecting")

@@ -9,6 +9,7 @@ import redis
 from rq.job import Job
 
 from pipeline.framestore import FrameStore
+from pipeline.job_types import ChunkJob
 from pipeline.live import DROP_WORKERS_BEHIND, LiveIngest, LivePlan
 from pipeline.payload import FrameEncoding
 from pipeline.queue import LIVE_JOB, JobQueue
@@ -53,7 +54,8 @@ def chunks(queue: JobQueue) -> list[tuple[int, int, int]]:
     registry (one at a time in the queue), so they are found by their keys."""
     ids = [key.decode().split(":", 2)[2] for key in queue.redis.scan_iter(match="rq:job:*")]
     jobs = [Job.fetch(i, connection=queue.redis) for i in ids if ":" not in i]
-    return sorted(tuple(j.args[2:]) for j in jobs if j.func_name == LIVE_JOB)
+    specs: list[ChunkJob] = [j.args[0] for j in jobs if j.func_name == LIVE_JOB]
+    return sorted((s.chunk_idx, s.seq_from, s.seq_to) for s in specs)
 
 
 def test_frames_are_sampled_by_capture_time_and_queued_in_full_chunks(parts) -> None:

@@ -229,7 +229,7 @@ def test_events_survive_a_broker_restart_and_a_bridge_restart_each_published_onc
         assert subscriber.on("posepipe/available")[-1].payload == b"online"
         wait_until(lambda: subscriber.on("posepipe/cameras/hall/status"), ARRIVAL_S, "the camera's status")
         status = subscriber.on("posepipe/cameras/hall/status")[-1].json()
-        assert status["state"] == "online" and status["camera"] == "hall"
+        assert status["state"] == "online" and status["name"] == "hall"
         # Nobody has reported the camera since the fixture did: stale after 10 s; an ingester
         # reporting again makes it fresh at the next status round.
         wait_until(lambda: subscriber.on("posepipe/cameras/hall/status")[-1].json()["stale"], 20, "stale")

@@ -12,6 +12,7 @@ from rq.job import Job
 from sqlalchemy import func, select
 
 from pipeline import keys
+from pipeline.job_types import PoseChunkResult
 from pipeline.sampler import FrameSampler
 from pipeline.source import VideoFile, first_frame_shape
 from posepipe import analyze as analysis
@@ -119,9 +120,9 @@ def test_embedded_mode_accounts_for_every_sampled_frame(
     assert [round(t, 4) for _, t in frames] == [round(t, 4) for t in expected]
     assert video.frames_with_person >= 0.95 * len(expected)  # a single, fully visible person
     report = video_report(services.db, target)
-    assert report["status"] == "done" and report["frames_analyzed"] == len(expected)
-    assert report["fps_analyzed"] == pytest.approx(10.0, abs=0.2)
-    assert set(report) == {
+    assert report.status == "done" and report.frames_analyzed == len(expected)
+    assert report.fps_analyzed == pytest.approx(10.0, abs=0.2)
+    assert set(report.document()) == {  # the keys of `analyze --json`, unchanged by schema 2
         "video_id",
         "path",
         "sha256",
@@ -136,7 +137,7 @@ def test_embedded_mode_accounts_for_every_sampled_frame(
         "kind",
         "people",
     }
-    assert report["kind"] == "video"
+    assert report.kind == "video"
 
 
 def test_an_embedded_worker_whose_round_fails_starts_again(
@@ -247,8 +248,9 @@ def test_two_workers_store_the_same_rows_as_one(
                         keys.pose_job_id(video.id, video.run_token, idx), connection=services.redis
                     )
                     value = job.return_value()
-                    estimators.setdefault(value["worker"], set()).add(value["estimator_id"])
-                    analysed_here.append(value["analysed_here"])
+                    assert isinstance(value, PoseChunkResult), value
+                    estimators.setdefault(value.worker, set()).add(value.estimator_id)
+                    analysed_here.append(value.analysed_here)
                 results[workers].append(
                     (stored_rows(services, target.video_id), stored_analysis(services, target.video_id))
                 )
@@ -317,11 +319,11 @@ def test_bad_files_fail_alone_and_the_batch_completes(
     good = media_dir / "falls" / "urfall_ds22_fall_toward_camera.mp4"
     targets = analyse(services, [text, good, truncated, tmp_path / "missing.mp4"])
     reports = [video_report(services.db, t) for t in targets]
-    assert [r["status"] for r in reports] == ["failed", "done", "failed", "failed"]
-    assert "not a readable media file" in reports[0]["error"]
-    assert "truncated.mp4" in reports[2]["error"]
-    assert "does not exist" in reports[3]["error"]
-    assert reports[1]["frames_analyzed"] == len(sampled_times(good, 10))
+    assert [r.status for r in reports] == ["failed", "done", "failed", "failed"]
+    assert "not a readable media file" in reports[0].error
+    assert "truncated.mp4" in reports[2].error
+    assert "does not exist" in reports[3].error
+    assert reports[1].frames_analyzed == len(sampled_times(good, 10))
 
 
 def test_same_content_is_reused_unless_forced(make_settings, open_services, media_dir, tmp_path) -> None:

@@ -171,13 +171,15 @@ def running_camera_job(
     from rq import Retry, SimpleWorker
     from rq.rate_limit import RateLimit
 
+    from pipeline.job_types import ChunkJob
     from pipeline.queue import LIVE_JOB
 
     queue = Queue(keys.live_worker_queue(worker_name), connection=client)
     job_ids = [keys.live_job_id(video_id, "r1", chunk) for chunk in (0, 1)]
     for chunk, job_id in enumerate(job_ids):
         queue.enqueue(
-            LIVE_JOB, video_id, "r1", chunk, 3 * chunk, 3 * chunk + 3, job_id=job_id, retry=Retry(max=1),
+            LIVE_JOB, ChunkJob(video_id, "r1", chunk, 3 * chunk, 3 * chunk + 3),
+            job_id=job_id, retry=Retry(max=1),
             rate_limit=RateLimit(keys.live_rate_limit(video_id), concurrency=1),
         )  # fmt: skip
         if chunk == 0:
@@ -257,13 +259,14 @@ def taken_but_not_started(client: redis.Redis, queue_name: str) -> tuple[str, st
     from rq import Retry
     from rq.rate_limit import RateLimit
 
+    from pipeline.job_types import ChunkJob
     from pipeline.queue import LIVE_JOB
 
     queue = Queue(queue_name, connection=client)
     job_ids = [keys.live_job_id(7, "r1", chunk) for chunk in (0, 1)]
     for chunk, job_id in enumerate(job_ids):
         queue.enqueue(
-            LIVE_JOB, 7, "r1", chunk, 3 * chunk, 3 * chunk + 3, job_id=job_id, retry=Retry(max=1),
+            LIVE_JOB, ChunkJob(7, "r1", chunk, 3 * chunk, 3 * chunk + 3), job_id=job_id, retry=Retry(max=1),
             rate_limit=RateLimit(keys.live_rate_limit(7), concurrency=1),
         )  # fmt: skip
     assert client.lpop(queue.key) == job_ids[0].encode()

@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from pipeline import keys
 from pipeline.framestore import FrameStore
-from pipeline.ingest import IngestPlan, IngestResult, SegmentMismatch, Span, ingest_file
+from pipeline.ingest import IngestPlan, SegmentMismatch, Span, ingest_file
+from pipeline.job_types import ChunkJob, IngestResult, SegmentJob
 from pipeline.payload import FrameEncoding
 from pipeline.queue import JobQueue
 from pipeline.segments import SegmentPlan, predict
@@ -78,7 +79,8 @@ def stored_frames(store: FrameStore, run: str, count: int) -> dict[int, bytes | 
 
 
 def pose_jobs(queue: JobQueue, run: str) -> list[tuple]:
-    return sorted(j.args[2:] for j in queue.pose.get_jobs() if j.args[1] == run)
+    specs: list[ChunkJob] = [j.args[0] for j in queue.pose.get_jobs()]
+    return sorted((s.chunk_idx, s.seq_from, s.seq_to) for s in specs if s.run == run)
 
 
 def vfr_times(count: int) -> list[float]:
@@ -167,7 +169,7 @@ def test_a_killed_part_retried_neither_doubles_nor_loses_a_frame(parts, tmp_path
         ingest_file(source, ingest_plan("parts", 10.0), store, queue, span=span_of(plan, second))
     store.put = put  # type: ignore[method-assign]
     assert len(pose_jobs(queue, "parts")) == 2
-    queued = {j.args[2] for j in queue.pose.get_jobs() if j.args[1] == "parts"}
+    queued = {j.args[0].chunk_idx for j in queue.pose.get_jobs() if j.args[0].run == "parts"}
     for seqs in (second, first):  # the retry, then the other part
         with VideoFile(path) as source:
             ingest_file(
@@ -343,7 +345,8 @@ def test_a_killed_segment_job_is_retried_without_loss_or_duplicates(
         make_settings, open_services, long_clip, redis_url, tmp_path
     )
     job = Job.fetch(job_id, connection=services.redis)
-    seq_from, seq_to = job.args[2:]
+    part: SegmentJob = job.args[0]
+    seq_from, seq_to = part.seq_from, part.seq_to
     pose_before = len(ctx.queue.pose.get_job_ids())
 
     put = ctx.frames.put

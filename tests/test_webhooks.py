@@ -21,11 +21,12 @@ from sqlalchemy import select, text
 
 from analytics.events import Event, EventType
 from posepipe.settings import Settings
+from posepipe.views import SCHEMA_VERSION, EventView
 from posepipe.webhook_dispatcher import WebhookDispatcher
 from storage import events as stored_events
 from storage import webhooks
 from storage.db import Database
-from storage.models import DeliveryState, Source, SourceKind, Video, WebhookDelivery, utcnow
+from storage.models import DeliveryState, EventRow, Source, SourceKind, Video, WebhookDelivery, utcnow
 from storage.secret_box import SecretBox
 from tests.services import free_port, wait_until
 
@@ -225,8 +226,17 @@ def test_signed_delivery_retried_with_backoff_then_delivered(
     # Capped exponential backoff with jitter in [0.5, 1] x ceiling: 0.3 s, then 0.6 s.
     gaps = [b.at - a.at for a, b in zip(attempts, attempts[1:], strict=False)]
     assert gaps[0] >= 0.3 * 0.5 and gaps[1] >= 0.6 * 0.5, gaps
+    assert all(r.body["schema_version"] == SCHEMA_VERSION for r in attempts)
     event = attempts[-1].body["event"]
     assert event["type"] == "fall" and event["video_id"] == video_id and event["data"]["t_peak_s"] == 2.5
+    # The event as the API and the CLI give it (posepipe.views).
+    with db.session() as session:
+        stored = session.execute(
+            select(EventRow, Source)
+            .join(Source, Source.id == EventRow.source_id)
+            .where(EventRow.id == event["id"])
+        ).one()
+    assert event == EventView.from_rows(*stored).document()
     (row,) = deliveries(db)
     assert row.webhook_id == hook_id and row.state is DeliveryState.DELIVERED
     assert row.attempts == 3 and row.last_status_code == 200 and row.last_error is None

@@ -23,8 +23,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
-from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -37,7 +35,8 @@ from common.backoff import Backoff, BackoffPolicy
 from pipeline import keys, routing
 from pipeline.errors import IngestError
 from pipeline.framestore import Lease
-from pipeline.ingest import IngestPlan, IngestResult, IngestStopped, SegmentMismatch, Span, ingest_file
+from pipeline.ingest import IngestPlan, IngestStopped, SegmentMismatch, Span, ingest_file
+from pipeline.job_types import IngestJobResult, IngestResult, RunJob, SegmentJob
 from pipeline.segments import SegmentPlan, predict
 from pipeline.source import VideoFile
 from storage import videos
@@ -62,9 +61,9 @@ TAKEN_GRACE_S = 1.0
 SEGMENTS_OFF_TTL_S = 30 * 24 * 3600
 
 
-def ingest_video(video_id: int, run: str) -> dict[str, Any]:
-    result = run_ingest(current(), video_id, run)
-    return {"video_id": video_id, "result": asdict(result) if result else None}
+def ingest_video(job: RunJob) -> IngestJobResult:
+    result = run_ingest(current(), job.video_id, job.run)
+    return IngestJobResult(video_id=job.video_id, ingest=result)
 
 
 def run_ingest(
@@ -243,10 +242,10 @@ def _plan_parts(
     return segment_plan, spans
 
 
-def ingest_segment(video_id: int, run: str, seq_from: int, seq_to: int) -> dict[str, Any]:
+def ingest_segment(job: SegmentJob) -> IngestJobResult:
     """RQ job: decode one part of a long file (frames [seq_from, seq_to)) and queue its chunks."""
-    result = run_segment(current(), video_id, run, seq_from, seq_to)
-    return {"video_id": video_id, "seq_from": seq_from, "result": asdict(result) if result else None}
+    result = run_segment(current(), job.video_id, job.run, job.seq_from, job.seq_to)
+    return IngestJobResult(video_id=job.video_id, seq_from=job.seq_from, ingest=result)
 
 
 def run_segment(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +20,7 @@ from analytics.engine import ANALYTICS_VERSION, AnalyticsEngine
 from analytics.events import Event
 from pipeline import keys
 from pipeline.errors import FramesMissingError
+from pipeline.job_types import AnalyseResult, ChunkJob, PoseChunkResult, RunJob
 from pipeline.queue import LIVE_JOB
 from pose.estimator import PoseEstimator
 from pose.types import FramePoses
@@ -31,26 +31,9 @@ from workers.context import WorkerContext, current
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class PoseChunkResult:
-    video_id: int
-    chunk_idx: int
-    frames: int
-    frames_with_person: int
-    pose_s: float
-    worker: str
-    # Identifies the model object that posed the chunk: equal ids across jobs of one
-    # worker process prove the model was built once, not once per job.
-    estimator_id: str
-    skipped: str | None = None
-    # True when this job also analysed the chunk (analytics had reached it), so no analytics
-    # job was queued for it.
-    analysed_here: bool = False
-
-
-def pose_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: int) -> dict[str, Any]:
+def pose_chunk(job: ChunkJob) -> PoseChunkResult:
     ctx = current()
-    seqs = range(seq_from, seq_to)
+    video_id, run, chunk_idx, seqs = job.video_id, job.run, job.chunk_idx, job.seqs
     with ctx.db.session() as session:
         video = videos.current(session, video_id, run)
         stale = _why_skip(video)
@@ -61,7 +44,7 @@ def pose_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: i
         # Still release: a retry after a crash between commit and release must free the window.
         ctx.frames.release(video_id, run, seqs)
         log.info("video=%s chunk %d skipped: %s", video_id, chunk_idx, stale)
-        return asdict(_result(ctx, video_id, chunk_idx, [], 0.0, skipped=stale))
+        return _result(ctx, video_id, chunk_idx, [], 0.0, skipped=stale)
 
     estimator = ctx.estimator(backend)  # the video's backend: part of its cache key
     estimator.reset()
@@ -79,7 +62,7 @@ def pose_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: i
     def store(session: Session) -> None:
         if _why_skip(videos.current(session, video_id, run)) is None:
             poses.write_chunk(
-                session, poses.ChunkWrite(video_id, chunk_idx, seq_from, seq_to, posed, pose_s, ctx.name)
+                session, poses.ChunkWrite(video_id, chunk_idx, seqs.start, seqs.stop, posed, pose_s, ctx.name)
             )
 
     try:
@@ -92,7 +75,7 @@ def pose_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: i
     finally:
         if forgetting is not None:
             forgetting.join()
-    return asdict(_result(ctx, video_id, chunk_idx, posed, pose_s, analysed_here=analysed_here))
+    return _result(ctx, video_id, chunk_idx, posed, pose_s, analysed_here=analysed_here)
 
 
 def _forget_ahead(estimator: PoseEstimator, shape: tuple[int, ...] | None) -> threading.Thread | None:
@@ -148,9 +131,9 @@ def _why_skip(video: Video | None) -> str | None:
     return None
 
 
-def analyse(video_id: int, run: str) -> dict[str, Any]:
+def analyse(job: RunJob) -> AnalyseResult:
     """Feed every stored chunk not yet analysed, in order, to the video's engine; finish at the end."""
-    return _analyse_stored(current(), video_id, run)
+    return _analyse_stored(current(), job.video_id, job.run)
 
 
 def _analyse_after_posing(
@@ -178,15 +161,15 @@ def _analyse_after_posing(
 
 def _analyse_stored(
     ctx: WorkerContext, video_id: int, run: str, posed: tuple[int, list[FramePoses]] | None = None
-) -> dict[str, Any]:
+) -> AnalyseResult:
     """`posed`: a chunk's frames already in memory, which need not be read back."""
     with ctx.db.session() as session:
         video = videos.current(session, video_id, run)
         if video is None or video.status == VideoStatus.FAILED:
-            return {"video_id": video_id, "skipped": "run superseded or failed"}
+            return AnalyseResult(video_id=video_id, skipped="run superseded or failed")
         cursor = analytics_state.load(session, video_id)
         if cursor.finished:
-            return {"video_id": video_id, "skipped": "already finished"}
+            return AnalyseResult(video_id=video_id, skipped="already finished")
         if not cursor.current_version:
             raise RuntimeError(
                 f"video {video_id}: analytics state is from another analytics version; re-run with --force"
@@ -215,8 +198,8 @@ def _analyse_stored(
         finished = _finish_if_complete(ctx, video_id, run, source_id, next_chunk, engine)
     except analytics_state.CursorMoved as exc:
         log.info("video=%s analytics handed over: %s", video_id, exc)
-        return {"video_id": video_id, "skipped": "another analytics job advanced the cursor"}
-    return {"video_id": video_id, "chunks_analysed": analysed, "finished": finished}
+        return AnalyseResult(video_id=video_id, skipped="another analytics job advanced the cursor")
+    return AnalyseResult(video_id=video_id, chunks_analysed=analysed, finished=finished)
 
 
 def analyse_frames(
@@ -257,15 +240,16 @@ def _finish_if_complete(
 
 def on_job_failure(job: Any, connection: Any, exc_type: type, exc_value: BaseException, _tb: Any) -> None:
     """RQ failure callback (every failed attempt, and abandoned jobs): fail the video on the last one."""
-    video_id, run = job.args[0], job.args[1]
+    spec: RunJob = job.args[0]
+    video_id, run = spec.video_id, spec.run
     if job.should_retry:
         log.warning("video=%s job %s failed, will retry: %s", video_id, job.func_name, exc_value)
         return
     reason = str(exc_value) or exc_type.__name__
     ctx = current()
-    if job.func_name == LIVE_JOB:
+    if isinstance(spec, ChunkJob) and job.func_name == LIVE_JOB:
         # A live chunk that cannot be analysed is lost frames, not a failed camera session.
-        seqs = range(job.args[3], job.args[4])
+        seqs = spec.seqs
         ctx.frames.release(video_id, run, seqs)
         ctx.redis.hincrby(keys.live_drops(video_id), "job_failed", len(seqs))
         log.error("video=%s live chunk failed, its %d frames dropped: %s", video_id, len(seqs), reason)

@@ -20,6 +20,7 @@ from typing import Any
 from analytics.engine import ANALYTICS_VERSION, AnalyticsEngine
 from pipeline import keys
 from pipeline.errors import FramesMissingError
+from pipeline.job_types import ChunkJob, LiveChunkResult, LiveFinishResult, RunJob
 from pose.types import FramePoses
 from storage import analytics_state, cameras, events, poses, videos
 from storage.models import VideoStatus, utcnow
@@ -30,14 +31,14 @@ from workers.jobs import analyse_frames
 log = logging.getLogger(__name__)
 
 
-def live_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: int) -> dict[str, Any]:
+def live_chunk(job: ChunkJob) -> LiveChunkResult:
     ctx = current()
-    seqs = range(seq_from, seq_to)
+    video_id, run, chunk_idx, seqs = job.video_id, job.run, job.chunk_idx, job.seqs
     with ctx.db.session() as session:
         video = videos.current(session, video_id, run)
         if video is None or video.status is not VideoStatus.RUNNING or video.started_at is None:
             ctx.frames.release(video_id, run, seqs)
-            return {"video_id": video_id, "skipped": "session over"}
+            return LiveChunkResult(video_id=video_id, chunk_idx=chunk_idx, skipped="session over")
         origin, source_id, exercise = video.started_at, video.source_id, video.exercise
         backend = video.pose_backend
         # A live session's cursor moves past each chunk posed (dropped ones are skipped).
@@ -46,11 +47,11 @@ def live_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: i
     try:
         frames = ctx.frames.get(video_id, run, seqs)
     except FramesMissingError as exc:
-        return _drop(ctx, video_id, run, seqs, "expired", f"{exc}")
+        return _drop(ctx, job, "expired", f"{exc}")
     lag_s = time.time() - (origin.timestamp() + frames[-1].pts_s)
     cause = drop_cause(lag_s, posed_previous, ctx.settings.live_thin_lag_s, ctx.settings.live_max_lag_s)
     if cause is not None:
-        return _drop(ctx, video_id, run, seqs, cause, f"{lag_s:.1f} s behind")
+        return _drop(ctx, job, cause, f"{lag_s:.1f} s behind")
 
     estimator = ctx.session_estimator(video_id, frames[0].pts_s, backend)
     started = time.perf_counter()
@@ -64,7 +65,7 @@ def live_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: i
     tracks: tuple[live_view.TrackState, ...] | None = None
     with ctx.db.session() as session:
         poses.write_chunk(
-            session, poses.ChunkWrite(video_id, chunk_idx, seq_from, seq_to, posed, pose_s, ctx.name)
+            session, poses.ChunkWrite(video_id, chunk_idx, seqs.start, seqs.stop, posed, pose_s, ctx.name)
         )
         cursor = analytics_state.load(session, video_id)
         # A retried job whose chunk was analysed already stores its poses again, nothing more.
@@ -80,7 +81,9 @@ def live_chunk(video_id: int, run: str, chunk_idx: int, seq_from: int, seq_to: i
     if tracks is not None:  # after the commit: the API reads these frames' poses from the database
         live_view.publish(ctx.redis, video_id, origin.timestamp(), frames, tracks)
     ctx.frames.release(video_id, run, seqs)
-    return {"video_id": video_id, "chunk": chunk_idx, "frames": len(posed), "events": found, "lag_s": lag_s}
+    return LiveChunkResult(
+        video_id=video_id, chunk_idx=chunk_idx, frames=len(posed), events=found, lag_s=lag_s
+    )
 
 
 def drop_cause(lag_s: float, posed_previous: bool, thin_lag_s: float, max_lag_s: float) -> str | None:
@@ -99,22 +102,24 @@ def drop_cause(lag_s: float, posed_previous: bool, thin_lag_s: float, max_lag_s:
     return None
 
 
-def _drop(ctx: Any, video_id: int, run: str, seqs: range, cause: str, detail: str) -> dict[str, Any]:
-    released = ctx.frames.release(video_id, run, seqs)
+def _drop(ctx: Any, job: ChunkJob, cause: str, detail: str) -> LiveChunkResult:
+    video_id, seqs = job.video_id, job.seqs
+    ctx.frames.release(video_id, job.run, seqs)
     ctx.redis.hincrby(keys.live_drops(video_id), cause, len(seqs))
     ctx.redis.expire(keys.live_drops(video_id), ctx.settings.frame_ttl_s)
     log.info("video=%s dropped frames %d-%d (%s: %s)", video_id, seqs.start, seqs.stop - 1, cause, detail)
-    return {"video_id": video_id, "dropped": len(seqs), "cause": cause, "released": released}
+    return LiveChunkResult(video_id=video_id, chunk_idx=job.chunk_idx, dropped=len(seqs), cause=cause)
 
 
-def live_finish(video_id: int, run: str) -> dict[str, Any]:
+def live_finish(job: RunJob) -> LiveFinishResult:
     """The session ended: flush every track's open state, mark the session done."""
     ctx = current()
+    video_id, run = job.video_id, job.run
     ctx.forget_session(video_id)
     with ctx.db.session() as session:
         video = videos.current(session, video_id, run)
         if video is None or video.status is not VideoStatus.RUNNING or video.started_at is None:
-            return {"video_id": video_id, "skipped": "not running"}
+            return LiveFinishResult(video_id=video_id, skipped="not running")
         cursor = analytics_state.load(session, video_id)
         flushed = 0
         if cursor.engine is not None and not cursor.finished:
@@ -125,4 +130,4 @@ def live_finish(video_id: int, run: str) -> dict[str, Any]:
         video.status = VideoStatus.DONE
         video.analytics_version = ANALYTICS_VERSION
         video.finished_at = utcnow()
-    return {"video_id": video_id, "events_flushed": flushed}
+    return LiveFinishResult(video_id=video_id, events_flushed=flushed)

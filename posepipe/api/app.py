@@ -27,6 +27,7 @@ from posepipe.api.auth import SCOPE_OF
 from posepipe.api.state import UPLOADS_DIR, ApiState
 from posepipe.services import Services
 from posepipe.settings import Settings
+from posepipe.views import SCHEMA_VERSION
 from posepipe.webhook_dispatcher import WebhookDispatcher
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,12 @@ Every route except `GET /api/health` (and this document and the web UI's static 
 `read` tokens may call every GET; writes need `admin` (the `x-scope` of each operation).
 Times named `*_s` are seconds from the start of the video or camera session; `*_at` are
 UTC wall-clock times.
+
+An event, a video and a camera have one JSON shape each (`EventView`, `VideoView`,
+`CameraView` below), the same in the API, the CLI's `--json`, webhooks, the event stream and
+MQTT. Their version, `schema_version` (now 2), is in the `X-Posepipe-Schema` header of every
+answer, in each page of items and in `GET /api/health`; README.md ("JSON schema") says what
+changed from version 1.
 """
 # The bundled UI is same-origin; its pictures and clips are fetched with the token and shown
 # from blob: URLs. Nothing else may be loaded or framed.
@@ -58,10 +65,14 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
 ]
+# Every answer says which version of the JSON shapes it speaks, bare lists and streams included.
+SCHEMA_HEADER = (b"x-posepipe-schema", str(SCHEMA_VERSION).encode())
+RESPONSE_HEADERS = [*SECURITY_HEADERS, SCHEMA_HEADER]
 
 
 class SecurityHeaders:
-    """Adds SECURITY_HEADERS to every HTTP response (pure ASGI: request bodies stream through)."""
+    """Adds RESPONSE_HEADERS (SECURITY_HEADERS and the schema version) to every HTTP response
+    (pure ASGI: request bodies stream through)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -75,7 +86,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 present = {name for name, _ in message.get("headers", [])}
                 message["headers"] = list(message.get("headers", [])) + [
-                    header for header in SECURITY_HEADERS if header[0] not in present
+                    header for header in RESPONSE_HEADERS if header[0] not in present
                 ]
             await send(message)
 

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from sqlalchemy import select
 
 from posepipe.api.auth import require_admin, require_read
-from posepipe.api.common import NOT_FOUND, Responses, utc
-from posepipe.api.schemas import CameraIn, CameraOut, CameraPatch
+from posepipe.api.common import NOT_FOUND, Responses
+from posepipe.api.schemas import CameraIn, CameraPatch
 from posepipe.api.state import ApiState, get_api
+from posepipe.views import CameraView
 from storage import cameras
 from storage.models import Camera, CameraStatusRow
 
@@ -20,32 +21,7 @@ CONFLICT: Responses = {409: {"description": "A camera with that name exists."}}
 INVALID: Responses = {422: {"description": "Invalid name, URL or value (the detail says which)."}}
 
 
-def camera_view(camera: Camera, status: CameraStatusRow | None) -> CameraOut:
-    return CameraOut(
-        id=camera.id,
-        name=camera.name,
-        url_masked=camera.url_masked,
-        fps=camera.fps,
-        exercise=camera.exercise,  # type: ignore[arg-type]
-        long_lie_s=camera.long_lie_s,
-        hands=camera.hands,
-        enabled=camera.enabled,
-        state=status.state.value if status else "never_started",
-        session_video_id=status.session_video_id if status else None,
-        last_frame_at=utc(status.last_frame_at) if status else None,
-        fps_in=status.fps_in if status else None,
-        fps_analyzed=status.fps_analyzed if status else None,
-        frames_in=status.frames_in if status else 0,
-        frames_queued=status.frames_queued if status else 0,
-        dropped={str(k): int(v) for k, v in (status.dropped or {}).items()} if status else {},
-        reconnects=status.reconnects if status else 0,
-        last_error=status.last_error if status else None,
-        status_updated_at=utc(status.updated_at) if status else None,
-        created_at=utc(camera.created_at),
-    )
-
-
-def _one(api: ApiState, name: str) -> CameraOut:
+def _one(api: ApiState, name: str) -> CameraView:
     with api.db.session() as session:
         row = session.execute(
             select(Camera, CameraStatusRow)
@@ -54,30 +30,30 @@ def _one(api: ApiState, name: str) -> CameraOut:
         ).first()
         if row is None:
             raise HTTPException(404, f"no camera named {name!r}")
-        return camera_view(row[0], row[1])
+        return CameraView.from_rows(row[0], row[1])
 
 
-@router.get("/cameras", response_model=list[CameraOut], summary="Cameras with their live status")
-def list_cameras(api: Annotated[ApiState, Depends(get_api)]) -> list[CameraOut]:
+@router.get("/cameras", response_model=list[CameraView], summary="Cameras with their live status")
+def list_cameras(api: Annotated[ApiState, Depends(get_api)]) -> list[CameraView]:
     """Status as the ingester (`posepipe ingest`, needs REDIS_URL) last reported it, every ~2 s."""
     with api.db.session() as session:
-        return [camera_view(cam, st) for cam, st in cameras.list_cameras(session)]
+        return [CameraView.from_rows(cam, st) for cam, st in cameras.list_cameras(session)]
 
 
-@router.get("/cameras/{name}", response_model=CameraOut, responses=NOT_FOUND, summary="One camera")
-def get_camera(name: str, api: Annotated[ApiState, Depends(get_api)]) -> CameraOut:
+@router.get("/cameras/{name}", response_model=CameraView, responses=NOT_FOUND, summary="One camera")
+def get_camera(name: str, api: Annotated[ApiState, Depends(get_api)]) -> CameraView:
     return _one(api, name)
 
 
 @router.post(
     "/cameras",
     status_code=201,
-    response_model=CameraOut,
+    response_model=CameraView,
     dependencies=[Depends(require_admin)],
     responses={**CONFLICT, **INVALID},
     summary="Add a camera",
 )
-def create_camera(body: CameraIn, api: Annotated[ApiState, Depends(get_api)]) -> CameraOut:
+def create_camera(body: CameraIn, api: Annotated[ApiState, Depends(get_api)]) -> CameraView:
     """The URL is stored encrypted and returned only masked. The ingester starts it within seconds."""
     with api.db.session() as session:
         if session.scalar(select(Camera.id).where(Camera.name == body.name)) is not None:
@@ -102,12 +78,12 @@ def create_camera(body: CameraIn, api: Annotated[ApiState, Depends(get_api)]) ->
 
 @router.patch(
     "/cameras/{name}",
-    response_model=CameraOut,
+    response_model=CameraView,
     dependencies=[Depends(require_admin)],
     responses={**NOT_FOUND, **INVALID},
     summary="Change a camera's URL, rate, exercise, long-lie time, hands or enabled flag",
 )
-def update_camera(name: str, body: CameraPatch, api: Annotated[ApiState, Depends(get_api)]) -> CameraOut:
+def update_camera(name: str, body: CameraPatch, api: Annotated[ApiState, Depends(get_api)]) -> CameraView:
     """Fields left out stay as they are. The ingester restarts the camera with the change."""
     change = cameras.CameraUpdate(
         url=body.url,

@@ -29,17 +29,16 @@ from posepipe.api.common import (
     RowIdFilter,
     load_video,
     skeleton_style,
-    utc,
 )
-from posepipe.api.schemas import EventDetail, EventOut, EventPage, EventSort
+from posepipe.api.schemas import EventDetail, EventPage, EventSort
 from posepipe.api.state import ApiState, get_api
 from posepipe.api.streaming import stream_text
 from posepipe.api.videos import jpeg_response
 from posepipe.export import write_events
 from posepipe.render import SkeletonStyle
+from posepipe.views import EventView, utc
 from storage import event_feed
 from storage.models import EventRow, Source, SourceKind
-from storage.webhooks import event_document
 
 log = logging.getLogger(__name__)
 
@@ -135,16 +134,6 @@ def _base() -> Any:
     return select(EventRow, Source).join(Source, Source.id == EventRow.source_id)
 
 
-def event_view(row: EventRow, source: Source) -> EventOut:
-    document = event_document(row, source)
-    live = source.kind is SourceKind.CAMERA
-    return EventOut(
-        **document,
-        snapshot_url=f"/api/events/{row.id}/snapshot" if row.video_id is not None else None,
-        clip_url=None if live or row.video_id is None else f"/api/events/{row.id}/clip",
-    )
-
-
 @router.get("/events", response_model=EventPage, summary="Events, filtered, sorted and paged")
 def list_events(
     filters: Annotated[EventFilters, Depends(event_filters)],
@@ -160,7 +149,7 @@ def list_events(
     with api.db.session() as session:
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = session.execute(query.order_by(*SORTS[sort]).limit(limit).offset(offset)).all()
-        items = [event_view(row, source) for row, source in rows]
+        items = [EventView.from_rows(row, source) for row, source in rows]
     return EventPage(total=total, limit=limit, offset=offset, items=items)
 
 
@@ -177,11 +166,12 @@ def events_csv(
     limit: Annotated[int, Query(ge=1, le=MAX_CSV_ROWS)] = MAX_CSV_ROWS,
     api: Annotated[ApiState, Depends(get_api)],
 ) -> StreamingResponse:
-    query = filters.apply(select(EventRow).join(Source, Source.id == EventRow.source_id))
+    query = filters.apply(_base())
 
     def produce(out: Any) -> None:
         with api.db.session() as session:
-            write_events(out, list(session.scalars(query.order_by(*SORTS[sort]).limit(limit))), "csv")
+            rows = session.execute(query.order_by(*SORTS[sort]).limit(limit)).all()
+            write_events(out, [EventView.from_rows(row, source) for row, source in rows], "csv")
 
     return StreamingResponse(
         stream_text(produce, "events-export"),
@@ -245,7 +235,7 @@ async def event_stream(
             while not _STREAMS_ENDING.is_set():
                 rows = await run_in_threadpool(feed.poll)
                 for row, source in rows:
-                    yield f"id: {row.id}\ndata: {event_view(row, source).model_dump_json()}\n\n"
+                    yield f"id: {row.id}\ndata: {EventView.from_rows(row, source).model_dump_json()}\n\n"
                 sent += len(rows)
                 now = time.monotonic()
                 if rows:
@@ -291,7 +281,7 @@ def get_event(event_id: RowId, api: Annotated[ApiState, Depends(get_api)]) -> Ev
         if found is None:
             raise HTTPException(404, f"no event {event_id}")
         row, source = found
-        view = event_view(row, source)
+        view = EventView.from_rows(row, source)
         key_time = media.event_key_time(row)
         video = load_video(session, row.video_id) if row.video_id is not None else None
     return EventDetail(

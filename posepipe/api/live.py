@@ -33,6 +33,7 @@ from posepipe.api.common import NOT_FOUND, MaxSide, Responses, skeleton_style
 from posepipe.api.media import encode_jpeg
 from posepipe.api.state import ApiState, get_api
 from posepipe.render import SkeletonStyle, draw_skeleton
+from posepipe.views import CameraViewState
 from storage.db import Database
 from storage.models import Camera, CameraStatusRow, PoseRow
 from storage.poses import POSE_COLUMNS, pose_from_row
@@ -96,7 +97,7 @@ def _session_of(db: Database, name: str) -> int:
     if row is None:
         raise HTTPException(404, f"no camera named {name!r}")
     if row[1] is None:
-        state = row[2].value if row[2] is not None else "never_started"
+        state = row[2].value if row[2] is not None else CameraViewState.NEVER_STARTED.value
         raise HTTPException(409, f"camera {name!r} has no running session ({state})")
     return int(row[1])
 

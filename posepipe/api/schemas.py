@@ -1,5 +1,8 @@
 """The API's request and response bodies (pydantic models; they are the OpenAPI schemas).
 
+An event, a video and a camera are posepipe.views' models, the CLI's too; this module has the
+pages, requests and the API's own answers around them.
+
 Times named `*_s` are seconds from the start of the video or camera session; `*_at` are
 wall-clock ISO 8601 times in UTC. Camera URLs and webhook URLs appear only masked.
 """
@@ -8,20 +11,31 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from analytics.events import EventType, Exercise
 from posepipe.analyze import Action
-from storage.models import DeliveryState, SourceKind, TokenScope, VideoStatus
+from posepipe.views import SCHEMA_VERSION, EventView, VideoView
+from storage.models import DeliveryState, TokenScope
+
+
+class _Versioned(BaseModel):
+    """An answer that says the version of the JSON shapes (posepipe.views.SCHEMA_VERSION)."""
+
+    # Always sent: listed as required in the OpenAPI document although it has a default.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    schema_version: int = Field(
+        default=SCHEMA_VERSION, description='The version of these JSON shapes (README.md, "JSON schema").'
+    )
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class HealthOut(BaseModel):
+class HealthOut(_Versioned):
     status: str = Field(description="`ok`, or `degraded` when the database or Redis does not answer.")
     version: str
     database: str = Field(description="`ok` or the error.")
@@ -36,41 +50,11 @@ class MeOut(BaseModel):
     scope: TokenScope
 
 
-class VideoOut(BaseModel):
-    """A video file's analysis, or a camera's live session."""
-
-    id: int
-    name: str = Field(description="The uploaded or analysed file's name; a session's camera name.")
-    kind: SourceKind
-    photo: bool = Field(description="A single picture (JPEG, PNG, WebP, ...): one analysed frame at t = 0.")
-    camera: str | None = Field(description="The camera of a live session.")
-    status: VideoStatus
-    error: str | None
-    progress: float = Field(description="Analysed frames over expected frames, 0-1.")
-    frames_done: int
-    frames_total: int | None = Field(description="Known once the whole file is decoded.")
-    frames_expected: int | None
-    frames_with_person: int
-    fps_target: float
-    exercise: Exercise | None
-    duration_s: float | None
-    fps_native: float | None
-    width: int | None
-    height: int | None
-    codec: str | None
-    size_bytes: int | None
-    sha256: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    event_counts: dict[str, int] = Field(description="Stored events of this video by type.")
-
-
-class VideoPage(BaseModel):
+class VideoPage(_Versioned):
     total: int
     limit: int
     offset: int
-    items: list[VideoOut]
+    items: list[VideoView]
 
 
 class UploadOut(BaseModel):
@@ -79,7 +63,7 @@ class UploadOut(BaseModel):
         "parameters; `analytics`: its poses are reused and its events recomputed; `attach`: it is being "
         "analysed already."
     )
-    video: VideoOut
+    video: VideoView
 
 
 class CameraIn(_In):
@@ -115,59 +99,16 @@ class CameraPatch(_In):
     enabled: bool | None = None
 
 
-class CameraOut(BaseModel):
-    id: int
-    name: str
-    url_masked: str = Field(description="The URL with its password replaced by ***.")
-    fps: float
-    exercise: Exercise | None
-    long_lie_s: float | None = Field(description="This camera's long-lie time; null: the deployment's.")
-    hands: bool = Field(description="Whether its sessions find each person's hands.")
-    enabled: bool
-    state: str = Field(description="online, connecting, reconnecting, offline, or never_started.")
-    session_video_id: int | None = Field(description="The live session's video id (its poses and events).")
-    last_frame_at: datetime | None
-    fps_in: float | None
-    fps_analyzed: float | None
-    frames_in: int
-    frames_queued: int
-    dropped: dict[str, int] = Field(description="Frames not analysed, by cause.")
-    reconnects: int
-    last_error: str | None
-    status_updated_at: datetime | None
-    created_at: datetime
-
-
-class EventOut(BaseModel):
-    id: int
-    type: EventType
-    video_id: int | None
-    source_id: int
-    source_kind: SourceKind
-    source_name: str
-    camera: str | None
-    track_id: int | None
-    t_start_s: float
-    t_end_s: float
-    confidence: float
-    started_at: datetime | None = Field(description="Wall-clock start (live sessions only).")
-    ended_at: datetime | None
-    created_at: datetime
-    data: dict[str, Any] = Field(description="The detector's evidence (see docs/analytics_*.md).")
-    snapshot_url: str | None = Field(description="A JPEG of the event's key moment with the skeleton.")
-    clip_url: str | None = Field(description="An MP4 around the event (files only; null for live sessions).")
-
-
-class EventPage(BaseModel):
+class EventPage(_Versioned):
     total: int
     limit: int
     offset: int
-    items: list[EventOut]
+    items: list[EventView]
 
 
-class EventDetail(EventOut):
+class EventDetail(EventView):
     key_time_s: float = Field(description="The moment the snapshot shows.")
-    video: VideoOut | None
+    video: VideoView | None
     clip_unavailable: str | None = Field(description="Why there is no clip, when there is none.")
 
 

@@ -28,15 +28,14 @@ from posepipe.api.common import (
     RowId,
     load_video,
     skeleton_style,
-    utc,
-    video_views,
 )
-from posepipe.api.schemas import UploadOut, VideoOut, VideoPage
+from posepipe.api.schemas import UploadOut, VideoPage
 from posepipe.api.state import ApiState, get_api
 from posepipe.api.streaming import stream_text
 from posepipe.api.uploads import FILE_FIELD, UploadError, receive_video
 from posepipe.export import write_poses_csv, write_poses_json
 from posepipe.render import SkeletonStyle
+from posepipe.views import VideoView, utc, video_views
 from storage.models import Source, SourceKind, Video, VideoStatus
 from storage.poses import iter_poses
 
@@ -89,8 +88,8 @@ def list_videos(
     return VideoPage(total=total, limit=limit, offset=offset, items=items)
 
 
-@router.get("/videos/{video_id}", response_model=VideoOut, responses=NOT_FOUND, summary="A video's status")
-def get_video(video_id: RowId, api: Annotated[ApiState, Depends(get_api)]) -> VideoOut:
+@router.get("/videos/{video_id}", response_model=VideoView, responses=NOT_FOUND, summary="A video's status")
+def get_video(video_id: RowId, api: Annotated[ApiState, Depends(get_api)]) -> VideoView:
     with api.db.session() as session:
         return load_video(session, video_id)
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from sqlalchemy.orm import Session
 
 from posepipe.api.auth import require_admin
-from posepipe.api.common import NOT_FOUND, Offset, RowId, utc
+from posepipe.api.common import NOT_FOUND, Offset, RowId
 from posepipe.api.schemas import (
     DeliveryOut,
     DeliveryPage,
@@ -18,6 +18,7 @@ from posepipe.api.schemas import (
     WebhookPatch,
 )
 from posepipe.api.state import ApiState, get_api
+from posepipe.views import utc
 from storage import webhooks
 from storage.models import DeliveryState, Webhook, WebhookDelivery
 

@@ -340,6 +340,42 @@ def test_track_ending_while_down_reports_on_what_was_seen() -> None:
     assert FallDetector(1, AnalyticsConfig()).finish(1.0) == []
 
 
+def test_out_of_sight_after_landing_is_confirmed_at_the_confirmation_time() -> None:
+    """Frames without the person after landing: nothing before a second since the landing,
+    then the fall on what was seen; someone out of sight with the hips up is not reported."""
+    detector = FallDetector(3, AnalyticsConfig())
+    for s in still(0.0, 1.0, *STAND) + FALL + [body(1.7, *LYING)]:
+        detector.step(s)
+    assert detector.state == L
+    landed = detector._descent.landed_s if detector._descent else math.nan
+    assert detector.unseen(landed + 0.9) == []
+    (fall,) = detector.unseen(landed + 1.0)
+    assert fall.data["confirmed_by"] == "unseen" and fall.data["t_detected_s"] == round(landed + 1.0, 3)
+    assert detector.state == F and detector.unseen(landed + 1.1) == [] and detector.finish(landed + 1.5) == []
+    bent = FallDetector(1, AnalyticsConfig())
+    bend = [body(1.1, 1.8, 1.78, 0.8), body(1.2, 1.45, 1.7, 0.4), body(1.3, 1.15, 1.65, 0.05)]
+    for s in still(0.0, 1.0, *STAND) + bend:
+        bent.step(s)
+    assert bent.state == L and bent.unseen(3.0) == []
+    assert FallDetector(1, AnalyticsConfig()).unseen(5.0) == []
+
+
+def test_drop_is_the_lowest_seen_not_the_last_pose() -> None:
+    """Lost by the pose model as she goes down (the SFU resident): the centre is seen 1.2 torso
+    lengths down with the trunk still up, then one last pose, trunk down, reads it 0.8 back up.
+    The drop is what was seen, the lowest since the top (so no frame step is most of it): a
+    fall, reported as the track ends."""
+    going_down = [body(1.1, 1.9, 1.75, 0.9), body(1.2, 1.6, 1.4, 0.8), body(1.3, 1.1, 0.9, 0.7)]
+    lost = [body(1.4, 0.8, 0.6, 0.65), body(1.5, 1.6, 0.5, 0.2)]
+    detector = FallDetector(1, AnalyticsConfig())
+    for s in still(0.0, 1.0, *STAND) + going_down + lost:
+        assert detector.step(s) == []
+    assert detector.state == L
+    assert detector._descent is not None and detector._descent.drop_torso == pytest.approx(1.2)
+    (fall,) = detector.finish(1.5)
+    assert fall.data["confirmed_by"] == "track_ended" and fall.data["drop_torso"] == 1.2
+
+
 def test_track_ending_while_bent_over_is_not_a_fall() -> None:
     """Bending down fast and leaving the frame (or the video ending) with the hips still up."""
     detector = FallDetector(1, AnalyticsConfig())
@@ -673,11 +709,26 @@ def test_someone_else_at_the_spot_or_lying_elsewhere_is_not_the_fallen_person() 
 
 
 def test_a_fall_reported_as_its_track_ended_is_watched_too() -> None:
-    """The track ends before the person was seen down for the confirmation time: the fall is
-    reported on what was seen, and the long lie still follows."""
-    events = run_engine(fall_then_lost(10.0, end_s=2.2), AnalyticsConfig(long_lie_after_s=5.0))
+    """The track ends (here after 0.4 s unseen) before the person was seen down for the
+    confirmation time: the fall is reported on what was seen, and the long lie still follows."""
+    config = AnalyticsConfig(long_lie_after_s=5.0, track_lost_after_s=0.4)
+    events = run_engine(fall_then_lost(10.0, end_s=2.2), config)
     assert [e.type for e in events] == [EventType.FALL, EventType.LONG_LIE]
     assert events[0].data["confirmed_by"] == "track_ended"
+    assert events[0].data["t_detected_s"] < events[0].t_end_s + 1.0
+    assert events[1].data["seen"] is False
+
+
+def test_a_fallen_person_out_of_sight_is_reported_a_second_after_landing() -> None:
+    """Lost 0.3 s after landing: the fall is confirmed when a seen person would have been (a
+    second after the landing), on what was seen, not when the track ends 1.5 s after the
+    last pose; the long lie follows as usual."""
+    events = run_engine(fall_then_lost(10.0, end_s=2.2), AnalyticsConfig(long_lie_after_s=5.0))
+    assert [e.type for e in events] == [EventType.FALL, EventType.LONG_LIE]
+    fall = events[0]
+    assert fall.data["confirmed_by"] == "unseen"
+    assert fall.data["t_detected_s"] == pytest.approx(fall.t_end_s + 1.0, abs=0.11)
+    assert fall.data["t_detected_s"] < 2.2 + 1.5
     assert events[1].data["seen"] is False
 
 
