@@ -48,13 +48,18 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
 
-def pose_bound(clip: Path, fps: float, loops: int = 4) -> dict[str, float]:
+def pose_bound(
+    clip: Path, fps: float, settings_env: dict[str, str] | None = None, loops: int = 4
+) -> dict[str, object]:
     from pipeline.sampler import FrameSampler
     from pipeline.source import VideoFile
     from pose.estimator import create_estimator
-    from posepipe.settings import Settings
+    from posepipe.settings import ENV_PREFIX, Settings
 
-    settings = Settings()
+    # The services' settings (`--set`), so the model measured is the one the cameras run.
+    settings = Settings(
+        **{name.removeprefix(ENV_PREFIX).lower(): value for name, value in (settings_env or {}).items()}
+    )
     with VideoFile(clip) as video:
         frames = list(video.sampled_frames(FrameSampler(fps).take, max_side=settings.frame_max_side))
     estimator = create_estimator(settings.camera_pose_backend, settings.pose_min_confidence)
@@ -69,6 +74,8 @@ def pose_bound(clip: Path, fps: float, loops: int = 4) -> dict[str, float]:
     estimator.close()
     cores = os.cpu_count() or 1
     return {
+        "camera_pose_backend": settings.camera_pose_backend,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "pose_cpu_ms_per_frame": round(ms_per_frame, 1),
         "cores": cores,
         "streams_pose_alone_fills_every_core": round(cores * 1000 / (fps * ms_per_frame), 2),
@@ -165,11 +172,13 @@ def main() -> None:
     settings_env = service_settings(args)
     media = media_dir()
     redis_url = f"{ensure_redis()}/{REDIS_BENCH_DB}"
-    print(json.dumps(pose_bound(media / args.clip, 10.0)), flush=True)
+    print(json.dumps(pose_bound(media / args.clip, 10.0, settings_env)), flush=True)
     results = []
     for n in (int(x) for x in args.streams.split(",")):
         result = run(n, media / args.clip, args.seconds, redis_url, settings_env, args.log)
         result["settings"] = settings_env
+        # The machine may be shared: the load the run had beside it (its own included).
+        result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
         results.append(result)
         print(json.dumps(result), flush=True)
     sustained = [r["streams"] for r in results if (r["analysed_fraction"] or 0) >= 0.99]

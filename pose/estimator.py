@@ -1,10 +1,11 @@
 """Pose backends: turn a Frame into the Poses found in it. MediaPipe is imported here and nowhere
 else (`import_mediapipe`, which pose.hand_landmarks calls for MediaPipe Hands).
 
-`mediapipe` (mp.solutions.pose, one person) is defined here; `multi` (several people, the
-same models run with LiteRT) lives in pose.multipose, `movenet` (MoveNet MultiPose, up
-to 6 people) in pose.movenet and `mediapipe+movenet` (BlazePose, MoveNet where BlazePose
-lost the person) in pose.rescue; all are registered in BACKENDS.
+`mediapipe` (mp.solutions.pose, one person) is defined here; `litert` (the same one-person
+graph and models, run with LiteRT without MediaPipe) lives in pose.litert, `multi` (several
+people, the same models run with LiteRT) in pose.multipose, `movenet` (MoveNet MultiPose, up
+to 6 people) in pose.movenet, and `mediapipe+movenet` / `litert+movenet` (BlazePose, MoveNet
+where BlazePose lost the person) in pose.rescue; all are registered in BACKENDS.
 
 The BlazePose backends take a landmark model (POSE_MODELS: lite, full, heavy). What posed a
 video is one string, its pose spec (`pose_spec`): the backend's name, then `:lite` or
@@ -181,6 +182,14 @@ def _movenet(min_detection_confidence: float, min_tracking_confidence: float, mo
     return MoveNetEstimator()
 
 
+def _litert(min_detection_confidence: float, min_tracking_confidence: float, model: str) -> PoseEstimator:
+    """mp.solutions.pose's graph with BlazePose `model`, run by LiteRT (pose.litert)."""
+    from pose.litert import LiteRtPoseEstimator
+
+    require_landmark_model(model)
+    return LiteRtPoseEstimator(min_detection_confidence, min_tracking_confidence, model)
+
+
 def _rescued(min_detection_confidence: float, min_tracking_confidence: float, model: str) -> PoseEstimator:
     """BlazePose `model`, with MoveNet on the frames where it lost the person (pose.rescue)."""
     from pose.movenet import MoveNetEstimator
@@ -191,15 +200,29 @@ def _rescued(min_detection_confidence: float, min_tracking_confidence: float, mo
     return RescuedEstimator(primary, MoveNetEstimator)
 
 
+def _litert_rescued(
+    min_detection_confidence: float, min_tracking_confidence: float, model: str
+) -> PoseEstimator:
+    """`litert`, with MoveNet on the frames where it lost the person (pose.rescue)."""
+    from pose.movenet import MoveNetEstimator
+    from pose.rescue import RescuedEstimator
+
+    primary = _litert(min_detection_confidence, min_tracking_confidence, model)
+    model_files.installed_path(model_files.MOVENET_MULTIPOSE)  # missing: an error now, not mid-video
+    return RescuedEstimator(primary, MoveNetEstimator, name="litert+movenet")
+
+
 # Backend name -> factory(min_detection_confidence, min_tracking_confidence, model).
 BACKENDS: dict[str, Callable[[float, float, str], PoseEstimator]] = {
     "mediapipe": MediaPipeEstimator,
     "multi": _multi_person,
     "movenet": _movenet,
     "mediapipe+movenet": _rescued,
+    "litert": _litert,
+    "litert+movenet": _litert_rescued,
 }
 # The backends that run a BlazePose landmark model, so take POSE_MODELS.
-MODEL_BACKENDS = frozenset({"mediapipe", "multi", "mediapipe+movenet"})
+MODEL_BACKENDS = frozenset({"mediapipe", "multi", "mediapipe+movenet", "litert", "litert+movenet"})
 
 
 # What a spec ends with when hands are on.

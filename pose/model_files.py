@@ -13,6 +13,9 @@ MoveNet), checks its sha256 and size, and places it:
 ModelMissingError naming the command that installs it (never a download: mediapipe would
 fetch a missing BlazePose model from the network, so the mediapipe backend asks here first).
 All three models are Apache-2.0.
+
+The wheel's own detector and full landmark model are recorded too (`WHEEL_POSE_FILES`, sha256
+and size; `wheel_path`): the `litert` backend reproduces mp.solutions.pose around exactly those.
 """
 
 from __future__ import annotations
@@ -96,6 +99,31 @@ MOVENET_MULTIPOSE = ModelFile(
 ALL_FILES: tuple[ModelFile, ...] = (BLAZEPOSE_LITE, BLAZEPOSE_HEAVY, MOVENET_MULTIPOSE)
 
 
+@dataclass(frozen=True)
+class WheelModelFile:
+    """A model file the mediapipe wheel itself ships, which the `litert` backend reads in place:
+    its path inside the package, sha256 and size. That backend re-runs mp.solutions.pose's graph
+    around exactly these networks (with mediapipe 0.10.21's graph constants), so a mediapipe
+    release with other files must be noticed, not posed with."""
+
+    relative: str
+    sha256: str
+    size_bytes: int
+
+
+WHEEL_POSE_DETECTOR = WheelModelFile(
+    "modules/pose_detection/pose_detection.tflite",
+    "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c",
+    2_959_046,
+)
+WHEEL_POSE_LANDMARK_FULL = WheelModelFile(
+    "modules/pose_landmark/pose_landmark_full.tflite",
+    "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
+    6_440_512,
+)
+WHEEL_POSE_FILES: tuple[WheelModelFile, ...] = (WHEEL_POSE_DETECTOR, WHEEL_POSE_LANDMARK_FULL)
+
+
 def mediapipe_landmark_dir() -> Path:
     try:
         dist = importlib.metadata.distribution("mediapipe")
@@ -125,6 +153,23 @@ def installed_path(model: ModelFile) -> Path:
         raise ModelMissingError(
             f"{path} is {path.stat().st_size} bytes, not the {model.size_bytes} of {model.name}; "
             f"run {INSTALL_COMMAND} again"
+        )
+    return path
+
+
+def wheel_path(model: WheelModelFile) -> Path:
+    """The wheel's file (its size checked, as `installed_path` does; the sha256 is checked by
+    tests/test_litert_pose.py)."""
+    try:
+        dist = importlib.metadata.distribution("mediapipe")
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise ModelMissingError("mediapipe is not installed; run " + INSTALL_COMMAND) from exc
+    path = Path(str(dist.locate_file(f"mediapipe/{model.relative}")))
+    if not path.is_file() or path.stat().st_size != model.size_bytes:
+        found = f"{path.stat().st_size} bytes" if path.is_file() else "missing"
+        raise ModelMissingError(
+            f"{path} is {found}, not the {model.size_bytes} bytes of mediapipe 0.10.21's model, which "
+            f"the litert backend reproduces; run {INSTALL_COMMAND} (requirements.lock pins mediapipe)"
         )
     return path
 

@@ -1,5 +1,5 @@
-"""The `mediapipe+movenet` pose backend: BlazePose, and MoveNet for the frames where BlazePose
-loses a person it had.
+"""The `mediapipe+movenet` and `litert+movenet` pose backends: BlazePose (MediaPipe's, or the same
+graph under LiteRT), and MoveNet for the frames where BlazePose loses a person it had.
 
 Owns when the second model runs and which of its people stands in for the one lost.
 
@@ -54,10 +54,16 @@ class RescuedEstimator:
     BlazePose never loses anyone does not pay for loading a second model.
     """
 
-    name = "mediapipe+movenet"
     rescues: ClassVar[int] = 0  # counted for the benchmarks and tests
 
-    def __init__(self, primary: PoseEstimator, make_rescuer: Callable[[], PoseEstimator]) -> None:
+    def __init__(
+        self,
+        primary: PoseEstimator,
+        make_rescuer: Callable[[], PoseEstimator],
+        name: str = "mediapipe+movenet",
+    ) -> None:
+        # The backend's name: the primary's, then the rescuer's (`litert+movenet` runs pose.litert).
+        self.name = name
         self._primary = primary
         self._make_rescuer = make_rescuer
         self._rescuer: PoseEstimator | None = None

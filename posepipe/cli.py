@@ -25,7 +25,8 @@ EXERCISES = click.Choice([e.value for e in Exercise])
 POSE_BACKENDS = click.Choice(sorted(BACKENDS))
 POSE_BACKEND_HELP = (
     "Pose backend: mediapipe+movenet (BlazePose, MoveNet where it lost the person; the default), "
-    "mediapipe (one person), multi (several people) or movenet (MoveNet MultiPose, up to 6 people; "
+    "mediapipe (one person), litert / litert+movenet (the same BlazePose graph run by LiteRT, without "
+    "MediaPipe), multi (several people) or movenet (MoveNet MultiPose, up to 6 people; "
     "default: settings)."
 )
 POSE_MODEL_CHOICES = click.Choice(POSE_MODELS)
@@ -521,8 +522,8 @@ def camera() -> None:
     type=POSE_BACKENDS,
     default=None,
     help="Pose backend of its sessions (default: POSEPIPE_CAMERA_POSE_BACKEND, mediapipe): "
-    "mediapipe+movenet keeps more people lying on the floor, multi or movenet suit a room with "
-    "several people.",
+    "mediapipe+movenet keeps more people lying on the floor, litert poses as mediapipe does for less "
+    "CPU, multi or movenet suit a room with several people.",
 )
 @click.option(
     "--long-lie-s",

@@ -82,7 +82,7 @@ class Settings(BaseSettings):
         # frames where someone was lost.
         default="mediapipe+movenet",
         description="Pose backend of files and uploads: mediapipe+movenet (BlazePose, MoveNet where it "
-        "lost the person), mediapipe, multi or movenet (pose.estimator).",
+        "lost the person), mediapipe, litert, litert+movenet, multi or movenet (pose.estimator).",
     )
     camera_pose_backend: str = Field(
         # Cameras keep BlazePose alone: on bench.live's looped fall the rescue costs ~18 % more
@@ -93,8 +93,9 @@ class Settings(BaseSettings):
     )
     pose_model: Literal["lite", "full", "heavy"] = Field(
         default="full",
-        description="BlazePose landmark model of the mediapipe and multi backends (model_complexity 0, 1, "
-        "2); lite and heavy are installed by scripts/install. Part of the analysis cache key.",
+        description="BlazePose landmark model of the mediapipe, litert and multi backends "
+        "(model_complexity 0, 1, 2); lite and heavy are installed by scripts/install. Part of the "
+        "analysis cache key.",
     )
     hands: bool = Field(
         default=False,

@@ -95,9 +95,8 @@ class PoseDetector:
         part = rgb if columns is None else np.ascontiguousarray(rgb[:, x0:x1])
         region, (pad_x, pad_y) = letterbox((x1 - x0, full_h))
         size = (c.DETECTOR_INPUT_PX, c.DETECTOR_INPUT_PX)
-        lo, hi = c.DETECTOR_RANGE
-        pixels = region.crop(part, size, replicate_border=False).astype(np.float32)
-        outputs = self._model.run((pixels * ((hi - lo) / 255.0) + lo)[None])
+        pixels = region.crop(part, size, replicate_border=False)
+        outputs = self._model.run_pixels(pixels, c.DETECTOR_RANGE)
         raw = outputs[(1, c.N_ANCHORS, c.DETECTOR_COORDS)][0]
         logits = outputs[(1, c.N_ANCHORS, 1)][0, :, 0]
         scores = sigmoid(np.clip(logits, -c.SCORE_CLIP, c.SCORE_CLIP))

@@ -86,14 +86,21 @@ class LandmarkModel:
             raise ValueError(f"unknown landmark model {model!r}; choose from {', '.join(c.LANDMARK_MODELS)}")
         self.model = model
         self._model = TfliteModel.load(c.LANDMARK_MODELS[model])
+        n = c.N_MODEL_LANDMARKS
+        self._used_outputs = (
+            (1, n * c.LANDMARK_VALUES),
+            (1, 1),
+            (1, c.LANDMARK_INPUT_PX // 4, c.LANDMARK_INPUT_PX // 4, n),
+            (1, n * 3),
+        )
 
     def estimate(self, rgb: np.ndarray, region: RotatedRect) -> PersonLandmarks:
         """The landmarks of whoever fills `region` (check `presence` before believing them)."""
         size = (c.LANDMARK_INPUT_PX, c.LANDMARK_INPUT_PX)
-        lo, hi = c.LANDMARK_RANGE
-        crop = region.crop(rgb, size, replicate_border=True).astype(np.float32)
-        outputs = self._model.run((crop * ((hi - lo) / 255.0) + lo)[None])
         n = c.N_MODEL_LANDMARKS
+        crop = region.crop(rgb, size, replicate_border=True)
+        # Not the segmentation mask (256x256, unused): a copy of every output costs ~0.2 ms.
+        outputs = self._model.run_pixels(crop, c.LANDMARK_RANGE, self._used_outputs)
         raw = outputs[(1, n * c.LANDMARK_VALUES)].reshape(n, c.LANDMARK_VALUES).astype(np.float64)
         presence = float(outputs[(1, 1)].reshape(()))
         heatmap = outputs[(1, c.LANDMARK_INPUT_PX // 4, c.LANDMARK_INPUT_PX // 4, n)][0]

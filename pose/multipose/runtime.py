@@ -81,6 +81,38 @@ class TfliteModel:
         interp = self._interpreter
         return {shape: interp.get_tensor(index) for index, shape in self._outputs}  # type: ignore[attr-defined]
 
+    def run_pixels(
+        self,
+        pixels: np.ndarray,
+        value_range: tuple[float, float],
+        shapes: tuple[tuple[int, ...], ...] | None = None,
+    ) -> dict[tuple[int, ...], np.ndarray]:
+        """Run on a uint8 picture (the input's shape without the batch), its values 0..255 mapped
+        to `value_range`; the outputs of `shapes` (default all) keyed by their shape.
+
+        The picture is scaled straight into the interpreter's input buffer: one pass, where
+        building a float tensor and handing it over takes three passes and two copies (~0.4 ms
+        of a 256x256 crop, at ~10 ms a landmark inference).
+        """
+        if (1, *pixels.shape) != self.input_shape:
+            raise ValueError(f"{self.name}: picture shape {pixels.shape}, the model wants {self.input_shape}")
+        lo, hi = value_range
+        interp = self._interpreter
+        # A view of LiteRT's own input buffer: it must be released before invoke(), which
+        # refuses to run while Python holds a reference into the interpreter's memory.
+        buffer = interp.tensor(self._input_index)()[0]  # type: ignore[attr-defined]
+        # In float32 throughout, as `pixels.astype(np.float32) * scale + lo` computes it.
+        np.multiply(pixels, np.float32((hi - lo) / 255.0), out=buffer, dtype=np.float32)
+        if lo:
+            buffer += np.float32(lo)
+        del buffer
+        interp.invoke()  # type: ignore[attr-defined]
+        return {
+            shape: interp.get_tensor(index)  # type: ignore[attr-defined]
+            for index, shape in self._outputs
+            if shapes is None or shape in shapes
+        }
+
     def run_ordered(self, tensor: np.ndarray) -> list[np.ndarray]:
         """Run on one input; the outputs in the model's own output order."""
         self._invoke(tensor)
