@@ -24,6 +24,8 @@ REPS_EXACT_FLOOR = 30
 REPS_NAMED_FLOOR = 33
 REPS_GIVEN_EXACT_FLOOR = 30
 FALLS_FOUND_FLOOR = 27
+# A fall reported within 2 s of the person being on the ground (issue 26 asks >= 90 %).
+FALLS_WITHIN_2S_FLOOR = 27
 FALSE_FALLS_CEILING = 0
 NON_EXERCISE_CLIPS_WITH_REPS_CEILING = 0
 # Issues 25 and 26 ask that a verdict change on at most 5 % of the sweep's runs. Measured on one
@@ -60,6 +62,7 @@ def test_eval_on_the_shared_clips(make_settings, open_services, media_dir: Path)
         assert ours.within_one > report.reps_baseline.within_one, format_report(report)
         assert ours.mae < report.reps_baseline.mae, format_report(report)
     assert report.falls_found >= FALLS_FOUND_FLOOR, format_report(report)
+    assert report.falls_within_2s_of_landing >= FALLS_WITHIN_2S_FLOOR, format_report(report)
     assert report.false_falls <= FALSE_FALLS_CEILING, report.clips_with_false_falls
     # Repetitions where nobody exercises: none. (The UP-Fall walking clip read two "curls" in the
     # arm swing until curls were required to keep the feet planted.)
