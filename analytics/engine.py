@@ -22,7 +22,7 @@ from pose.types import FramePoses
 
 # Bump when a change to the analytics would change stored events: stored videos analysed
 # with another version get their events recomputed from their stored poses.
-ANALYTICS_VERSION = 6
+ANALYTICS_VERSION = 7
 
 
 @dataclass(frozen=True)

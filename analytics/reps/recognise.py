@@ -11,10 +11,12 @@ giving its cycles and their range of motion. The cues, each with its physical re
   The body must go down: at the bottom the lower knee is bent (at most
   RECOGNISE_LOWER_KNEE_MAX_DEG); a knee lifted over a straight standing leg (marching, high
   knees) is neither; nor is sitting down and stretching out (after the cycle the knees must
-  be back a thigh below the hips, `RECOGNISE_STANDING_MAX_THIGH_RISE_TORSO`). Going down
-  folds the hip too (at most LEGS_MAX_BOTTOM_HIP_DEG at the bottom): knees bending that far
-  under a hip held near straight (stepping, swaying over a walker, kneeling up) are no squat
-  or lunge, and no exercise done standing still on the legs (curl, jumping jack) either.
+  be back a thigh below the hips, `RECOGNISE_STANDING_MAX_THIGH_RISE_TORSO`); nor are knees
+  seen only by guesswork (cycle quality below VISIBLE: out of the frame, the guess follows the
+  upper body). Going down folds the hip too (at most LEGS_MAX_BOTTOM_HIP_DEG at the bottom):
+  knees bending that far under a hip held near straight (stepping, swaying over a walker,
+  kneeling up) are no squat or lunge, and no exercise done standing still on the legs (curl,
+  jumping jack) either.
 - **squat or lunge**: a lunge splits the legs, one knee drops toward the floor while the
   front one stays a shin's length up, or (lateral lunge) one knee bends while the other stays
   straight; squatting knees stay level and bend alike. Lunge when, through the middle half
@@ -160,6 +162,10 @@ def recognise(
         elif not _lower_knee_bent(legs) or not _back_up(legs, frames):
             # A knee lifted over a straight standing leg (marching, high knees, a step up):
             # the body does not go down, so it is neither a squat nor a lunge, even as a guess.
+            excluded.update((Exercise.SQUAT, Exercise.LUNGE))
+        elif statistics.median(c.quality for c in legs) < th.VISIBLE:
+            # The knees moved only as guessed (out of the frame or hidden): the guess follows
+            # the upper body, so nothing shows that the knees bend.
             excluded.update((Exercise.SQUAT, Exercise.LUNGE))
         elif _lunge_split(legs, frames):
             return Recognition(Exercise.LUNGE, 0.8, "knees bend, legs split")

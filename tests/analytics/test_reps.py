@@ -616,6 +616,25 @@ def test_knees_bending_under_an_extended_hip_are_not_a_squat() -> None:
     assert recognition is not None and recognition.exercise is Exercise.SQUAT
 
 
+def test_knees_moving_only_as_guessed_are_not_a_squat() -> None:
+    # Curls filmed head to thighs: the knees are out of the frame and the model's guess of them
+    # follows the upper body, reading 30-60 deg of knee bend at low visibility.
+    table, squats = [], []
+    for _rep in range(3):
+        start = len(table)
+        table += [features((start + i) * DT, hip_deg=h) for i, h in enumerate((170, 150, 90, 90, 150, 170))]
+        squats.append(cycle_over(table[start:], 2, rom=60.0))
+        table += [features((len(table) + i) * DT) for i in range(8)]
+    curls = [replace(c, peak_value=130.0, top_value=10.0) for c in squats]
+    seen = recognise({Exercise.SQUAT: squats, Exercise.BICEP_CURL: curls}, table)
+    assert seen is not None and seen.exercise is Exercise.SQUAT
+    guessed = [replace(c, quality=th.VISIBLE - 0.2) for c in squats]
+    recognition = recognise({Exercise.SQUAT: guessed, Exercise.BICEP_CURL: curls}, table)
+    assert recognition is not None and recognition.exercise is Exercise.BICEP_CURL
+    # Nor is a squat guessed from them when no cue fits.
+    assert recognise({Exercise.SQUAT: guessed}, table) is None
+
+
 def test_a_lone_rep_needs_the_person_seen_over_the_window() -> None:
     steady = [features(i * DT) for i in range(40)]
     assert seen_fraction(steady, 40) == pytest.approx(1.0)
