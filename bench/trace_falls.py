@@ -73,7 +73,8 @@ def trace(
     engine = AnalyticsEngine(AnalyticsConfig())
     histories: dict[int, list[BodySample]] = defaultdict(list)
     for frame in frames:
-        shown = start_s <= frame.pts_s <= end_s
+        # Frame times are floats (0.1 * 37 is 3.7000000000000002): the bounds take that slack.
+        shown = start_s - 1e-6 <= frame.pts_s <= end_s + 1e-6
         if window is not None:
             window.open = shown
         update = engine.tracker.update(frame)

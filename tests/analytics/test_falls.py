@@ -2,12 +2,14 @@
 and the real clips posed as the pipeline poses them.
 
 Of the 32 labelled falls, the 27 asserted below are found at the pipeline's pose confidence
-0.3 and 10 fps; why the others are not (docs/analytics.md): the real fall in long-term care
-and the elderly man on the porch steps (no fall in the poses: MediaPipe loses the resident
-mid-fall, the man is hidden behind his wife), the student collapsing onto all fours toward
-the camera (the trunk never reads down), the warehouse slip (the camera pans and zooms with
-the fall, so the image speeds read low) and the collapse to the knees then forward seen from
-the floor (0.15 of free-fall speed, as slow as getting down on purpose).
+0.3 and 10 fps; why the others are not (docs/analytics.md, traced with bench.trace_falls): the
+real fall in long-term care (she ends seated against the wall, trunk at 46 deg; the only pose
+with the trunk down is placed on her walker), the elderly couple on the porch steps (tiny in
+the fisheye, the one pose switching between them), the student collapsing onto all fours
+beside his helper (the one pose per frame stays on the helper), the warehouse slip (the camera
+tilts and zooms with the fall, so the image speeds read low) and the collapse to the knees
+then forward seen from the floor (0.155 of free-fall speed, as slow as getting down on
+purpose).
 """
 
 from __future__ import annotations
