@@ -200,8 +200,8 @@ def find_descent(samples: list[BodySample]) -> Descent | None:
     )
     if drop < th.FALL_MIN_DROP_FRACTION * height or not fast:
         log.debug(
-            "t=%.2f too slow or shallow for a fall: drop %.2f of %.2f torso, %.2f of free-fall speed "
-            "(head %.2f)",
+            "t=%.2f too slow or shallow for a fall: drop %.2f of %.2f torso, %.3f of free-fall speed "
+            "(head %.3f)",
             now.t_s, drop, height, fraction, head_fraction,
         )  # fmt: skip
         return None

@@ -2,12 +2,14 @@
 and the real clips posed as the pipeline poses them.
 
 Of the 32 labelled falls, the 27 asserted below are found at the pipeline's pose confidence
-0.3 and 10 fps; why the others are not (docs/analytics.md): the real fall in long-term care
-and the elderly man on the porch steps (no fall in the poses: MediaPipe loses the resident
-mid-fall, the man is hidden behind his wife), the student collapsing onto all fours toward
-the camera (the trunk never reads down), the warehouse slip (the camera pans and zooms with
-the fall, so the image speeds read low) and the collapse to the knees then forward seen from
-the floor (0.15 of free-fall speed, as slow as getting down on purpose).
+0.3 and 10 fps; why the others are not (docs/analytics.md, traced with bench.trace_falls): the
+real fall in long-term care (she ends seated against the wall, trunk at 46 deg; the only pose
+with the trunk down is placed on her walker), the elderly couple on the porch steps (tiny in
+the fisheye, the one pose switching between them), the student collapsing onto all fours
+beside his helper (the one pose per frame stays on the helper), the warehouse slip (the camera
+tilts and zooms with the fall, so the image speeds read low) and the collapse to the knees
+then forward seen from the floor (0.155 of free-fall speed, as slow as getting down on
+purpose).
 """
 
 from __future__ import annotations
@@ -743,3 +745,28 @@ def test_real_fall_lost_on_the_floor_and_found_again_keeps_its_long_lie(
     assert long_lie.data["seen"] is True and long_lie.data["fall_track_id"] == fall.track_id
     assert long_lie.track_id != fall.track_id
     assert long_lie.t_start_s == fall.t_end_s
+
+
+# --- the per-frame trace (bench.trace_falls)
+
+
+def test_fall_trace_shows_the_window_the_fall_and_why_a_slow_descent_is_not_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bench.trace_falls import HEADER, _Window, trace
+
+    window = _Window()
+    lines = list(trace(topple(0.7), 1.0, 3.0, window))
+    rows = [line for line in lines if not line.startswith("EVENT")]
+    # One row per pose from 1.0 s to 3.0 s, in the header's columns, the trunk going down.
+    assert len(rows) == 21 and all(len(r.split()) == len(HEADER.split()) for r in rows)
+    times = [float(r.split()[0]) for r in rows]
+    assert times[0] == pytest.approx(1.0) and times[-1] == pytest.approx(3.0)
+    assert float(rows[0].split()[4]) > 0.9 and float(rows[-1].split()[4]) < 0.2
+    # The fall is confirmed a second after landing (~2.7 s), within the window.
+    assert any(line.startswith("EVENT fall track 1") for line in lines)
+    # A body lowered over 4 s: the detector's reason is logged while its frames are shown.
+    with caplog.at_level("DEBUG", logger="analytics.falls"):
+        slow = list(trace(topple(4.0, end_s=8.0), 0.0, 8.0))
+    assert not any(line.startswith("EVENT fall") for line in slow)
+    assert any("too slow or shallow for a fall" in r.getMessage() for r in caplog.records)
