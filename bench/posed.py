@@ -8,7 +8,7 @@ analytics on them is scoring what `posepipe analyze` would store; the cache key 
 clip's bytes, the variant, the backend and the model's confidence.
 
     python -m bench.posed                  # pose every clip of ground_truth.json at 10 fps
-    python -m bench.posed --variant mirror # ... or a variant: fps7.5, fps15, mirror, crop80
+    python -m bench.posed --variant mirror # ... or a variant: fps7.5, fps15, mirror, crop80, small50
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ class Variant:
     mirror: bool = False
     # Side of the crop window as a fraction of the frame's, centred on the person (0: none).
     crop: float = 0.0
+    # The picture shrunk by this whole factor and centred on black at the frame's size (1: none):
+    # the same person smaller in the frame, as a camera farther away or a pillarboxed phone
+    # video shows them. Not one of the sweep's variants (the issues define that sweep).
+    shrink: int = 1
 
 
 VARIANTS = {
@@ -60,8 +64,11 @@ VARIANTS = {
         Variant("fps15", fps=15.0),
         Variant("mirror", mirror=True),
         Variant("crop80", crop=0.8),
+        Variant("small50", shrink=2),
     )
 }
+# The robustness sweep of the issues: each clip at another rate, mirrored, cropped.
+SWEEP = ("base", "fps7.5", "fps15", "mirror", "crop80")
 
 
 def default_pose_spec() -> str:
@@ -127,7 +134,7 @@ class PoseCache:
             # The planar path, as the pipeline's default encoding takes it: a 4:2:2 or 4:4:4 clip
             # is subsampled at ingest, and that changes the pose a little.
             for planar in video.sampled_planar(FrameSampler(variant.fps).take, max_side=self.max_side):
-                frame = _transformed(planar.to_frame(), variant.mirror, box)
+                frame = _transformed(planar.to_frame(), variant.mirror, box, variant.shrink)
                 if frame.seq % CHUNK_FRAMES == 0:
                     estimator.reset()
                 yield FramePoses.of(frame.seq, frame.pts_s, frame.resolution_wh, estimator.estimate(frame))
@@ -137,16 +144,33 @@ class PoseCache:
             self._estimator.close()
 
 
-def _transformed(frame: Frame, mirror: bool, box: tuple[float, float, float, float] | None) -> Frame:
+def _transformed(
+    frame: Frame, mirror: bool, box: tuple[float, float, float, float] | None, shrink: int = 1
+) -> Frame:
     rgb = frame.rgb
     if box is not None:
         h, w = rgb.shape[:2]
         rgb = rgb[int(box[1] * h) : int(box[3] * h), int(box[0] * w) : int(box[2] * w)]
     if mirror:
         rgb = rgb[:, ::-1]
+    if shrink > 1:
+        rgb = _shrunk_on_black(rgb, shrink)
     if rgb is frame.rgb:
         return frame
     return Frame(seq=frame.seq, pts_s=frame.pts_s, rgb=np.ascontiguousarray(rgb))
+
+
+def _shrunk_on_black(rgb: np.ndarray, factor: int) -> np.ndarray:
+    """`rgb` made `factor` times smaller by averaging factor x factor blocks (a box filter, so
+    no aliasing a camera would not make), centred on a black frame of the original size."""
+    h, w = rgb.shape[:2]
+    sh, sw = h // factor, w // factor
+    blocks = rgb[: sh * factor, : sw * factor].reshape(sh, factor, sw, factor, 3)
+    small = blocks.mean(axis=(1, 3)).round().astype(np.uint8)
+    out = np.zeros_like(rgb)
+    y0, x0 = (h - sh) // 2, (w - sw) // 2
+    out[y0 : y0 + sh, x0 : x0 + sw] = small
+    return out
 
 
 def fit_check(cache: PoseCache, variant: Variant, fit: Fit, only: str | None = None) -> FitCheck:

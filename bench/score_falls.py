@@ -24,7 +24,7 @@ from analytics.engine import AnalyticsEngine
 from analytics.evaluation import FALL_ONSET_EARLY_S, FALL_ONSET_LATE_AFTER_GROUND_S
 from analytics.events import Event, EventType
 from analytics.fitting import FALL_FIT
-from bench.posed import VARIANTS, PoseCache, Variant, fit_check
+from bench.posed import SWEEP, VARIANTS, PoseCache, Variant, fit_check
 from pose.types import FramePoses
 
 # Kinds of clip. A labelled fall whose notes call it REAL (caught by a CCTV, doorbell or
@@ -192,9 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.sweep:
         by_clip = {v.clip.rel: v for v in base}
         runs = same = 0
-        for name, variant in sorted(VARIANTS.items()):
+        for name in sorted(SWEEP):
             if name == args.variant:
                 continue
+            variant = VARIANTS[name]
             verdicts, missing = score(cache, clips, variant)
             changed = [v for v in verdicts if v.clip.rel in by_clip and v.key != by_clip[v.clip.rel].key]
             compared = sum(1 for v in verdicts if v.clip.rel in by_clip)

@@ -24,7 +24,7 @@ from analytics.evaluation import ClipScore, ClipTruth, EvalReport, format_report
 from analytics.events import Event, EventType, Exercise, rep_counts
 from analytics.fitting import REP_FIT
 from analytics.reps.baseline import tutorial_count_clip
-from bench.posed import VARIANTS, PoseCache, Variant, fit_check
+from bench.posed import SWEEP, VARIANTS, PoseCache, Variant, fit_check
 from pose.types import FramePoses
 
 
@@ -158,7 +158,7 @@ def format_sweep(cache: PoseCache, clips: Sequence[ClipTruth], sources: dict[str
     lines = []
     changed = total = 0
     base = {t.path: rep_row(cache, t, sources[t.path], VARIANTS["base"]) for t in clips}
-    for name in ("fps7.5", "fps15", "mirror", "crop80"):
+    for name in SWEEP[1:]:
         cached = [t for t in clips if cache.is_cached(t.path, VARIANTS[name])]
         n_changed = 0
         for t in cached:
@@ -182,7 +182,7 @@ def format_sweep(cache: PoseCache, clips: Sequence[ClipTruth], sources: dict[str
 def format_false_reps(cache: PoseCache, clips: Sequence[ClipTruth]) -> str:
     """Repetitions reported in automatic mode on the clips where nobody exercises, per variant."""
     lines = []
-    for name in VARIANTS:
+    for name in SWEEP:
         cached = [t for t in clips if cache.is_cached(t.path, VARIANTS[name])]
         found = 0
         for t in cached:
