@@ -55,6 +55,13 @@ class Variant:
     # video shows them. Not one of the sweep's variants (the issues define that sweep).
     shrink: int = 1
 
+    @property
+    def key(self) -> str:
+        """The variant's part of the cache key: the same as before `shrink` existed when it is 1,
+        so the poses cached then stay valid."""
+        base = f"Variant(name={self.name!r}, fps={self.fps!r}, mirror={self.mirror!r}, crop={self.crop!r}"
+        return base + (f", shrink={self.shrink})" if self.shrink != 1 else ")")
+
 
 VARIANTS = {
     v.name: v
@@ -98,9 +105,8 @@ class PoseCache:
         self._estimator: PoseEstimator | None = None
 
     def _path(self, rel: str, variant: Variant) -> Path:
-        key = (
-            f"{CACHE_FORMAT}|{_file_digest(self.media / rel)}|{variant}|{self.backend}|{self.min_confidence}"
-        )
+        digest_of_file = _file_digest(self.media / rel)
+        key = f"{CACHE_FORMAT}|{digest_of_file}|{variant.key}|{self.backend}|{self.min_confidence}"
         digest = hashlib.sha256(key.encode()).hexdigest()[:20]
         return self.root / f"{Path(rel).stem}.{variant.name}.{digest}.pkl"
 

@@ -23,3 +23,9 @@ def test_small50_halves_the_picture_centred_on_black() -> None:
 def test_the_sweep_is_the_issues_five_variants() -> None:
     assert SWEEP == ("base", "fps7.5", "fps15", "mirror", "crop80")
     assert all(VARIANTS[name].shrink == 1 for name in SWEEP) and VARIANTS["small50"].shrink == 2
+
+
+def test_cache_keys_of_the_older_variants_are_unchanged() -> None:
+    # Poses cached before `shrink` existed stay valid (posing the whole sweep takes ~20 minutes).
+    assert VARIANTS["mirror"].key == "Variant(name='mirror', fps=10.0, mirror=True, crop=0.0)"
+    assert VARIANTS["small50"].key.endswith("crop=0.0, shrink=2)")
