@@ -13,7 +13,7 @@ giving its cycles and their range of motion. The cues, each with its physical re
   knees) is neither; nor is sitting down and stretching out (after the cycle the knees must
   be back a thigh below the hips, `RECOGNISE_STANDING_MAX_THIGH_RISE_TORSO`); nor are knees
   seen only by guesswork (cycle quality below VISIBLE: out of the frame, the guess follows the
-  upper body). Going down folds the hip too (at most LEGS_MAX_BOTTOM_HIP_DEG at the bottom):
+  upper body), which then rule nothing else out either. Going down folds the hip too (at most LEGS_MAX_BOTTOM_HIP_DEG at the bottom):
   knees bending that far under a hip held near straight (stepping, swaying over a walker,
   kneeling up) are no squat or lunge, and no exercise done standing still on the legs (curl,
   jumping jack) either.
@@ -150,7 +150,11 @@ def recognise(
     """The exercise of a window (`frames`), from each exercise's cycles counted on its own signal."""
     legs = cycles.get(Exercise.SQUAT, [])
     excluded: set[Exercise] = set()  # ruled out on physical grounds, even as a guess
-    if legs and median_rom(legs) < th.RECOGNISE_LEGS_MIN_ROM_DEG:
+    if legs and statistics.median(c.quality for c in legs) < th.VISIBLE:
+        # The knees moved only as guessed (out of the frame or hidden): the guess follows the
+        # upper body, so nothing shows how the knees move: no squat or lunge, and no more.
+        excluded.update((Exercise.SQUAT, Exercise.LUNGE))
+    elif legs and median_rom(legs) < th.RECOGNISE_LEGS_MIN_ROM_DEG:
         # Knees bending less than a quarter squat, again and again: walking or stepping in place.
         excluded.update((Exercise.SQUAT, Exercise.LUNGE))
     elif legs:
@@ -162,10 +166,6 @@ def recognise(
         elif not _lower_knee_bent(legs) or not _back_up(legs, frames):
             # A knee lifted over a straight standing leg (marching, high knees, a step up):
             # the body does not go down, so it is neither a squat nor a lunge, even as a guess.
-            excluded.update((Exercise.SQUAT, Exercise.LUNGE))
-        elif statistics.median(c.quality for c in legs) < th.VISIBLE:
-            # The knees moved only as guessed (out of the frame or hidden): the guess follows
-            # the upper body, so nothing shows that the knees bend.
             excluded.update((Exercise.SQUAT, Exercise.LUNGE))
         elif _lunge_split(legs, frames):
             return Recognition(Exercise.LUNGE, 0.8, "knees bend, legs split")

@@ -633,6 +633,14 @@ def test_knees_moving_only_as_guessed_are_not_a_squat() -> None:
     assert recognition is not None and recognition.exercise is Exercise.BICEP_CURL
     # Nor is a squat guessed from them when no cue fits.
     assert recognise({Exercise.SQUAT: guessed}, table) is None
+    # Guessed knees rule nothing else out: bending under a straight hip (a sway, which seen
+    # knees would make) does not stop the curl.
+    straight = [replace(f, angles=replace(f.angles, left_hip_deg=165.0, right_hip_deg=165.0)) for f in table]
+    swaying = [replace(c, peak_snapshot=straight[table.index(c.peak_snapshot)]) for c in guessed]
+    recognition = recognise({Exercise.SQUAT: swaying, Exercise.BICEP_CURL: curls}, straight)
+    assert recognition is not None and recognition.exercise is Exercise.BICEP_CURL
+    seen_swaying = [replace(c, quality=0.9) for c in swaying]
+    assert recognise({Exercise.SQUAT: seen_swaying, Exercise.BICEP_CURL: curls}, straight) is None
 
 
 def test_a_lone_rep_needs_the_person_seen_over_the_window() -> None:
