@@ -13,10 +13,10 @@ giving its cycles and their range of motion. The cues, each with its physical re
   knees) is neither; nor is sitting down and stretching out (after the cycle the knees must
   be back a thigh below the hips, `RECOGNISE_STANDING_MAX_THIGH_RISE_TORSO`); nor are knees
   seen only by guesswork (cycle quality below VISIBLE: out of the frame, the guess follows the
-  upper body), which then rule nothing else out either. Going down folds the hip too (at most LEGS_MAX_BOTTOM_HIP_DEG at the bottom):
-  knees bending that far under a hip held near straight (stepping, swaying over a walker,
-  kneeling up) are no squat or lunge, and no exercise done standing still on the legs (curl,
-  jumping jack) either.
+  upper body), which then rule nothing else out either. Going down folds the hip too (at
+  most LEGS_MAX_BOTTOM_HIP_DEG at the bottom): knees bending that far under a hip held near
+  straight (stepping, swaying over a walker, kneeling up) are no squat or lunge, and no
+  exercise done standing still on the legs (curl, jumping jack) either.
 - **squat or lunge**: a lunge splits the legs, one knee drops toward the floor while the
   front one stays a shin's length up, or (lateral lunge) one knee bends while the other stays
   straight; squatting knees stay level and bend alike. Lunge when, through the middle half
@@ -26,8 +26,9 @@ giving its cycles and their range of motion. The cues, each with its physical re
   RECOGNISE_JACK_MIN_SHOULDER_ROM_DEG) with the trunk upright and the knees nearly straight:
   a jumping jack. A curl keeps the upper arm along the body.
 - **the elbows bend with the upper arms down** by RECOGNISE_CURL_MIN_ROM_DEG or more, to at
-  most RECOGNISE_CURL_MAX_PEAK_ELBOW_DEG at the top (the forearm past horizontal: the weight
-  comes up), and nothing above: a curl. Arms swinging in a walk bend the elbows 20-40 deg;
+  most RECOGNISE_CURL_MAX_PEAK_ELBOW_DEG at the top of the upper quarter of the reps (the
+  forearm past horizontal: the weight comes up; sampling and smoothing under-read a quick top),
+  and nothing above: a curl. Arms swinging in a walk bend the elbows 20-40 deg;
   leaning on a table or carrying a bag bends them to 100-120 deg.
 - **on the floor**: a push-up bends the elbows with the trunk held horizontal; a sit-up
   swings the trunk itself. Whichever explains more of the motion (cycles weighted by how
@@ -189,10 +190,11 @@ def recognise(
     excluded.add(Exercise.JUMPING_JACK)
     curls = cycles.get(Exercise.BICEP_CURL, [])
     if curls and Exercise.BICEP_CURL not in excluded:
-        # The weight comes up: the forearm passes horizontal (elbow flexion past 90 deg).
-        lifted = (
-            statistics.median(c.peak_value for c in curls) >= 180.0 - th.RECOGNISE_CURL_MAX_PEAK_ELBOW_DEG
-        )
+        # The weight comes up: the forearm passes horizontal (elbow flexion past 90 deg). A
+        # sample lands up to half an interval from the top and the smoother takes ~40 % off a
+        # 2 Hz motion, so a quick rep's top reads low: the better-read quarter of the tops counts.
+        top = float(np.percentile([c.peak_value for c in curls], 75))
+        lifted = top >= 180.0 - th.RECOGNISE_CURL_MAX_PEAK_ELBOW_DEG
         if lifted and median_rom(curls) >= th.RECOGNISE_CURL_MIN_ROM_DEG:
             return Recognition(Exercise.BICEP_CURL, 0.7, "elbows bend, upper arms down")
         excluded.add(Exercise.BICEP_CURL)

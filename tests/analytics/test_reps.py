@@ -643,6 +643,22 @@ def test_knees_moving_only_as_guessed_are_not_a_squat() -> None:
     assert recognise({Exercise.SQUAT: seen_swaying, Exercise.BICEP_CURL: curls}, straight) is None
 
 
+def test_a_curl_lifts_the_weight_on_its_better_read_tops() -> None:
+    # Quick curls: sampling and smoothing under-read the tops, here 80-96 deg of flexion with a
+    # median just under horizontal; the upper quarter of the tops is past it.
+    table = [features(i * DT) for i in range(60)]
+    tops = (80.0, 86.0, 89.0, 95.0, 96.0)
+    curls = [
+        replace(cycle_over(table[10 * i : 10 * i + 9], 4), peak_value=top, top_value=10.0)
+        for i, top in enumerate(tops)
+    ]
+    recognition = recognise({Exercise.BICEP_CURL: curls}, table)
+    assert recognition is not None and recognition.exercise is Exercise.BICEP_CURL
+    # Elbows that never pass horizontal (a bag carried, a hand to the hip) are no curl.
+    low = [replace(c, peak_value=c.peak_value - 20.0) for c in curls]
+    assert recognise({Exercise.BICEP_CURL: low}, table) is None
+
+
 def test_a_lone_rep_needs_the_person_seen_over_the_window() -> None:
     steady = [features(i * DT) for i in range(40)]
     assert seen_fraction(steady, 40) == pytest.approx(1.0)
