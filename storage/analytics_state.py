@@ -35,7 +35,17 @@ class Cursor:
     current_version: bool
 
 
-def load(session: Session, video_id: int) -> Cursor:
+@dataclass(frozen=True)
+class SavedEngine:
+    """An engine still in memory with the state `advance` saved of it (what it returned)."""
+
+    blob: bytes
+    engine: AnalyticsEngine
+
+
+def load(session: Session, video_id: int, kept: SavedEngine | None = None) -> Cursor:
+    """`kept`: an engine this process saved last; when the stored state is still exactly its
+    bytes, it is that engine (unpickling them would rebuild it), and it is not unpickled."""
     state = session.scalar(select(AnalyticsState).where(AnalyticsState.video_id == video_id))
     if state is None:
         return Cursor(next_chunk=0, finished=False, engine=None, current_version=True)
@@ -43,7 +53,8 @@ def load(session: Session, video_id: int) -> Cursor:
         return Cursor(
             state.next_chunk, state.finished, None, current_version=state.version == ANALYTICS_VERSION
         )
-    return Cursor(state.next_chunk, state.finished, pickles.loads(state.engine), current_version=True)
+    engine = kept.engine if kept is not None and kept.blob == state.engine else pickles.loads(state.engine)
+    return Cursor(state.next_chunk, state.finished, engine, current_version=True)
 
 
 def next_chunk(session: Session, video_id: int) -> int:
@@ -60,12 +71,12 @@ def advance(
     *,
     finished: bool = False,
     new_next: int | None = None,
-) -> None:
+) -> SavedEngine:
     """Move the cursor from `expected_next` to `new_next` (default: the chunk after it), or
     mark it finished. A live session passes a later chunk when chunks were dropped.
 
     Raises CursorMoved if the cursor is no longer at `expected_next`; the caller's
-    transaction must then be rolled back.
+    transaction must then be rolled back. Returns the state saved (valid once committed).
     """
     blob = pickle.dumps(engine, protocol=pickle.HIGHEST_PROTOCOL)
     if new_next is None:
@@ -87,7 +98,7 @@ def advance(
         )
     )
     if rows_affected(result) == 1:
-        return
+        return SavedEngine(blob, engine)
     exists = session.scalar(select(AnalyticsState.video_id).where(AnalyticsState.video_id == video_id))
     if exists is not None:
         raise CursorMoved(f"video {video_id}: analytics cursor is no longer at chunk {expected_next}")
@@ -106,3 +117,4 @@ def advance(
             )
     except IntegrityError as exc:
         raise CursorMoved(f"video {video_id}: another job started its analytics") from exc
+    return SavedEngine(blob, engine)

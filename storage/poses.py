@@ -27,6 +27,9 @@ class ChunkWrite:
     frames: Sequence[FramePoses]
     pose_s: float
     worker: str
+    # Per frame, the track id of each person (the engine's FrameOutcome.track_ids) when the
+    # chunk was analysed before it is stored (a live chunk); None leaves them to set_track_ids.
+    track_ids: Sequence[Sequence[int | None]] | None = None
 
 
 def write_chunk(session: Session, chunk: ChunkWrite) -> None:
@@ -64,7 +67,9 @@ def write_chunk(session: Session, chunk: ChunkWrite) -> None:
         for f in chunk.frames
     ]
     pose_rows = []
-    for f in chunk.frames:
+    no_tracks: Sequence[int | None] = ()
+    for i, f in enumerate(chunk.frames):
+        tracks = no_tracks if chunk.track_ids is None else chunk.track_ids[i]
         for person, pose in enumerate(f.poses):
             landmarks, world = pose.to_bytes()
             pose_rows.append(
@@ -73,7 +78,7 @@ def write_chunk(session: Session, chunk: ChunkWrite) -> None:
                     "seq": f.seq,
                     "person": person,
                     "t_s": f.pts_s,
-                    "track_id": None,
+                    "track_id": tracks[person] if person < len(tracks) else None,
                     "score": pose.score,
                     "landmarks": landmarks,
                     "world_landmarks": world,

@@ -115,6 +115,37 @@ def test_track_ids_are_written_per_person(db: Database) -> None:
         assert [tuple(r) for r in rows] == [(0, 0, 1), (0, 1, 2), (1, 0, 1), (1, 1, None)]
 
 
+def test_track_ids_analysed_before_storing_are_written_with_the_rows(db: Database) -> None:
+    video = a_video(db)
+    frames = [FramePoses.of(i, i / 10, (640, 480), [a_pose(), a_pose(0.3)][: 2 - i]) for i in range(3)]
+    track_ids = [(1, 2), (1,), ()]  # per frame, one id per person, as FrameOutcome.track_ids
+    with db.session() as s:
+        write = poses.ChunkWrite(video.id, 0, 0, 3, frames, pose_s=0.5, worker="test", track_ids=track_ids)
+        poses.write_chunk(s, write)
+    with db.session() as s:
+        rows = s.execute(
+            select(PoseRow.seq, PoseRow.person, PoseRow.track_id).order_by(PoseRow.seq, PoseRow.person)
+        )
+        assert [tuple(r) for r in rows] == [(0, 0, 1), (0, 1, 2), (1, 0, 1)]
+
+
+def test_an_engine_kept_in_memory_is_used_only_while_the_stored_state_is_its_own(db: Database) -> None:
+    video = a_video(db)
+    engine = AnalyticsEngine(AnalyticsConfig(), detectors=[])
+    with db.session() as s:
+        saved = analytics_state.advance(s, video.id, 0, engine)
+    with db.session() as s:
+        assert analytics_state.load(s, video.id, saved).engine is engine  # not unpickled again
+    # Another worker advanced the session meanwhile: its state, not the one kept, is the current.
+    other = AnalyticsEngine(AnalyticsConfig(), detectors=[])
+    other.last_t_s = 4.2
+    with db.session() as s:
+        analytics_state.advance(s, video.id, 1, other)
+    with db.session() as s:
+        loaded = analytics_state.load(s, video.id, saved).engine
+    assert loaded is not engine and loaded is not None and loaded.last_t_s == 4.2
+
+
 def test_analytics_cursor_is_compare_and_set(db: Database) -> None:
     video = a_video(db)
     engine = AnalyticsEngine(AnalyticsConfig(), detectors=[])
