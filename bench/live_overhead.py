@@ -41,7 +41,7 @@ from typing import Any
 import psycopg
 import redis
 
-from bench.common import ensure_postgres, ensure_redis, fresh_pg_database, media_dir
+from bench.common import ensure_postgres, ensure_redis, fresh_pg_database, media_dir, process_cpu_s
 
 REDIS_BENCH_DB = 9
 CHUNK_FRAMES = 4
@@ -123,6 +123,19 @@ def _commit_timer(clock: StageClock) -> Iterator[None]:
         yield
     finally:
         SessionTransaction.commit = real  # type: ignore[method-assign]
+
+
+def backends_cpu_s(pg_url: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends connected to this database (from /proc)."""
+    name = pg_url.rsplit("/", 1)[1]
+    with psycopg.connect(pg_url) as conn:
+        pids = [
+            pid
+            for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,)
+            )
+        ]
+    return sum(process_cpu_s(pid) for pid in pids)
 
 
 def digest(pg_url: str) -> dict[str, str]:
@@ -268,8 +281,9 @@ def run(streams: int, seconds: float, clip: Path, profile: Path | None) -> dict[
             if profiler is not None:
                 profiler.disable()
                 profiler.dump_stats(str(profile))
-            feeder.join()
+                feeder.join()
             work_cpu_s = time.process_time() - work_from
+        postgres_cpu_s = backends_cpu_s(pg_url)
         worker_ctx.close()
         feeder_ctx.close()
         services.close()
@@ -277,6 +291,7 @@ def run(streams: int, seconds: float, clip: Path, profile: Path | None) -> dict[
         with psycopg.connect(pg_url) as conn:
             (analysed,) = conn.execute("SELECT count(*) FROM frames").fetchone()  # type: ignore[misc]
             (events_n,) = conn.execute("SELECT count(*) FROM events").fetchone()  # type: ignore[misc]
+            (state_bytes,) = conn.execute("SELECT avg(length(engine)) FROM analytics_state").fetchone()  # type: ignore[misc]
 
     # The worker's CPU: the process's while it worked, less the feeder thread's (its own clock).
     worker_cpu_s = work_cpu_s - feeder_cpu_s
@@ -294,6 +309,9 @@ def run(streams: int, seconds: float, clip: Path, profile: Path | None) -> dict[
         "pose_cpu_ms_per_frame": round(1000 * pose_s / analysed, 3),
         "overhead_cpu_ms_per_frame": round(1000 * (worker_cpu_s - pose_s) / analysed, 3),
         "feeder_cpu_ms_per_frame": round(1000 * feeder_cpu_s / analysed, 3),
+        # The PostgreSQL backends of this database (the worker's and the feeder's connections).
+        "postgres_cpu_ms_per_frame": round(1000 * postgres_cpu_s / analysed, 3),
+        "engine_state_bytes": int(state_bytes or 0),
         "stage_cpu_ms_per_frame": per_frame,
         "stage_calls": dict(sorted(clock.calls.items())),
         "digest": result_digest,

@@ -46,7 +46,12 @@ class SavedEngine:
 def load(session: Session, video_id: int, kept: SavedEngine | None = None) -> Cursor:
     """`kept`: an engine this process saved last; when the stored state is still exactly its
     bytes, it is that engine (unpickling them would rebuild it), and it is not unpickled."""
-    state = session.scalar(select(AnalyticsState).where(AnalyticsState.video_id == video_id))
+    # Columns, not the ORM object: a live camera loads its state several times a second.
+    state = session.execute(
+        select(
+            AnalyticsState.next_chunk, AnalyticsState.finished, AnalyticsState.version, AnalyticsState.engine
+        ).where(AnalyticsState.video_id == video_id)
+    ).one_or_none()
     if state is None:
         return Cursor(next_chunk=0, finished=False, engine=None, current_version=True)
     if state.version != ANALYTICS_VERSION or state.engine is None:

@@ -16,6 +16,7 @@ from storage.models import AnalysedFrame, Chunk, PoseRow, Video, utcnow
 # bulk inserts and the executemany update of track ids go through Core, by column name.
 _FRAMES = cast(Table, AnalysedFrame.__table__)
 _POSES = cast(Table, PoseRow.__table__)
+_CHUNKS = cast(Table, Chunk.__table__)
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,9 @@ def write_chunk(session: Session, chunk: ChunkWrite) -> None:
         session.execute(_FRAMES.insert(), frame_rows)
     if pose_rows:
         session.execute(_POSES.insert(), pose_rows)
-    session.add(
-        Chunk(
+    # Core, like the rows above: an ORM object would cost a unit-of-work flush for one row.
+    session.execute(
+        _CHUNKS.insert().values(
             video_id=chunk.video_id,
             idx=chunk.chunk_idx,
             seq_from=chunk.seq_from,
