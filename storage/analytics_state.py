@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import pickle
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,6 +36,31 @@ class Cursor:
     current_version: bool
 
 
+# Built once: a live camera loads and advances its cursor several times a second, and building
+# a statement costs about as much CPU as running it. Columns and Core, not ORM objects and an
+# ORM-enabled UPDATE, for the same reason: nothing in the session holds an AnalyticsState to
+# keep in step (`advance` adds one only in a nested transaction of its own, for the first chunk).
+_STATES = cast(Table, AnalyticsState.__table__)
+_LOAD = select(
+    AnalyticsState.next_chunk, AnalyticsState.finished, AnalyticsState.version, AnalyticsState.engine
+).where(AnalyticsState.video_id == bindparam("video_id"))
+_ADVANCE = (
+    update(_STATES)
+    .where(
+        _STATES.c.video_id == bindparam("video_id_"),
+        _STATES.c.next_chunk == bindparam("expected_next"),
+        _STATES.c.finished.is_(False),
+    )
+    .values(
+        next_chunk=bindparam("new_next"),
+        finished=bindparam("finished_"),
+        engine=bindparam("blob"),
+        version=bindparam("version_"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
 @dataclass(frozen=True)
 class SavedEngine:
     """An engine still in memory with the state `advance` saved of it (what it returned)."""
@@ -46,12 +72,7 @@ class SavedEngine:
 def load(session: Session, video_id: int, kept: SavedEngine | None = None) -> Cursor:
     """`kept`: an engine this process saved last; when the stored state is still exactly its
     bytes, it is that engine (unpickling them would rebuild it), and it is not unpickled."""
-    # Columns, not the ORM object: a live camera loads its state several times a second.
-    state = session.execute(
-        select(
-            AnalyticsState.next_chunk, AnalyticsState.finished, AnalyticsState.version, AnalyticsState.engine
-        ).where(AnalyticsState.video_id == video_id)
-    ).one_or_none()
+    state = session.execute(_LOAD, {"video_id": video_id}).one_or_none()
     if state is None:
         return Cursor(next_chunk=0, finished=False, engine=None, current_version=True)
     if state.version != ANALYTICS_VERSION or state.engine is None:
@@ -88,19 +109,16 @@ def advance(
         new_next = expected_next if finished else expected_next + 1
     # The update first: the state exists for every chunk but a video's first.
     result = session.execute(
-        update(AnalyticsState)
-        .where(
-            AnalyticsState.video_id == video_id,
-            AnalyticsState.next_chunk == expected_next,
-            AnalyticsState.finished.is_(False),
-        )
-        .values(
-            next_chunk=new_next,
-            finished=finished,
-            engine=blob,
-            version=ANALYTICS_VERSION,
-            updated_at=utcnow(),
-        )
+        _ADVANCE,
+        {
+            "video_id_": video_id,
+            "expected_next": expected_next,
+            "new_next": new_next,
+            "finished_": finished,
+            "blob": blob,
+            "version_": ANALYTICS_VERSION,
+            "now": utcnow(),
+        },
     )
     if rows_affected(result) == 1:
         return SavedEngine(blob, engine)

@@ -17,6 +17,23 @@ from storage.models import AnalysedFrame, Chunk, PoseRow, Video, utcnow
 _FRAMES = cast(Table, AnalysedFrame.__table__)
 _POSES = cast(Table, PoseRow.__table__)
 _CHUNKS = cast(Table, Chunk.__table__)
+_VIDEOS = cast(Table, Video.__table__)
+# Built once (a live camera writes several chunks a second; building a statement costs about as
+# much CPU as running it). The counters' UPDATE is Core: callers holding the Video object read
+# no counter of it afterwards, so an ORM-enabled UPDATE keeping it in step would be pure cost.
+_PREVIOUS = select(Chunk.pose_s, Chunk.attempts).where(
+    Chunk.video_id == bindparam("video_id"), Chunk.idx == bindparam("idx")
+)
+_INSERT_CHUNK = _CHUNKS.insert()
+_COUNT_CHUNK = (
+    update(_VIDEOS)
+    .where(_VIDEOS.c.id == bindparam("video_id_"))
+    .values(
+        frames_done=_VIDEOS.c.frames_done + bindparam("frames"),
+        frames_with_person=_VIDEOS.c.frames_with_person + bindparam("with_person"),
+        pose_s=_VIDEOS.c.pose_s + bindparam("seconds"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +57,7 @@ def write_chunk(session: Session, chunk: ChunkWrite) -> None:
     the video's counters move by the difference, not by the whole chunk.
     """
     this_chunk = (Chunk.video_id == chunk.video_id) & (Chunk.idx == chunk.chunk_idx)
-    previous = session.execute(select(Chunk.pose_s, Chunk.attempts).where(this_chunk)).one_or_none()
+    previous = session.execute(_PREVIOUS, {"video_id": chunk.video_id, "idx": chunk.chunk_idx}).one_or_none()
     old_frames = old_with_person = attempts = 0
     old_pose_s = 0.0
     # A chunk's frame and pose rows are only ever written with its Chunk row, in this function's
@@ -92,26 +109,27 @@ def write_chunk(session: Session, chunk: ChunkWrite) -> None:
         session.execute(_POSES.insert(), pose_rows)
     # Core, like the rows above: an ORM object would cost a unit-of-work flush for one row.
     session.execute(
-        _CHUNKS.insert().values(
-            video_id=chunk.video_id,
-            idx=chunk.chunk_idx,
-            seq_from=chunk.seq_from,
-            seq_to=chunk.seq_to,
-            attempts=attempts + 1,
-            pose_s=chunk.pose_s,
-            worker=chunk.worker[:128],
-            finished_at=utcnow(),
-        )
+        _INSERT_CHUNK,
+        {
+            "video_id": chunk.video_id,
+            "idx": chunk.chunk_idx,
+            "seq_from": chunk.seq_from,
+            "seq_to": chunk.seq_to,
+            "attempts": attempts + 1,
+            "pose_s": chunk.pose_s,
+            "worker": chunk.worker[:128],
+            "finished_at": utcnow(),
+        },
     )
     with_person = sum(1 for f in chunk.frames if f.poses)
     session.execute(
-        update(Video)
-        .where(Video.id == chunk.video_id)
-        .values(
-            frames_done=Video.frames_done + (len(frame_rows) - old_frames),
-            frames_with_person=Video.frames_with_person + (with_person - old_with_person),
-            pose_s=Video.pose_s + (chunk.pose_s - old_pose_s),
-        )
+        _COUNT_CHUNK,
+        {
+            "video_id_": chunk.video_id,
+            "frames": len(frame_rows) - old_frames,
+            "with_person": with_person - old_with_person,
+            "seconds": chunk.pose_s - old_pose_s,
+        },
     )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from storage.db import rows_affected
@@ -161,22 +161,26 @@ class LiveSession:
     next_chunk: int  # the analytics cursor's: 0 before the first chunk is analysed
 
 
+# Built once: a camera's jobs run it several times a second (building it costs as much as running it).
+_LIVE_SESSION = (
+    select(
+        Video.status,
+        Video.started_at,
+        Video.source_id,
+        Video.exercise,
+        Video.pose_backend,
+        Video.width,
+        Video.height,
+        AnalyticsState.next_chunk,
+    )
+    .outerjoin(AnalyticsState, AnalyticsState.video_id == Video.id)
+    .where(Video.id == bindparam("video_id"), Video.run_token == bindparam("run"))
+)
+
+
 def live_session(session: Session, video_id: int, run: str) -> LiveSession | None:
     """The session if `run` is still its current run (as `current`), with its analytics cursor."""
-    row = session.execute(
-        select(
-            Video.status,
-            Video.started_at,
-            Video.source_id,
-            Video.exercise,
-            Video.pose_backend,
-            Video.width,
-            Video.height,
-            AnalyticsState.next_chunk,
-        )
-        .outerjoin(AnalyticsState, AnalyticsState.video_id == Video.id)
-        .where(Video.id == video_id, Video.run_token == run)
-    ).one_or_none()
+    row = session.execute(_LIVE_SESSION, {"video_id": video_id, "run": run}).one_or_none()
     if row is None:
         return None
     return LiveSession(*row[:-1], next_chunk=row.next_chunk or 0)
