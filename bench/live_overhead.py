@@ -86,6 +86,9 @@ def instrument(clock: StageClock) -> None:
     clock.wrap(runtime.PosepipeWorker, "dequeue_job_and_maintain_ttl", "rq: dequeue")
     clock.wrap(live, "live_chunk", "job: live_chunk")
     clock.wrap(FrameStore, "get", "frames: get + decode")
+    clock.wrap(FrameStore, "payloads", "frames: get")
+    if hasattr(live, "payload"):
+        clock.wrap(live.payload, "decode", "frames: decode")
     clock.wrap(FrameStore, "release", "frames: release")
     for estimator in (MediaPipeEstimator, LiteRtPoseEstimator):
         clock.wrap(estimator, "estimate", "pose: model (estimate)")

@@ -19,7 +19,7 @@ from typing import Any
 
 from analytics.engine import ANALYTICS_VERSION, AnalyticsEngine, FrameOutcome
 from analytics.events import Event
-from pipeline import keys
+from pipeline import keys, payload
 from pipeline.errors import FramesMissingError
 from pipeline.job_types import ChunkJob, LiveChunkResult, LiveFinishResult, RunJob
 from pose.types import FramePoses
@@ -44,13 +44,16 @@ def live_chunk(job: ChunkJob) -> LiveChunkResult:
     posed_previous = chunk_idx > 0 and live.next_chunk == chunk_idx
     resolution_wh = (live.width or 1, live.height or 1)
     try:
-        frames = ctx.frames.get(video_id, run, seqs)
+        blobs = ctx.frames.payloads(video_id, run, seqs)
     except FramesMissingError as exc:
         return _drop(ctx, job, "expired", f"{exc}")
-    lag_s = time.time() - (origin.timestamp() + frames[-1].pts_s)
+    # From the newest frame's header: a chunk dropped (every other one while workers are
+    # behind) is not decoded.
+    lag_s = time.time() - (origin.timestamp() + payload.pts_s(blobs[-1]))
     cause = drop_cause(lag_s, posed_previous, ctx.settings.live_thin_lag_s, ctx.settings.live_max_lag_s)
     if cause is not None:
         return _drop(ctx, job, cause, f"{lag_s:.1f} s behind")
+    frames = [payload.decode(blob) for blob in blobs]
 
     estimator = ctx.session_estimator(video_id, frames[0].pts_s, live.pose_backend)
     started = time.perf_counter()
