@@ -3,21 +3,24 @@
 N camera sessions are fed a shared clip through the real live ingest (`pipeline.live.LiveIngest`:
 sampling, YUV 4:2:0 payloads in Redis, live jobs queued on RQ by the router) and posed by one
 real RQ worker (`workers.runtime.PosepipeWorker`, the live job and everything it calls) in this
-process, against Redis and a fresh PostgreSQL database. The sessions advance in lockstep: each
-round queues one chunk of every session, then the worker runs them all, so every run sees the
-same chunks in the same order (4 frames, `live_chunk_frames`), no chunk is dropped, and the rows
-it stores can be compared between two versions of the code (`--digest`).
+process, against Redis and a fresh PostgreSQL database. The sessions advance in rounds: the
+feeder queues one chunk (`live_chunk_frames`, 4) of every session while the worker waits, then
+the worker runs them while the feeder waits. So every run sees the same chunks in the same
+order, none is dropped, and what they store can be compared between two versions of the code
+(`digest`: hashes of every frame, pose, event, chunk and cursor row, wall-clock columns aside).
 
-The process's CPU (every thread: MediaPipe's graph threads, RQ's heartbeat thread) is counted
-while the worker runs a round, the feeder's own CPU left out (it runs between rounds, measured
-on its thread). Each stage of the job is timed the same way (process CPU, inclusive), so stages
-add up to the job, and the rest of the worker's CPU is RQ's own (taking the job, its status,
-its result). The pose model is `estimate` on the job's frames: what is left is bookkeeping.
+The worker's CPU is the process's (every thread: MediaPipe's graph threads, RQ's heartbeat
+thread) while it worked, less the feeder thread's own. Each stage of the job is timed the same
+way (process CPU, inclusive), so stages add up to the job, and the rest is RQ's own (taking the
+job, its status, its result). The pose model is `estimate` on the job's frames: the rest is
+bookkeeping. PostgreSQL's CPU is its backends' for this database (from /proc).
 
-    .venv/bin/python -m bench.live_overhead [--streams 6] [--seconds 20] [--profile out.prof]
+    .venv/bin/python -m bench.live_overhead [--streams 6] [--seconds 20] [--backend litert]
+        [--profile out.prof]
 
 `--seconds`: stream time per session (the clip looped). `--profile FILE`: also run cProfile on the
-worker (slower; its timings are not comparable with a run without it).
+worker thread (its own CPU; slower, so its timings are not comparable with a run without it).
+Another checkout is measured by running this file from it (PYTHONPATH=that checkout).
 """
 
 from __future__ import annotations
@@ -163,7 +166,9 @@ def digest(pg_url: str) -> dict[str, str]:
     return out
 
 
-def run(streams: int, seconds: float, clip: Path, profile: Path | None) -> dict[str, object]:
+def run(
+    streams: int, seconds: float, clip: Path, profile: Path | None, backend: str | None = None
+) -> dict[str, object]:
     from cryptography.fernet import Fernet
 
     from pipeline import keys
@@ -189,6 +194,7 @@ def run(streams: int, seconds: float, clip: Path, profile: Path | None) -> dict[
             live_max_lag_s=60,
             live_thin_lag_s=60,
             live_chunk_frames=CHUNK_FRAMES,
+            **({"camera_pose_backend": backend} if backend else {}),
         )
         services = Services.open(settings)
         box = services.secret_box()
@@ -329,8 +335,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--clip", default="falls/urfall_ds04_fall_while_walking.mp4")
     parser.add_argument("--profile", type=Path, help="also write a cProfile of the worker here")
+    parser.add_argument("--backend", help="the cameras' pose backend (default: the settings' camera default)")
     args = parser.parse_args()
-    result = run(args.streams, args.seconds, media_dir() / args.clip, args.profile)
+    result = run(args.streams, args.seconds, media_dir() / args.clip, args.profile, args.backend)
     print(json.dumps(result, indent=1), flush=True)
 
 
