@@ -102,6 +102,8 @@ def live_chunk(job: ChunkJob) -> LiveChunkResult:
                 tracks = live_view.engine_tracks(engine)
     if saved is not None:
         ctx.keep_session_engine(video_id, saved)
+    elif kept is not None:  # a retried chunk, analysed already: the stored state was left as it was
+        ctx.keep_session_engine(video_id, kept)
     if tracks is not None:  # after the commit: the API reads these frames' poses from the database
         live_view.publish(ctx.redis, video_id, origin.timestamp(), frames, tracks)
     ctx.frames.release(video_id, run, seqs)
