@@ -54,6 +54,38 @@ def test_the_head_read_from_the_migration_files_is_alembics(db: Database) -> Non
     assert db.revision() == head_revision()
 
 
+def test_the_engine_state_is_stored_uncompressed_on_postgresql(pg_url: str) -> None:
+    # Migration 0006: a live camera rewrites it with every chunk; compressing it cost PostgreSQL
+    # three times the CPU of storing it. Down and up again, as a deployment rolling back would.
+    from alembic import command
+    from alembic.config import Config
+
+    database = Database(pg_url)
+    database.migrate()
+
+    def storage() -> str:
+        with database.engine.connect() as conn:
+            return str(
+                conn.exec_driver_sql(
+                    "SELECT attstorage FROM pg_attribute "
+                    "WHERE attrelid = 'analytics_state'::regclass AND attname = 'engine'"
+                ).scalar()
+            )
+
+    try:
+        assert storage() == "e"  # EXTERNAL: out of line, never compressed
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with database.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0005_chunk_rows_are_done")
+        assert storage() == "x"  # EXTENDED: PostgreSQL's default for bytea
+        database.migrate()
+        assert storage() == "e"
+    finally:
+        database.dispose()
+
+
 def test_a_database_at_the_head_starts_without_importing_alembic(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'p.db'}"
     probe = (
