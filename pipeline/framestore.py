@@ -103,6 +103,14 @@ class FrameStore:
             return []
         return self._read_frames(video_id, run, seqs)
 
+    def payloads(self, video_id: int, run: str, seqs: range) -> list[bytes]:
+        """The frames of `seqs` undecoded (payload.decode gives each Frame), in order;
+        FramesMissingError if any has gone. For a caller that may not pose them: a frame's time
+        is in its header (payload.pts_s), and a chunk dropped costs no colour conversion."""
+        if not seqs:
+            return []
+        return self._read(video_id, run, seqs)
+
     def stream(
         self, video_id: int, run: str, seqs: range, batch: int = STREAM_BATCH_FRAMES
     ) -> Iterator[Frame]:

@@ -85,6 +85,16 @@ def decode(payload: bytes) -> Frame:
     return Frame(seq=seq, pts_s=pts_s, rgb=rgb)
 
 
+def pts_s(payload: bytes) -> float:
+    """A payload's frame time, from its header alone (no pixels decoded)."""
+    if len(payload) < _HEADER.size:
+        raise PayloadError(f"payload of {len(payload)} bytes is shorter than its header")
+    magic, code, _seq, t_s, _height, _width = _HEADER.unpack_from(payload)
+    if magic != MAGIC or code not in _ENCODINGS:
+        raise PayloadError("not a posepipe frame payload")
+    return float(t_s)
+
+
 def _planar(body: memoryview, seq: int, pts_s: float, height: int, width: int) -> PlanarFrame:
     expected = _PLANAR.size + height * width * 3 // 2
     if len(body) != expected or height % 2 or width % 2:

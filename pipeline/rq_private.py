@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
@@ -32,6 +33,11 @@ log = logging.getLogger(__name__)
 
 # How soon a worker's RQ scheduler notices it is asked to stop, within its 1 s sleep between rounds.
 SCHEDULER_STOP_POLL_S = 0.05
+# RQ refreshes its worker's key (three Redis commands, each a round trip) in its work loop and
+# before and after each dequeue, besides with each job's preparation: three times a job, and a
+# live camera makes several jobs a second. A refresh this soon after one that gave the key at
+# least as long to live (worker_ttl + 60 s: 90 s here) changes nothing anyone reads: skipped.
+HEARTBEAT_MIN_GAP_S = 1.0
 # The started-registry score (an expiry, Unix seconds) given to a dead worker's executions:
 # long past, so RQ's cleanup with this cut-off takes exactly them and nothing still running.
 _LONG_EXPIRED = 1
@@ -239,6 +245,16 @@ class HeartbeatWorker(SimpleWorker):
         finally:
             self.scheduler.release_locks()
             self.scheduler.register_death()
+
+    _key_expires_at: float = float("-inf")  # time.monotonic() when the worker key expires
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        ttl = timeout or self.worker_ttl + 60
+        beat_at = time.monotonic()
+        if pipeline is None and self._key_expires_at >= beat_at + ttl - HEARTBEAT_MIN_GAP_S:
+            return
+        super().heartbeat(timeout, pipeline)
+        self._key_expires_at = beat_at + ttl
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         execution = self.prepare_execution(job)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import pickle
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,15 +36,51 @@ class Cursor:
     current_version: bool
 
 
-def load(session: Session, video_id: int) -> Cursor:
-    state = session.scalar(select(AnalyticsState).where(AnalyticsState.video_id == video_id))
+# Built once: a live camera loads and advances its cursor several times a second, and building
+# a statement costs about as much CPU as running it. Columns and Core, not ORM objects and an
+# ORM-enabled UPDATE, for the same reason: nothing in the session holds an AnalyticsState to
+# keep in step (`advance` adds one only in a nested transaction of its own, for the first chunk).
+_STATES = cast(Table, AnalyticsState.__table__)
+_LOAD = select(
+    AnalyticsState.next_chunk, AnalyticsState.finished, AnalyticsState.version, AnalyticsState.engine
+).where(AnalyticsState.video_id == bindparam("video_id"))
+_ADVANCE = (
+    update(_STATES)
+    .where(
+        _STATES.c.video_id == bindparam("video_id_"),
+        _STATES.c.next_chunk == bindparam("expected_next"),
+        _STATES.c.finished.is_(False),
+    )
+    .values(
+        next_chunk=bindparam("new_next"),
+        finished=bindparam("finished_"),
+        engine=bindparam("blob"),
+        version=bindparam("version_"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class SavedEngine:
+    """An engine still in memory with the state `advance` saved of it (what it returned)."""
+
+    blob: bytes
+    engine: AnalyticsEngine
+
+
+def load(session: Session, video_id: int, kept: SavedEngine | None = None) -> Cursor:
+    """`kept`: an engine this process saved last; when the stored state is still exactly its
+    bytes, it is that engine (unpickling them would rebuild it), and it is not unpickled."""
+    state = session.execute(_LOAD, {"video_id": video_id}).one_or_none()
     if state is None:
         return Cursor(next_chunk=0, finished=False, engine=None, current_version=True)
     if state.version != ANALYTICS_VERSION or state.engine is None:
         return Cursor(
             state.next_chunk, state.finished, None, current_version=state.version == ANALYTICS_VERSION
         )
-    return Cursor(state.next_chunk, state.finished, pickles.loads(state.engine), current_version=True)
+    engine = kept.engine if kept is not None and kept.blob == state.engine else pickles.loads(state.engine)
+    return Cursor(state.next_chunk, state.finished, engine, current_version=True)
 
 
 def next_chunk(session: Session, video_id: int) -> int:
@@ -60,34 +97,31 @@ def advance(
     *,
     finished: bool = False,
     new_next: int | None = None,
-) -> None:
+) -> SavedEngine:
     """Move the cursor from `expected_next` to `new_next` (default: the chunk after it), or
     mark it finished. A live session passes a later chunk when chunks were dropped.
 
     Raises CursorMoved if the cursor is no longer at `expected_next`; the caller's
-    transaction must then be rolled back.
+    transaction must then be rolled back. Returns the state saved (valid once committed).
     """
     blob = pickle.dumps(engine, protocol=pickle.HIGHEST_PROTOCOL)
     if new_next is None:
         new_next = expected_next if finished else expected_next + 1
     # The update first: the state exists for every chunk but a video's first.
     result = session.execute(
-        update(AnalyticsState)
-        .where(
-            AnalyticsState.video_id == video_id,
-            AnalyticsState.next_chunk == expected_next,
-            AnalyticsState.finished.is_(False),
-        )
-        .values(
-            next_chunk=new_next,
-            finished=finished,
-            engine=blob,
-            version=ANALYTICS_VERSION,
-            updated_at=utcnow(),
-        )
+        _ADVANCE,
+        {
+            "video_id_": video_id,
+            "expected_next": expected_next,
+            "new_next": new_next,
+            "finished_": finished,
+            "blob": blob,
+            "version_": ANALYTICS_VERSION,
+            "now": utcnow(),
+        },
     )
     if rows_affected(result) == 1:
-        return
+        return SavedEngine(blob, engine)
     exists = session.scalar(select(AnalyticsState.video_id).where(AnalyticsState.video_id == video_id))
     if exists is not None:
         raise CursorMoved(f"video {video_id}: analytics cursor is no longer at chunk {expected_next}")
@@ -106,3 +140,4 @@ def advance(
             )
     except IntegrityError as exc:
         raise CursorMoved(f"video {video_id}: another job started its analytics") from exc
+    return SavedEngine(blob, engine)

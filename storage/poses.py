@@ -16,6 +16,24 @@ from storage.models import AnalysedFrame, Chunk, PoseRow, Video, utcnow
 # bulk inserts and the executemany update of track ids go through Core, by column name.
 _FRAMES = cast(Table, AnalysedFrame.__table__)
 _POSES = cast(Table, PoseRow.__table__)
+_CHUNKS = cast(Table, Chunk.__table__)
+_VIDEOS = cast(Table, Video.__table__)
+# Built once (a live camera writes several chunks a second; building a statement costs about as
+# much CPU as running it). The counters' UPDATE is Core: callers holding the Video object read
+# no counter of it afterwards, so an ORM-enabled UPDATE keeping it in step would be pure cost.
+_PREVIOUS = select(Chunk.pose_s, Chunk.attempts).where(
+    Chunk.video_id == bindparam("video_id"), Chunk.idx == bindparam("idx")
+)
+_INSERT_CHUNK = _CHUNKS.insert()
+_COUNT_CHUNK = (
+    update(_VIDEOS)
+    .where(_VIDEOS.c.id == bindparam("video_id_"))
+    .values(
+        frames_done=_VIDEOS.c.frames_done + bindparam("frames"),
+        frames_with_person=_VIDEOS.c.frames_with_person + bindparam("with_person"),
+        pose_s=_VIDEOS.c.pose_s + bindparam("seconds"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -27,6 +45,9 @@ class ChunkWrite:
     frames: Sequence[FramePoses]
     pose_s: float
     worker: str
+    # Per frame, the track id of each person (the engine's FrameOutcome.track_ids) when the
+    # chunk was analysed before it is stored (a live chunk); None leaves them to set_track_ids.
+    track_ids: Sequence[Sequence[int | None]] | None = None
 
 
 def write_chunk(session: Session, chunk: ChunkWrite) -> None:
@@ -36,7 +57,7 @@ def write_chunk(session: Session, chunk: ChunkWrite) -> None:
     the video's counters move by the difference, not by the whole chunk.
     """
     this_chunk = (Chunk.video_id == chunk.video_id) & (Chunk.idx == chunk.chunk_idx)
-    previous = session.execute(select(Chunk.pose_s, Chunk.attempts).where(this_chunk)).one_or_none()
+    previous = session.execute(_PREVIOUS, {"video_id": chunk.video_id, "idx": chunk.chunk_idx}).one_or_none()
     old_frames = old_with_person = attempts = 0
     old_pose_s = 0.0
     # A chunk's frame and pose rows are only ever written with its Chunk row, in this function's
@@ -64,7 +85,9 @@ def write_chunk(session: Session, chunk: ChunkWrite) -> None:
         for f in chunk.frames
     ]
     pose_rows = []
-    for f in chunk.frames:
+    no_tracks: Sequence[int | None] = ()
+    for i, f in enumerate(chunk.frames):
+        tracks = no_tracks if chunk.track_ids is None else chunk.track_ids[i]
         for person, pose in enumerate(f.poses):
             landmarks, world = pose.to_bytes()
             pose_rows.append(
@@ -73,7 +96,7 @@ def write_chunk(session: Session, chunk: ChunkWrite) -> None:
                     "seq": f.seq,
                     "person": person,
                     "t_s": f.pts_s,
-                    "track_id": None,
+                    "track_id": tracks[person] if person < len(tracks) else None,
                     "score": pose.score,
                     "landmarks": landmarks,
                     "world_landmarks": world,
@@ -84,27 +107,29 @@ def write_chunk(session: Session, chunk: ChunkWrite) -> None:
         session.execute(_FRAMES.insert(), frame_rows)
     if pose_rows:
         session.execute(_POSES.insert(), pose_rows)
-    session.add(
-        Chunk(
-            video_id=chunk.video_id,
-            idx=chunk.chunk_idx,
-            seq_from=chunk.seq_from,
-            seq_to=chunk.seq_to,
-            attempts=attempts + 1,
-            pose_s=chunk.pose_s,
-            worker=chunk.worker[:128],
-            finished_at=utcnow(),
-        )
+    # Core, like the rows above: an ORM object would cost a unit-of-work flush for one row.
+    session.execute(
+        _INSERT_CHUNK,
+        {
+            "video_id": chunk.video_id,
+            "idx": chunk.chunk_idx,
+            "seq_from": chunk.seq_from,
+            "seq_to": chunk.seq_to,
+            "attempts": attempts + 1,
+            "pose_s": chunk.pose_s,
+            "worker": chunk.worker[:128],
+            "finished_at": utcnow(),
+        },
     )
     with_person = sum(1 for f in chunk.frames if f.poses)
     session.execute(
-        update(Video)
-        .where(Video.id == chunk.video_id)
-        .values(
-            frames_done=Video.frames_done + (len(frame_rows) - old_frames),
-            frames_with_person=Video.frames_with_person + (with_person - old_with_person),
-            pose_s=Video.pose_s + (chunk.pose_s - old_pose_s),
-        )
+        _COUNT_CHUNK,
+        {
+            "video_id_": chunk.video_id,
+            "frames": len(frame_rows) - old_frames,
+            "with_person": with_person - old_with_person,
+            "seconds": chunk.pose_s - old_pose_s,
+        },
     )
 
 

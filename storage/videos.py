@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from storage.db import rows_affected
@@ -144,6 +145,45 @@ def current(session: Session, video_id: int, run: str, *, lock: bool = False) ->
     if lock:
         query = query.with_for_update()
     return session.scalar(query)
+
+
+@dataclass(frozen=True)
+class LiveSession:
+    """What a live chunk's job reads of its camera session before posing (one query)."""
+
+    status: VideoStatus
+    started_at: datetime | None
+    source_id: int
+    exercise: str | None
+    pose_backend: str
+    width: int | None
+    height: int | None
+    next_chunk: int  # the analytics cursor's: 0 before the first chunk is analysed
+
+
+# Built once: a camera's jobs run it several times a second (building it costs as much as running it).
+_LIVE_SESSION = (
+    select(
+        Video.status,
+        Video.started_at,
+        Video.source_id,
+        Video.exercise,
+        Video.pose_backend,
+        Video.width,
+        Video.height,
+        AnalyticsState.next_chunk,
+    )
+    .outerjoin(AnalyticsState, AnalyticsState.video_id == Video.id)
+    .where(Video.id == bindparam("video_id"), Video.run_token == bindparam("run"))
+)
+
+
+def live_session(session: Session, video_id: int, run: str) -> LiveSession | None:
+    """The session if `run` is still its current run (as `current`), with its analytics cursor."""
+    row = session.execute(_LIVE_SESSION, {"video_id": video_id, "run": run}).one_or_none()
+    if row is None:
+        return None
+    return LiveSession(*row[:-1], next_chunk=row.next_chunk or 0)
 
 
 def mark_failed(session: Session, video_id: int, run: str, error: str) -> bool:

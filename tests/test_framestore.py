@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import redis
 
-from pipeline import keys
+from pipeline import keys, payload
 from pipeline.errors import FramesMissingError
 from pipeline.frames import Frame, PlanarFrame
 from pipeline.framestore import FrameStore
@@ -138,3 +138,13 @@ def test_the_packer_sends_a_frame_payload_without_copying_it() -> None:
     assert b"".join(chunks) == head + payload + b"\r\n$2\r\nEX\r\n$2\r\n60\r\n"
     small = packer.pack("SET", "k", b"v")
     assert b"".join(small) == b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
+
+
+def test_payloads_are_the_frames_undecoded(store: FrameStore) -> None:
+    for s in range(3):
+        store.put(1, "run", frame(s))
+    blobs = store.payloads(1, "run", range(1, 3))
+    assert [payload.decode(b).seq for b in blobs] == [1, 2]
+    assert [payload.pts_s(b) for b in blobs] == [0.1, 0.2]
+    with pytest.raises(FramesMissingError):
+        store.payloads(1, "run", range(2, 4))

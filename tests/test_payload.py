@@ -159,3 +159,12 @@ def test_yuv420_payload_of_real_clips_is_exact(media_dir: Path, clip: str) -> No
     direct, through_redis, _ = both_ways(media_dir / clip, max_side=1280)
     assert len(direct) > 100
     assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(direct, through_redis, strict=True))
+
+
+def test_a_payloads_time_is_read_from_its_header_alone() -> None:
+    # workers.live decides whether to drop a chunk from its newest frame's time, undecoded.
+    rgb = np.zeros((4, 6, 3), dtype=np.uint8)
+    for encoding in (FrameEncoding.RAW, FrameEncoding.JPEG):
+        assert payload.pts_s(payload.encode(Frame(seq=3, pts_s=1.25, rgb=rgb), encoding)) == 1.25
+    with pytest.raises(payload.PayloadError):
+        payload.pts_s(b"PPF0" + bytes(40))

@@ -132,3 +132,28 @@ def test_an_execution_expired_in_the_started_registry_is_handled_as_abandoned(
     assert redis.zcard(registry.key) == 0
     assert job.get_status(refresh=True) == JobStatus.FAILED
     assert FailedJobRegistry("a", connection=redis).get_job_ids() == [job.id]
+
+
+def test_a_worker_refreshes_its_key_once_however_often_rq_asks_within_a_second(
+    redis: fakeredis.FakeStrictRedis,
+) -> None:
+    # pipeline.rq_private.HeartbeatWorker.heartbeat: RQ's (timeout, pipeline), skipped when the
+    # key was just given at least as long to live; one asking for longer, or pipelined, goes.
+    class Worker(rq_private.HeartbeatWorker):
+        heartbeat_interval_s = 5
+
+    assert list(inspect.signature(SimpleWorker.heartbeat).parameters) == ["self", "timeout", "pipeline"]
+    worker = Worker([Queue("a", connection=redis)], connection=redis)
+    worker.heartbeat()
+    assert redis.ttl(worker.key) == worker.worker_ttl + 60  # RQ's default
+    redis.expire(worker.key, 5)  # as if the refresh had not happened: a skipped one sends nothing
+    worker.heartbeat()
+    assert redis.ttl(worker.key) == 5
+    worker.heartbeat(timeout=worker.worker_ttl + 600)
+    assert redis.ttl(worker.key) == worker.worker_ttl + 600
+    with redis.pipeline() as pipeline:
+        worker.heartbeat(30, pipeline=pipeline)  # with a job's preparation: always sent
+        pipeline.execute()
+    assert redis.ttl(worker.key) == 30
+    worker.heartbeat()  # the key now lives shorter than RQ's default: refreshed
+    assert redis.ttl(worker.key) == worker.worker_ttl + 60

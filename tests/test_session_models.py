@@ -79,3 +79,19 @@ def test_workers_behind_a_camera_pose_every_other_chunk(
     lag_s: float, posed_previous: bool, cause: str | None
 ) -> None:
     assert drop_cause(lag_s, posed_previous, thin_lag_s=1.0, max_lag_s=2.0) == cause
+
+
+def test_a_session_engine_is_kept_between_chunks_only_once_committed(ctx: WorkerContext) -> None:
+    from analytics.config import AnalyticsConfig
+    from analytics.engine import AnalyticsEngine
+    from storage.analytics_state import SavedEngine
+
+    chunk(ctx, 1, 0.0, 0.2)
+    saved = SavedEngine(b"state", AnalyticsEngine(AnalyticsConfig(), detectors=[]))
+    ctx.keep_session_engine(1, saved)  # a job committed this state
+    assert ctx.take_session_engine(1) is saved
+    # The job that took it failed before keeping its own: the next one unpickles the stored state.
+    assert ctx.take_session_engine(1) is None
+    ctx.keep_session_engine(1, saved)
+    ctx.forget_session(1)  # the session ended: its engine goes with its model
+    assert ctx.take_session_engine(1) is None

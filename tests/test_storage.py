@@ -54,6 +54,38 @@ def test_the_head_read_from_the_migration_files_is_alembics(db: Database) -> Non
     assert db.revision() == head_revision()
 
 
+def test_the_engine_state_is_stored_uncompressed_on_postgresql(pg_url: str) -> None:
+    # Migration 0006: a live camera rewrites it with every chunk; compressing it cost PostgreSQL
+    # three times the CPU of storing it. Down and up again, as a deployment rolling back would.
+    from alembic import command
+    from alembic.config import Config
+
+    database = Database(pg_url)
+    database.migrate()
+
+    def storage() -> str:
+        with database.engine.connect() as conn:
+            return str(
+                conn.exec_driver_sql(
+                    "SELECT attstorage FROM pg_attribute "
+                    "WHERE attrelid = 'analytics_state'::regclass AND attname = 'engine'"
+                ).scalar()
+            )
+
+    try:
+        assert storage() == "e"  # EXTERNAL: out of line, never compressed
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with database.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0005_chunk_rows_are_done")
+        assert storage() == "x"  # EXTENDED: PostgreSQL's default for bytea
+        database.migrate()
+        assert storage() == "e"
+    finally:
+        database.dispose()
+
+
 def test_a_database_at_the_head_starts_without_importing_alembic(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'p.db'}"
     probe = (
@@ -113,6 +145,37 @@ def test_track_ids_are_written_per_person(db: Database) -> None:
             select(PoseRow.seq, PoseRow.person, PoseRow.track_id).order_by(PoseRow.seq, PoseRow.person)
         )
         assert [tuple(r) for r in rows] == [(0, 0, 1), (0, 1, 2), (1, 0, 1), (1, 1, None)]
+
+
+def test_track_ids_analysed_before_storing_are_written_with_the_rows(db: Database) -> None:
+    video = a_video(db)
+    frames = [FramePoses.of(i, i / 10, (640, 480), [a_pose(), a_pose(0.3)][: 2 - i]) for i in range(3)]
+    track_ids = [(1, 2), (1,), ()]  # per frame, one id per person, as FrameOutcome.track_ids
+    with db.session() as s:
+        write = poses.ChunkWrite(video.id, 0, 0, 3, frames, pose_s=0.5, worker="test", track_ids=track_ids)
+        poses.write_chunk(s, write)
+    with db.session() as s:
+        rows = s.execute(
+            select(PoseRow.seq, PoseRow.person, PoseRow.track_id).order_by(PoseRow.seq, PoseRow.person)
+        )
+        assert [tuple(r) for r in rows] == [(0, 0, 1), (0, 1, 2), (1, 0, 1)]
+
+
+def test_an_engine_kept_in_memory_is_used_only_while_the_stored_state_is_its_own(db: Database) -> None:
+    video = a_video(db)
+    engine = AnalyticsEngine(AnalyticsConfig(), detectors=[])
+    with db.session() as s:
+        saved = analytics_state.advance(s, video.id, 0, engine)
+    with db.session() as s:
+        assert analytics_state.load(s, video.id, saved).engine is engine  # not unpickled again
+    # Another worker advanced the session meanwhile: its state, not the one kept, is the current.
+    other = AnalyticsEngine(AnalyticsConfig(), detectors=[])
+    other.last_t_s = 4.2
+    with db.session() as s:
+        analytics_state.advance(s, video.id, 1, other)
+    with db.session() as s:
+        loaded = analytics_state.load(s, video.id, saved).engine
+    assert loaded is not engine and loaded is not None and loaded.last_t_s == 4.2
 
 
 def test_analytics_cursor_is_compare_and_set(db: Database) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from redis import Redis
 
@@ -27,6 +28,9 @@ from pipeline.queue import JobQueue
 from pose.estimator import PoseEstimator, create_estimator, pose_spec
 from storage.db import Database
 from workers.settings import WorkerSettings
+
+if TYPE_CHECKING:  # the analytics engine is imported by the jobs that need it, not with the context
+    from storage.analytics_state import SavedEngine
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,8 @@ class _SessionModel:
     estimator: PoseEstimator
     last_pts_s: float | None = None  # the last frame it posed, session time
     last_used: float = field(default_factory=time.monotonic)
+    # The session's analytics engine as this worker last saved it (see `take_session_engine`).
+    saved_engine: SavedEngine | None = None
 
 
 @dataclass
@@ -120,6 +126,22 @@ class WorkerContext:
     def note_session_posed(self, video_id: int, last_pts_s: float) -> None:
         if video_id in self._sessions:
             self._sessions[video_id].last_pts_s = last_pts_s
+
+    def take_session_engine(self, video_id: int) -> SavedEngine | None:
+        """The session's engine as this worker last saved it, given up by the worker: the job
+        now changes it, and only `keep_session_engine` after its commit makes it current again.
+        Unpickling a session's state costs ~1 ms a chunk; when no other worker analysed the
+        session since, the stored state is this one's bytes (storage.analytics_state.load)."""
+        entry = self._sessions.get(video_id)
+        if entry is None:
+            return None
+        saved, entry.saved_engine = entry.saved_engine, None
+        return saved
+
+    def keep_session_engine(self, video_id: int, saved: SavedEngine) -> None:
+        """Call once the state `saved` is committed."""
+        if video_id in self._sessions:
+            self._sessions[video_id].saved_engine = saved
 
     def forget_session(self, video_id: int) -> None:
         entry = self._sessions.pop(video_id, None)

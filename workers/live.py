@@ -17,8 +17,9 @@ import logging
 import time
 from typing import Any
 
-from analytics.engine import ANALYTICS_VERSION, AnalyticsEngine
-from pipeline import keys
+from analytics.engine import ANALYTICS_VERSION, AnalyticsEngine, FrameOutcome
+from analytics.events import Event
+from pipeline import keys, payload
 from pipeline.errors import FramesMissingError
 from pipeline.job_types import ChunkJob, LiveChunkResult, LiveFinishResult, RunJob
 from pose.types import FramePoses
@@ -26,7 +27,6 @@ from storage import analytics_state, cameras, events, poses, videos
 from storage.models import VideoStatus, utcnow
 from workers import live_view
 from workers.context import current
-from workers.jobs import analyse_frames
 
 log = logging.getLogger(__name__)
 
@@ -35,54 +35,80 @@ def live_chunk(job: ChunkJob) -> LiveChunkResult:
     ctx = current()
     video_id, run, chunk_idx, seqs = job.video_id, job.run, job.chunk_idx, job.seqs
     with ctx.db.session() as session:
-        video = videos.current(session, video_id, run)
-        if video is None or video.status is not VideoStatus.RUNNING or video.started_at is None:
-            ctx.frames.release(video_id, run, seqs)
-            return LiveChunkResult(video_id=video_id, chunk_idx=chunk_idx, skipped="session over")
-        origin, source_id, exercise = video.started_at, video.source_id, video.exercise
-        backend = video.pose_backend
-        # A live session's cursor moves past each chunk posed (dropped ones are skipped).
-        posed_previous = chunk_idx > 0 and analytics_state.next_chunk(session, video_id) == chunk_idx
-        resolution_wh = (video.width or 1, video.height or 1)
+        live = videos.live_session(session, video_id, run)
+    if live is None or live.status is not VideoStatus.RUNNING or live.started_at is None:
+        ctx.frames.release(video_id, run, seqs)
+        return LiveChunkResult(video_id=video_id, chunk_idx=chunk_idx, skipped="session over")
+    origin, source_id, exercise = live.started_at, live.source_id, live.exercise
+    # A live session's cursor moves past each chunk posed (dropped ones are skipped).
+    posed_previous = chunk_idx > 0 and live.next_chunk == chunk_idx
+    resolution_wh = (live.width or 1, live.height or 1)
     try:
-        frames = ctx.frames.get(video_id, run, seqs)
+        blobs = ctx.frames.payloads(video_id, run, seqs)
     except FramesMissingError as exc:
         return _drop(ctx, job, "expired", f"{exc}")
-    lag_s = time.time() - (origin.timestamp() + frames[-1].pts_s)
+    # From the newest frame's header: a chunk dropped (every other one while workers are
+    # behind) is not decoded.
+    lag_s = time.time() - (origin.timestamp() + payload.pts_s(blobs[-1]))
     cause = drop_cause(lag_s, posed_previous, ctx.settings.live_thin_lag_s, ctx.settings.live_max_lag_s)
     if cause is not None:
         return _drop(ctx, job, cause, f"{lag_s:.1f} s behind")
+    frames = [payload.decode(blob) for blob in blobs]
 
-    estimator = ctx.session_estimator(video_id, frames[0].pts_s, backend)
+    estimator = ctx.session_estimator(video_id, frames[0].pts_s, live.pose_backend)
     started = time.perf_counter()
     posed = [FramePoses.of(f.seq, f.pts_s, resolution_wh, estimator.estimate(f)) for f in frames]
     pose_s = time.perf_counter() - started
     ctx.note_session_posed(video_id, frames[-1].pts_s)
 
-    found = 0
+    found: list[Event] = []
     # One EXISTS a chunk: the live view costs nothing more while nobody watches.
     watched = live_view.is_watched(ctx.redis, video_id)
     tracks: tuple[live_view.TrackState, ...] | None = None
+    saved: analytics_state.SavedEngine | None = None
+    kept = ctx.take_session_engine(video_id)
     with ctx.db.session() as session:
-        poses.write_chunk(
-            session, poses.ChunkWrite(video_id, chunk_idx, seqs.start, seqs.stop, posed, pose_s, ctx.name)
-        )
-        cursor = analytics_state.load(session, video_id)
+        cursor = analytics_state.load(session, video_id, kept)
+        outcomes: list[FrameOutcome] | None = None
         # A retried job whose chunk was analysed already stores its poses again, nothing more.
         if chunk_idx >= cursor.next_chunk and not cursor.finished:
             # A session's engine is made with its first chunk: the camera's long-lie time then.
             engine = cursor.engine or AnalyticsEngine(
                 ctx.analytics_config(exercise, cameras.long_lie_s(session, source_id))
             )
-            found = len(analyse_frames(session, engine, video_id, source_id, posed, origin))
-            analytics_state.advance(session, video_id, cursor.next_chunk, engine, new_next=chunk_idx + 1)
+            # Analysed before the poses are stored, so their rows are written with their track
+            # ids rather than updated with them.
+            outcomes = [engine.process(frame) for frame in posed]
+        poses.write_chunk(
+            session,
+            poses.ChunkWrite(
+                video_id,
+                chunk_idx,
+                seqs.start,
+                seqs.stop,
+                posed,
+                pose_s,
+                ctx.name,
+                track_ids=None if outcomes is None else [o.track_ids for o in outcomes],
+            ),
+        )
+        if outcomes is not None:
+            found = [event for outcome in outcomes for event in outcome.events]
+            events.add_events(session, video_id, source_id, found, origin)
+            saved = analytics_state.advance(
+                session, video_id, cursor.next_chunk, engine, new_next=chunk_idx + 1
+            )
             if watched:
                 tracks = live_view.engine_tracks(engine)
+    if saved is not None:
+        ctx.keep_session_engine(video_id, saved)
+    elif kept is not None:  # a retried chunk, analysed already: the stored state was left as it was
+        ctx.keep_session_engine(video_id, kept)
     if tracks is not None:  # after the commit: the API reads these frames' poses from the database
         live_view.publish(ctx.redis, video_id, origin.timestamp(), frames, tracks)
     ctx.frames.release(video_id, run, seqs)
     return LiveChunkResult(
-        video_id=video_id, chunk_idx=chunk_idx, frames=len(posed), events=found, lag_s=lag_s
+        video_id=video_id, chunk_idx=chunk_idx, frames=len(posed), events=len(found), lag_s=lag_s
     )
 
 
