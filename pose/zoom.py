@@ -109,6 +109,16 @@ def search_windows(image_wh: tuple[int, int]) -> list[Window]:
     return [Window(x0, y0, side) for y0 in starts(height) for x0 in starts(width)]
 
 
+def _torso_in_frame(person: PersonLandmarks) -> bool:
+    """Whether the middle of the shoulders and hips lies inside the frame. A window cut from
+    the scenery makes the detector guess whole bodies from a head or a shape at its edge (on an
+    empty room's desk and chair: shoulders and hips below the picture, at 1.1-1.45 of its
+    height); a body whose torso is not in the picture was not seen, and the zoom only looks for
+    someone just seen in it."""
+    centre = person.landmarks_xyzv[list(c.TORSO_LANDMARKS), :2].mean(axis=0)
+    return bool(np.all((centre >= 0.0) & (centre <= 1.0)))
+
+
 def pose_of(person: PersonLandmarks) -> Pose:
     """The pose as the `litert` and `mediapipe` backends give it (the score: mean visibility of
     shoulders and hips)."""
@@ -131,7 +141,11 @@ class ZoomFinder:
         self, min_detection_confidence: float, min_tracking_confidence: float, model: str = "full"
     ) -> None:
         self.min_tracking_confidence = min_tracking_confidence
-        self._detector = PoseDetector(min_detection_confidence)
+        # A window is cut from the scenery around where someone was (or from anywhere, in the
+        # search): at the settings' 0.3 the detector sees people in furniture and edges there,
+        # as the `multi` backend's strips do (STRIP_MIN_SCORE, MediaPipe's own default, has the
+        # measurement); an empty room's first 4 s were followed as a person at 0.3.
+        self._detector = PoseDetector(max(min_detection_confidence, c.STRIP_MIN_SCORE))
         self._landmarks = LandmarkModel(model)
         self._region: RotatedRect | None = None
         self._roi_filter = RoiFilter(len(c.AUX_LANDMARKS))
@@ -181,7 +195,7 @@ class ZoomFinder:
         self.landmark_runs += 1
         person = self._landmarks.estimate(rgb, region)
         # MediaPipe's ThresholdingCalculator: a person is present strictly over the threshold.
-        if not person.presence > self.min_tracking_confidence:
+        if not person.presence > self.min_tracking_confidence or not _torso_in_frame(person):
             self.forget()
             return None
         raw = region_from_alignment(person.aux_xy_px[0], person.aux_xy_px[1])
