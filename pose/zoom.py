@@ -1,7 +1,8 @@
 """BlazePose on a zoomed window around where a lost person was last seen (pose.rescue runs it).
 
 Owns the window (where and how big), the detector's run on it, the mapping of what it finds
-back into the whole frame, and following the person found that way to the next frame.
+back into the whole frame, following the person found that way to the next frame, and the
+search of a whole frame by windows when nobody was seen before (a chunk's first frame).
 
 BlazePose's detector sees the whole frame letterboxed into 224x224 and was trained on people
 who fill much of a picture: a person a fifth of a 16:9 frame's height is ~25 px tall in its
