@@ -194,10 +194,16 @@ def _rescued(min_detection_confidence: float, min_tracking_confidence: float, mo
     """BlazePose `model`, with MoveNet on the frames where it lost the person (pose.rescue)."""
     from pose.movenet import MoveNetEstimator
     from pose.rescue import RescuedEstimator
+    from pose.zoom import ZoomFinder
 
     primary = MediaPipeEstimator(min_detection_confidence, min_tracking_confidence, model)
     model_files.installed_path(model_files.MOVENET_MULTIPOSE)  # missing: an error now, not mid-video
-    return RescuedEstimator(primary, MoveNetEstimator)
+
+    def zoom() -> ZoomFinder:
+        # The same thresholds and landmark model as the graph's, on LiteRT beside it (pose.zoom).
+        return ZoomFinder(min_detection_confidence, min_tracking_confidence, model)
+
+    return RescuedEstimator(primary, MoveNetEstimator, make_zoom=zoom)
 
 
 def _litert_rescued(

@@ -12,6 +12,16 @@ person does not vanish between two frames: someone lost that quickly was lost by
 on the first frame after `reset()`, which has no past to ask. An empty scene therefore costs one
 MoveNet inference a chunk, and a frame where BlazePose finds the person costs nothing more.
 
+Where MoveNet finds nobody (or nobody a body could have got to), BlazePose runs again on a
+zoomed window (pose.zoom): around where the person was last seen, or, on a chunk's first frame
+with no past, on windows over the whole frame. BlazePose's detector sees the whole frame at
+224x224 and misses a person small in the frame (a far camera, a pillarboxed phone video); the
+same detector on a window a couple of body sizes wide sees them as large as it finds people.
+It comes after MoveNet, not before: where MoveNet already has the lost person, its pose was the
+better one mid-fall (docs/multi_pose.md, "Zoom on a lost person"). The zoom then follows the
+person it found into the next frame in the region their landmarks give, as MediaPipe's graph
+follows a person, while BlazePose's graph and MoveNet still find nobody.
+
 Of MoveNet's people the one whose torso is nearest where the lost person's was stands in (the
 person lost is where they were), if the lost person could have got there in the time since
 they were seen (MAX_BODY_SPEED_TORSO_PER_S, as analytics.track gates a track); with nobody seen
@@ -33,6 +43,7 @@ from pose.types import L_HIP, L_SHOULDER, R_HIP, R_SHOULDER, Pose
 
 if TYPE_CHECKING:
     from pose.estimator import PoseEstimator
+    from pose.zoom import ZoomFinder
 
 # How long after the last pose a frame with nobody is still taken for a person lost by the model.
 # Two seconds covers a fall (under a second from upright to the floor) and the first moments on
@@ -48,10 +59,11 @@ _HIPS = [L_HIP, R_HIP]
 
 
 class RescuedEstimator:
-    """`primary` (BlazePose) with a rescuer (MoveNet) on the frames where a person was lost.
+    """`primary` (BlazePose) with a rescuer (MoveNet) on the frames where a person was lost,
+    then a zoom (pose.zoom, made by `make_zoom`; None: no zoom) where the rescuer found nobody.
 
-    The rescuer is built by `make_rescuer` on the first frame that needs it: a clip where
-    BlazePose never loses anyone does not pay for loading a second model.
+    The rescuer and the zoom are built on the first frame that needs them: a clip where
+    BlazePose never loses anyone does not pay for loading more models.
     """
 
     rescues: ClassVar[int] = 0  # counted for the benchmarks and tests
@@ -61,14 +73,18 @@ class RescuedEstimator:
         primary: PoseEstimator,
         make_rescuer: Callable[[], PoseEstimator],
         name: str = "mediapipe+movenet",
+        make_zoom: Callable[[], ZoomFinder] | None = None,
     ) -> None:
         # The backend's name: the primary's, then the rescuer's (`litert+movenet` runs pose.litert).
         self.name = name
         self._primary = primary
         self._make_rescuer = make_rescuer
         self._rescuer: PoseEstimator | None = None
+        self._make_zoom = make_zoom
+        self._zoom: ZoomFinder | None = None
         self._last_seen_s: float | None = None
         self._last_body: _Torso | None = None
+        self._last_pose: Pose | None = None
         self._fresh = True
 
     @property
@@ -83,23 +99,47 @@ class RescuedEstimator:
         self._primary.reset()
         if self._rescuer is not None:
             self._rescuer.reset()
+        if self._zoom is not None:
+            self._zoom.forget()
         self._last_seen_s = None
         self._last_body = None
+        self._last_pose = None
         self._fresh = True
 
     def estimate(self, frame: Frame) -> tuple[Pose, ...]:
         poses = self._primary.estimate(frame)
         aspect = frame.rgb.shape[1] / frame.rgb.shape[0]
+        zoomed = False
         if not poses and self._should_rescue(frame.pts_s):
             RescuedEstimator.rescues += 1
             if self._rescuer is None:
                 self._rescuer = self._make_rescuer()
             poses = self._stand_in(self._rescuer.estimate(frame), frame.pts_s, aspect)
+            if not poses and self._make_zoom is not None:
+                # BlazePose on a window where the person was (pose.zoom), or, with no past to
+                # ask (a chunk's first frame), on windows over the whole frame.
+                poses = self._zoomed(frame, aspect)
+                zoomed = bool(poses)
+        if not zoomed and self._zoom is not None:
+            self._zoom.forget()  # the region it carries is only good on the frame after its own
         self._fresh = False
         if poses:
             self._last_seen_s = frame.pts_s
             self._last_body = _Torso.of(poses[0], aspect)
+            self._last_pose = poses[0]
         return poses
+
+    def _zoomed(self, frame: Frame, aspect: float) -> tuple[Pose, ...]:
+        if self._make_zoom is None:
+            return ()
+        if self._zoom is None:
+            self._zoom = self._make_zoom()
+        if self._last_pose is None:
+            found = self._zoom.search(frame.rgb)
+            return () if found is None else (found,)
+        found = self._zoom.find(frame.rgb, self._last_pose)
+        # As a stand-in: only if a body could have got there since it was last seen.
+        return () if found is None else self._stand_in((found,), frame.pts_s, aspect)
 
     def _should_rescue(self, pts_s: float) -> bool:
         if self._fresh:
