@@ -38,7 +38,8 @@ from posepipe.settings import Settings
 
 CHUNK_FRAMES = 32
 # 2: frames travel as YUV 4:2:0 and are converted as a worker converts them (the default encoding).
-CACHE_FORMAT = 2
+# 3: mediapipe+movenet re-finds a lost person on a zoomed window (pose.zoom).
+CACHE_FORMAT = 3
 
 
 @dataclass(frozen=True)
