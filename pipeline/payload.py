@@ -60,12 +60,18 @@ def encode(frame: Frame | PlanarFrame, encoding: FrameEncoding, jpeg_quality: in
     return header + jpeg.tobytes()
 
 
-def decode(payload: bytes) -> Frame:
+def _header(payload: bytes) -> tuple[int, int, float, int, int]:
+    """The header's encoding code, seq, time, height and width, checked."""
     if len(payload) < _HEADER.size:
         raise PayloadError(f"payload of {len(payload)} bytes is shorter than its header")
-    magic, code, seq, pts_s, height, width = _HEADER.unpack_from(payload)
+    magic, code, seq, t_s, height, width = _HEADER.unpack_from(payload)
     if magic != MAGIC or code not in _ENCODINGS:
         raise PayloadError("not a posepipe frame payload")
+    return code, seq, t_s, height, width
+
+
+def decode(payload: bytes) -> Frame:
+    code, seq, pts_s, height, width = _header(payload)
     body = memoryview(payload)[_HEADER.size :]
     if _ENCODINGS[code] is FrameEncoding.YUV420:
         try:
@@ -87,12 +93,7 @@ def decode(payload: bytes) -> Frame:
 
 def pts_s(payload: bytes) -> float:
     """A payload's frame time, from its header alone (no pixels decoded)."""
-    if len(payload) < _HEADER.size:
-        raise PayloadError(f"payload of {len(payload)} bytes is shorter than its header")
-    magic, code, _seq, t_s, _height, _width = _HEADER.unpack_from(payload)
-    if magic != MAGIC or code not in _ENCODINGS:
-        raise PayloadError("not a posepipe frame payload")
-    return float(t_s)
+    return float(_header(payload)[2])
 
 
 def _planar(body: memoryview, seq: int, pts_s: float, height: int, width: int) -> PlanarFrame:
