@@ -60,6 +60,32 @@ def mediapipe_score(person: PersonLandmarks) -> float:
     return float(np.clip(torso.mean(), 0.0, 1.0))
 
 
+def pose_of(person: PersonLandmarks) -> Pose:
+    """The person as the `mediapipe` backend gives them (its score included)."""
+    score = mediapipe_score(person)
+    return Pose(landmarks_xyzv=person.landmarks_xyzv, world_xyz_m=person.world_xyz_m, score=score)
+
+
+class RegionFollower:
+    """The region a followed person is posed in on the next frame, from this frame's auxiliary
+    landmarks through the graph's 1-euro filter for them (`PoseLandmarksToRoi`); None after a
+    loss, when MediaPipe's smoothing calculator resets its filter too."""
+
+    def __init__(self) -> None:
+        self.region: RotatedRect | None = None
+        self._roi_filter = RoiFilter(len(c.AUX_LANDMARKS))
+
+    def follow(self, person: PersonLandmarks) -> None:
+        raw = region_from_alignment(person.aux_xy_px[0], person.aux_xy_px[1])
+        # The filter's object scale: the unscaled region's side (MediaPipe: mean of its width and height).
+        smoothed = self._roi_filter(person.aux_xy_px, raw.side_px / c.ROI_SCALE)
+        self.region = region_from_alignment(smoothed[0], smoothed[1])
+
+    def lose(self) -> None:
+        self.region = None
+        self._roi_filter = RoiFilter(len(c.AUX_LANDMARKS))
+
+
 class LiteRtPoseEstimator:
     """One person per frame, as `mp.solutions.pose` (static_image_mode off, smoothing off) finds
     them, with the wheel's detector and a BlazePose landmark model (`model`: lite, full or heavy)
@@ -87,9 +113,8 @@ class LiteRtPoseEstimator:
         self._detector = PoseDetector(min_detection_confidence)
         self._landmarks = LandmarkModel(model)
         # The region the next frame is posed in: None until a detection, and after a loss.
-        self._region: RotatedRect | None = None
+        self._follower = RegionFollower()
         self._image_wh: tuple[int, int] | None = None
-        self._roi_filter = RoiFilter(len(c.AUX_LANDMARKS))
         # What the last frame cost (bench.pose_backends reports it).
         self.last_cost = FrameCost()
         LiteRtPoseEstimator.instances_created += 1
@@ -105,10 +130,7 @@ class LiteRtPoseEstimator:
 
     def estimate(self, frame: Frame) -> tuple[Pose, ...]:
         person = self.estimate_person(frame.rgb)
-        if person is None:
-            return ()
-        score = mediapipe_score(person)
-        return (Pose(landmarks_xyzv=person.landmarks_xyzv, world_xyz_m=person.world_xyz_m, score=score),)
+        return () if person is None else (pose_of(person),)
 
     def estimate_person(self, rgb: np.ndarray) -> PersonLandmarks | None:
         """The person in one RGB frame with everything the landmark model gave, or None."""
@@ -119,7 +141,7 @@ class LiteRtPoseEstimator:
             self._lose()
             self._image_wh = image_wh
         cost = FrameCost()
-        region = self._region
+        region = self._follower.region
         if region is None:
             started = time.perf_counter()
             detections = self._detector.detect(rgb)
@@ -136,17 +158,8 @@ class LiteRtPoseEstimator:
         if not person.presence > self.min_tracking_confidence:
             self._lose()
             return None
-        self._follow(person)
+        self._follower.follow(person)
         return person
 
-    def _follow(self, person: PersonLandmarks) -> None:
-        """The next frame's region from this frame's auxiliary landmarks, smoothed as the graph does."""
-        raw = region_from_alignment(person.aux_xy_px[0], person.aux_xy_px[1])
-        # The filter's object scale: the unscaled region's side (MediaPipe: mean of its width and height).
-        smoothed = self._roi_filter(person.aux_xy_px, raw.side_px / c.ROI_SCALE)
-        self._region = region_from_alignment(smoothed[0], smoothed[1])
-
     def _lose(self) -> None:
-        # MediaPipe's smoothing calculator resets its filter on a frame without landmarks.
-        self._region = None
-        self._roi_filter = RoiFilter(len(c.AUX_LANDMARKS))
+        self._follower.lose()

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pose.litert import RegionFollower, pose_of
 from pose.multipose import constants as c
 from pose.multipose.detector import Detection, PoseDetector
-from pose.multipose.estimator import RoiFilter
 from pose.multipose.landmarks import LandmarkModel, PersonLandmarks
-from pose.multipose.regions import RotatedRect, region_from_alignment
+from pose.multipose.regions import RotatedRect
 from pose.types import Pose
 
 # The window's side in body sizes (the larger of the last pose's width and height): the person
@@ -120,14 +120,6 @@ def _torso_in_frame(person: PersonLandmarks) -> bool:
     return bool(np.all((centre >= 0.0) & (centre <= 1.0)))
 
 
-def pose_of(person: PersonLandmarks) -> Pose:
-    """The pose as the `litert` and `mediapipe` backends give it (the score: mean visibility of
-    shoulders and hips)."""
-    torso = person.landmarks_xyzv[list(c.TORSO_LANDMARKS), 3]
-    score = float(np.clip(torso.mean(), 0.0, 1.0))
-    return Pose(landmarks_xyzv=person.landmarks_xyzv, world_xyz_m=person.world_xyz_m, score=score)
-
-
 class ZoomFinder:
     """BlazePose's detector on a window around a lost person, then its landmark model.
 
@@ -148,22 +140,20 @@ class ZoomFinder:
         # measurement); an empty room's first 4 s were followed as a person at 0.3.
         self._detector = PoseDetector(max(min_detection_confidence, c.STRIP_MIN_SCORE))
         self._landmarks = LandmarkModel(model)
-        self._region: RotatedRect | None = None
-        self._roi_filter = RoiFilter(len(c.AUX_LANDMARKS))
+        self._follower = RegionFollower()
         # Model runs so far (bench numbers and tests): detector on a window, landmark model.
         self.detector_runs = 0
         self.landmark_runs = 0
 
     def forget(self) -> None:
-        self._region = None
-        self._roi_filter = RoiFilter(len(c.AUX_LANDMARKS))
+        self._follower.lose()
 
     def find(self, rgb: np.ndarray, last: Pose) -> Pose | None:
         """The person last seen as `last`, posed in the region carried from the previous frame,
         else found on a window around `last`; None if neither holds a person."""
         image_wh = (rgb.shape[1], rgb.shape[0])
-        if self._region is not None:
-            person = self._pose(rgb, self._region)
+        if self._follower.region is not None:
+            person = self._pose(rgb, self._follower.region)
             if person is not None:
                 return pose_of(person)
         window = zoom_window(last, image_wh)
@@ -199,7 +189,5 @@ class ZoomFinder:
         if not person.presence > self.min_tracking_confidence or not _torso_in_frame(person):
             self.forget()
             return None
-        raw = region_from_alignment(person.aux_xy_px[0], person.aux_xy_px[1])
-        smoothed = self._roi_filter(person.aux_xy_px, raw.side_px / c.ROI_SCALE)
-        self._region = region_from_alignment(smoothed[0], smoothed[1])
+        self._follower.follow(person)
         return person
